@@ -1,0 +1,3 @@
+from recharge_cli.app import main
+
+main()

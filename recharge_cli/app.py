@@ -1,0 +1,132 @@
+"""The Typer root: global options, sub-command groups, and the one error handler."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from recharge_cli.errors import EXIT_CODES_HELP, ExitStatus, RechargeError, redact
+from recharge_cli.render import Output
+from recharge_cli.runtime import Runtime
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class RechargeGroup(TyperGroup):
+    """Runs a command and turns every failure into one stderr line and an exit status."""
+
+    runtime: Runtime | None = None
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        RechargeGroup.runtime = None
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(argv, prog_name or "recharge", complete_var,
+                                  standalone_mode=False, **extra)
+            status = result if isinstance(result, int) else ExitStatus.OK
+        except typer.Abort:
+            status = 130
+        except Exception as exc:
+            if _is_usage_error(exc):
+                Output().error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
+                status = exc.exit_code  # type: ignore[attr-defined]
+            else:
+                status = handle(exc, debug="--debug" in argv)
+        finally:
+            if RechargeGroup.runtime is not None:
+                RechargeGroup.runtime.close()
+        if standalone_mode:
+            sys.exit(int(status))
+        return int(status)
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    """Typer's (vendored click) usage errors carry their own message and exit code."""
+    return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def handle(exc: BaseException, debug: bool) -> int:
+    """Map an exception to its exit status, printing one line (and a traceback with --debug)."""
+    from recharge_cli.errors import from_database
+
+    output = RechargeGroup.runtime.output if RechargeGroup.runtime else Output()
+    error: RechargeError | None = exc if isinstance(exc, RechargeError) else None
+    if error is None and type(exc).__module__.startswith("psycopg"):
+        error = from_database(exc)
+    if debug:
+        import traceback
+
+        output.err.write(redact("".join(traceback.format_exception(exc))))
+    if error is not None:
+        output.error(redact(str(error)))
+        return int(error.status)
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    output.error(f"internal error: {redact(type(exc).__name__ + ': ' + first_line)}"
+                 + ("" if debug else " (run with --debug for details)"))
+    return int(ExitStatus.INTERNAL)
+
+
+app = typer.Typer(
+    cls=RechargeGroup,
+    help="Administer and benchmark a transit stored-value card system.\n\n" + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    dsn: str | None = typer.Option(None, "--dsn", help="PostgreSQL conninfo or URL "
+                                   "[env RECHARGE_DSN, DATABASE_URL, PG*]", show_default=False),
+    read_dsn: str | None = typer.Option(None, "--read-dsn", help="read replica for statistics "
+                                        "[env RECHARGE_READ_DSN]"),
+    redis_url: str | None = typer.Option(None, "--redis-url", help="redis://, rediss:// or "
+                                         "unix:// URL [env RECHARGE_REDIS_URL, REDIS_URL]"),
+    config: Path | None = typer.Option(None, "--config", help="TOML config file "
+                                       "[env RECHARGE_CONFIG; default <home>/config.toml]"),
+    output_format: Format | None = typer.Option(None, "--format", help="output format "
+                                                "(default: table on a terminal, else json)"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="read everything from PostgreSQL "
+                                  "[env RECHARGE_NO_CACHE=1]"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print errors only on stderr"),
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks of internal errors"),
+) -> None:
+    from recharge_cli.settings import resolve
+
+    output = Output(format=output_format.value if output_format else None, quiet=quiet)
+    settings = resolve(dsn=dsn, read_dsn=read_dsn, redis_url=redis_url, no_cache=no_cache,
+                       config=config)
+    ctx.obj = RechargeGroup.runtime = Runtime(settings=settings, output=output, debug=debug)
+
+
+def _register() -> None:
+    from recharge_cli.commands import bench, cache, cards, database, local, stats, trips, verify
+
+    for module in (cards, verify, bench):
+        module.register(app)
+    trips.register_total()
+    app.add_typer(trips.app, name="trips", help="Record, list and total trips.")
+    app.add_typer(stats.app, name="stats", help="Revenue, trips and users statistics.")
+    app.add_typer(cache.app, name="cache", help="Cache statistics, flush and warm-up.")
+    app.add_typer(database.app, name="db", help="Schema migrations and demo data.")
+    app.add_typer(local.app, name="local", help="The embedded PostgreSQL and Valkey.")
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,126 @@
+"""Card operations: each is one stored-function call, then the cache after COMMIT."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from typing import Any
+
+import psycopg
+
+from recharge_cli import db
+from recharge_cli.cache import BALANCE_TTL, TRIPS_TTL, Cache
+from recharge_cli.errors import InvalidInput, NotFound, Rejected
+
+Row = dict[str, Any]
+MAX_BIGINT = 2**63 - 1
+MAX_INTEGER = 2**31 - 1
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def check_id(value: int, what: str, maximum: int = MAX_BIGINT) -> int:
+    if not 0 < value <= maximum:
+        raise InvalidInput(f"{what} must be a positive integer, got {value}")
+    return value
+
+
+def idempotency_key(key: str | None) -> str:
+    """The user's key, checked, or a fresh UUID."""
+    if key is None:
+        return str(uuid.uuid4())
+    if not KEY_PATTERN.match(key):
+        raise InvalidInput("invalid idempotency key: use 1-128 letters, digits or ._:-")
+    return key
+
+
+def _balance_payload(row: Row) -> Row:
+    return {"card_id": row["card_id"], "balance": row["balance"], "status": "active",
+            "version": row["version"], "last_movement_at": _at(row)}
+
+
+def _at(row: Row) -> Any:
+    return row.get("recharged_at") or row.get("boarding_time")
+
+
+def recharge(conn: psycopg.Connection[Row], cache: Cache, card_id: int, amount: int,
+             point_id: int | None = None, key: str | None = None) -> Row:
+    check_id(card_id, "card id")
+    if amount <= 0:
+        raise InvalidInput(f"amount must be a positive whole number of pesos, got {amount}")
+    if amount > MAX_BIGINT:
+        raise Rejected(f"amount {amount} is outside the recharge limits")
+    if point_id is not None:
+        check_id(point_id, "point id", MAX_INTEGER)
+    key = idempotency_key(key)
+    row = db.call_one(conn, "public.recharge_card", (card_id, amount, point_id, key))
+    assert row is not None
+    if not row["replayed"]:
+        cache.card_written(card_id, row["version"], _balance_payload(row), trips_changed=False)
+    return {"card_id": row["card_id"], "amount": row["amount"], "balance": row["balance"],
+            "recharge_id": row["recharge_id"], "recharged_at": row["recharged_at"],
+            "idempotency_key": key, "replayed": row["replayed"]}
+
+
+def record_trip(conn: psycopg.Connection[Row], cache: Cache, card_id: int, station_id: int,
+                route_id: int | None = None, at: dt.datetime | None = None,
+                key: str | None = None) -> Row:
+    check_id(card_id, "card id")
+    check_id(station_id, "station id", MAX_INTEGER)
+    if route_id is not None:
+        check_id(route_id, "route id", MAX_INTEGER)
+    key = idempotency_key(key)
+    row = db.call_one(conn, "public.record_trip", (card_id, station_id, route_id, at, key))
+    assert row is not None
+    if not row["replayed"]:
+        cache.card_written(card_id, row["version"], _balance_payload(row), trips_changed=True)
+    result = {k: v for k, v in row.items() if k != "version"}
+    result["idempotency_key"] = key
+    return result
+
+
+def balances(conn: psycopg.Connection[Row], cache: Cache, card_ids: list[int]) -> list[Row]:
+    """Balances in the order asked, from the cache where present (cache-aside)."""
+    for card_id in card_ids:
+        check_id(card_id, "card id")
+    unique = list(dict.fromkeys(card_ids))
+    found: dict[int, Row] = {}
+    if cache.enabled:
+        keys = [cache.card_key(c, "balance") for c in unique]
+        cached = [cache.get(keys[0])] if len(keys) == 1 else cache.get_many(keys)
+        found = {c: {**hit, "source": "cache"} for c, hit in zip(unique, cached, strict=True)
+                 if hit is not None}
+    missing = [c for c in unique if c not in found]
+    if missing:
+        rows = (db.call(conn, "public.card_balances", (missing,)) if len(missing) > 1
+                else db.call(conn, "public.card_balance", (missing[0],)))
+        cache.card_reads(((r["card_id"], "balance", r["version"], r) for r in rows), BALANCE_TTL)
+        found.update({r["card_id"]: {**r, "source": "db"} for r in rows})
+    absent = [c for c in unique if c not in found]
+    if absent:
+        raise NotFound(f"card {', '.join(map(str, absent))} not found")
+    return [found[c] for c in card_ids]
+
+
+def trips(conn: psycopg.Connection[Row], cache: Cache, card_id: int, limit: int = 20) -> Row:
+    """A card's latest legs. The first page is cache-aside, versioned with the card."""
+    check_id(card_id, "card id")
+    check_id(limit, "limit", 10_000)
+    if cache.enabled:
+        hit = cache.get(cache.card_key(card_id, "trips"))
+        if hit is not None and (hit["complete"] or len(hit["trips"]) >= limit):
+            return {"trips": hit["trips"][:limit], "source": "cache"}
+    version_row = db.call_one(conn, "public.card_balance", (card_id,))
+    if version_row is None:
+        raise NotFound(f"card {card_id} not found")
+    rows = db.call(conn, "public.card_trips", (card_id, limit))
+    # A short list holds all of the card's trips and answers any limit.
+    payload = {"trips": rows, "complete": len(rows) < limit}
+    cache.card_reads([(card_id, "trips", version_row["version"], payload)], TRIPS_TTL)
+    return {"trips": rows, "source": "db"}
+
+
+def recharges(conn: psycopg.Connection[Row], card_id: int, limit: int = 20) -> list[Row]:
+    check_id(card_id, "card id")
+    check_id(limit, "limit", 10_000)
+    return db.call(conn, "public.card_recharges", (card_id, limit))

@@ -1,0 +1,47 @@
+"""recharge cache stats | flush | warm"""
+
+from __future__ import annotations
+
+import typer
+
+from recharge_cli import cache_admin, stats
+from recharge_cli.commands import runtime
+from recharge_cli.errors import ServiceUnavailable
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _require_cache(ctx: typer.Context):
+    rt = runtime(ctx)
+    cache = rt.cache()
+    if not cache.enabled:
+        raise ServiceUnavailable("no Redis is configured (or --no-cache is set)")
+    return rt, cache
+
+
+@app.command("stats")
+def cache_stats(ctx: typer.Context) -> None:
+    """Key count and memory of this prefix, hit ratio and server facts."""
+    rt, cache = _require_cache(ctx)
+    rt.output.emit(cache_admin.describe(cache))
+
+
+@app.command("flush")
+def flush(ctx: typer.Context) -> None:
+    """Delete this prefix's keys only (SCAN + UNLINK, never FLUSHDB)."""
+    rt, cache = _require_cache(ctx)
+    rt.output.emit({"prefix": cache.prefix, "deleted": cache.flush()})
+
+
+@app.command("warm")
+def warm(ctx: typer.Context) -> None:
+    """Precompute the common statistics (for a cron job before business hours)."""
+    rt, cache = _require_cache(ctx)
+    conn = rt.read_db()
+    done = []
+    with rt.output.progress("Warming statistics", total=len(stats.COMMON)) as bar:
+        for name, params in stats.COMMON:
+            result = stats.get(conn, cache, name, params, fresh=True)
+            done.append({"statistic": name, **params, "computed_at": result["computed_at"]})
+            bar.advance()
+    rt.output.emit(done)

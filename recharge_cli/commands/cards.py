@@ -1,0 +1,70 @@
+"""recharge recharge | balance | recharges"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from recharge_cli import bulk, cards
+from recharge_cli.commands import runtime
+from recharge_cli.errors import InvalidInput
+
+CARD_HELP = "card id"
+KEY_HELP = "idempotency key (1-128 of A-Z a-z 0-9 . _ : -); a UUID is generated when omitted"
+
+
+def recharge(
+    ctx: typer.Context,
+    card: int | None = typer.Option(None, "--card", help=CARD_HELP),
+    amount: int | None = typer.Option(None, "--amount", help="pesos, a positive integer"),
+    point: int | None = typer.Option(None, "--point", help="recharge point id"),
+    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
+    from_csv: Path | None = typer.Option(None, "--from-csv", help="bulk: a CSV file with "
+                                         "columns card_id,amount[,key]; - reads stdin"),
+    rejects: Path | None = typer.Option(None, "--rejects", help="bulk: write rejected rows "
+                                        "here as CSV instead of stderr"),
+) -> None:
+    """Recharge a card (or every row of --from-csv, each its own idempotent operation)."""
+    rt = runtime(ctx)
+    if from_csv is not None:
+        if card is not None or amount is not None or key is not None:
+            raise InvalidInput("--from-csv cannot be combined with --card, --amount or --key")
+        summary = bulk.recharge_file(rt.db(), rt.cache(), from_csv, point, rejects, rt.output)
+        rt.output.emit(summary.as_row())
+        raise typer.Exit(summary.exit_status)
+    if card is None or amount is None:
+        raise InvalidInput("--card and --amount are required (or use --from-csv)")
+    result = cards.recharge(rt.db(), rt.cache(), card, amount, point, key)
+    if key is None:
+        rt.output.message(f"idempotency key: {result['idempotency_key']}")
+    rt.output.emit(result)
+
+
+def balance(
+    ctx: typer.Context,
+    card: list[int] = typer.Option(..., "--card", help="card id; repeat for several"),
+) -> None:
+    """Card balances (cache-aside; --no-cache reads PostgreSQL)."""
+    rt = runtime(ctx)
+    rows = cards.balances(rt.db(), rt.cache(), card)
+    if len(card) == 1:
+        rt.output.emit(rows[0])
+    else:
+        rt.output.emit(rows)
+
+
+def recharges(
+    ctx: typer.Context,
+    card: int = typer.Option(..., "--card", help=CARD_HELP),
+    limit: int = typer.Option(20, "--limit", help="how many, newest first"),
+) -> None:
+    """A card's latest recharges."""
+    rt = runtime(ctx)
+    rt.output.emit(cards.recharges(rt.db(), card, limit))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recharge")(recharge)
+    app.command("balance")(balance)
+    app.command("recharges")(recharges)

@@ -1,0 +1,56 @@
+"""recharge db migrate | status | seed"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import typer
+
+from recharge_cli import migrations, seed
+from recharge_cli.commands import runtime
+from recharge_cli.errors import ExitStatus, InvalidInput
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("migrate")
+def migrate(ctx: typer.Context) -> None:
+    """Apply pending migrations (idempotent: a second run applies nothing)."""
+    rt = runtime(ctx)
+    applied = migrations.migrate(rt.db())
+    rt.output.message(f"applied {len(applied)} migration(s)" if applied else "nothing to apply")
+    rt.output.emit([{"migration": name, "state": "applied now"} for name in applied])
+
+
+@app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Applied and pending migrations; exit 1 when an applied one was changed."""
+    rt = runtime(ctx)
+    states = migrations.status(rt.db())
+    rt.output.emit([{"migration": s.migration.name, "kind": s.migration.kind, "state": s.state}
+                    for s in states])
+    changed = [s.migration.name for s in states if s.state == "changed"]
+    if changed:
+        rt.output.error(f"applied migration(s) changed since they ran: {', '.join(changed)}")
+        raise typer.Exit(ExitStatus.INTERNAL)
+
+
+@app.command("seed")
+def seed_command(
+    ctx: typer.Context,
+    scale: float = typer.Option(1.0, "--scale", help="1 = 24,000 cards and ~250,000 trip legs; "
+                                "40 gives ~10 M legs"),
+    seed_value: int = typer.Option(42, "--seed", help="random seed (same seed and --end, same data)"),
+    end: str | None = typer.Option(None, "--end", help="last day of the data, YYYY-MM-DD "
+                                   "(default today)"),
+) -> None:
+    """Load the demo data set into an empty database (server-side generation)."""
+    rt = runtime(ctx)
+    try:
+        end_date = dt.date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        raise InvalidInput(f"invalid --end {end!r}: use YYYY-MM-DD") from exc
+    conn = rt.db()
+    migrations.migrate(conn)
+    result = seed.seed(conn, scale=scale, seed=seed_value, end=end_date, output=rt.output)
+    rt.output.emit(result)

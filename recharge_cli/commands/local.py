@@ -1,0 +1,62 @@
+"""recharge local start | stop | status"""
+
+from __future__ import annotations
+
+import typer
+
+from recharge_cli import local
+from recharge_cli.commands import runtime
+from recharge_cli.runtime import prepare_embedded
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("start")
+def start(ctx: typer.Context) -> None:
+    """Start the embedded servers (a no-op when they run), migrate, load the demo data once."""
+    rt = runtime(ctx)
+    home = rt.settings.home
+    state = local.start(home, rt.output.message)
+    lay = local.layout(home)
+    prepare_embedded(rt.settings.with_servers(local.dsn_for(lay, state), local.redis_url_for(lay)),
+                     state, rt.output)
+    rt.output.emit(_summary(local.status(home)))
+
+
+@app.command("stop")
+def stop(
+    ctx: typer.Context,
+    purge: bool = typer.Option(False, "--purge", help="also delete the embedded data"),
+) -> None:
+    """Stop the embedded servers."""
+    rt = runtime(ctx)
+    stopped = (local.purge if purge else local.stop)(rt.settings.home)
+    rt.output.message(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    rt.output.emit({"stopped": stopped})
+
+
+@app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Versions, ports, data size, and whether each server answers (exit 0 only if both do)."""
+    rt = runtime(ctx)
+    info = local.status(rt.settings.home)
+    rt.output.emit(_summary(info))
+    if not (info["postgresql"]["answers"] and info["valkey"]["answers"]):
+        raise typer.Exit(69)
+
+
+def _summary(info: dict) -> dict:
+    pg, valkey = info["postgresql"], info["valkey"]
+    return {
+        "home": info["home"],
+        "server_dir": info["server_dir"],
+        "postgresql_answers": pg["answers"],
+        "postgresql_version": pg.get("version") or pg.get("binary_version"),
+        "postgresql_port": pg["port"],
+        "postgresql_socket_dir": pg["socket_dir"],
+        "valkey_answers": valkey["answers"],
+        "valkey_version": valkey.get("version") or valkey.get("binary_version"),
+        "valkey_port": valkey["port"],
+        "valkey_socket": valkey["socket"],
+        "data_bytes": info["data_bytes"],
+    }

@@ -1,0 +1,81 @@
+"""recharge stats revenue | trips | users …, recharge trips total"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from recharge_cli import stats
+from recharge_cli.commands import runtime
+from recharge_cli.runtime import Runtime
+
+app = typer.Typer(no_args_is_help=True)
+users_app = typer.Typer(no_args_is_help=True)
+app.add_typer(users_app, name="users", help="User counts, active users, latest registrations.")
+
+FROM = typer.Option(None, "--from", help="first day, YYYY-MM-DD (default: all data)")
+TO = typer.Option(None, "--to", help="last day, inclusive, YYYY-MM-DD (default: all data)")
+FRESH = typer.Option(False, "--fresh", help="recompute now and refresh the cache")
+META = ("statistic", "source", "computed_at", "time_zone")
+
+
+def show(rt: Runtime, name: str, params: dict[str, Any], fresh: bool) -> None:
+    """Compute (or read from cache) one statistic and render it."""
+    result = stats.get(rt.read_db(), rt.cache(), name, params, fresh=fresh)
+    if rt.output.resolved_format == "json":
+        rt.output.emit(result)
+        return
+    rt.output.message(f"{name}: source {result['source']}, computed at {result['computed_at']}, "
+                      f"time zone {result['time_zone']}")
+    if "rows" in result:
+        rt.output.emit(result["rows"])
+    else:
+        rt.output.emit({k: v for k, v in result.items() if k not in META})
+
+
+def dated(date_from: str | None, date_to: str | None) -> dict[str, Any]:
+    return {"from": stats.parse_date(date_from, "--from"), "to": stats.parse_date(date_to, "--to")}
+
+
+@app.command("revenue")
+def revenue(ctx: typer.Context, date_from: str | None = FROM, date_to: str | None = TO,
+            by: str = typer.Option("total", "--by", help="total, day or locality"),
+            fresh: bool = FRESH) -> None:
+    """Money collected by recharges (recharged) and fares charged for trips (fares)."""
+    show(runtime(ctx), "revenue", {**dated(date_from, date_to), "by": by}, fresh)
+
+
+@app.command("trips")
+def trips(ctx: typer.Context, date_from: str | None = FROM, date_to: str | None = TO,
+          by: str = typer.Option("total", "--by", help="total, day, hour, locality or route"),
+          fresh: bool = FRESH) -> None:
+    """Trip legs, journeys, transfers and completed journeys."""
+    show(runtime(ctx), "trips", {**dated(date_from, date_to), "by": by}, fresh)
+
+
+def trips_total(ctx: typer.Context, date_from: str | None = FROM, date_to: str | None = TO,
+                fresh: bool = FRESH) -> None:
+    """Trip totals (legs, journeys, transfers, completed, fares)."""
+    show(runtime(ctx), "trips", {**dated(date_from, date_to), "by": "total"}, fresh)
+
+
+@users_app.command("count")
+def users_count(ctx: typer.Context, fresh: bool = FRESH) -> None:
+    """Registered users, users with cards, cards and active cards."""
+    show(runtime(ctx), "users_count", {}, fresh)
+
+
+@users_app.command("active")
+def users_active(ctx: typer.Context, date_from: str | None = FROM, date_to: str | None = TO,
+                 fresh: bool = FRESH) -> None:
+    """Distinct users with an active card that boarded in the window."""
+    show(runtime(ctx), "users_active", dated(date_from, date_to), fresh)
+
+
+@users_app.command("latest")
+def users_latest(ctx: typer.Context,
+                 limit: int = typer.Option(10, "--limit", min=1, max=1000, help="how many"),
+                 fresh: bool = FRESH) -> None:
+    """The latest registered users."""
+    show(runtime(ctx), "users_latest", {"limit": limit}, fresh)

@@ -1,0 +1,61 @@
+"""recharge trips record | list"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import typer
+
+from recharge_cli import cards
+from recharge_cli.commands import runtime
+from recharge_cli.commands.cards import KEY_HELP
+from recharge_cli.errors import InvalidInput
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def register_total() -> None:
+    from recharge_cli.commands.stats import trips_total
+
+    app.command("total")(trips_total)
+
+
+def parse_time(value: str | None) -> str | None:
+    """Validate an ISO-8601 time; without an offset it is in the database's time zone."""
+    if value is None:
+        return None
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid time {value!r}: use ISO 8601, e.g. 2026-11-24T07:45") from exc
+    return value
+
+
+@app.command("record")
+def record(
+    ctx: typer.Context,
+    card: int = typer.Option(..., "--card", help="card id"),
+    station: int = typer.Option(..., "--station", help="boarding station id"),
+    route: int | None = typer.Option(None, "--route", help="route id"),
+    at: str | None = typer.Option(None, "--at", help="boarding time, ISO 8601 (default: now)"),
+    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
+) -> None:
+    """A boarding tap: charges the fare (or transfer fare) and records the leg."""
+    rt = runtime(ctx)
+    result = cards.record_trip(rt.db(), rt.cache(), card, station, route, parse_time(at), key)
+    if key is None:
+        rt.output.message(f"idempotency key: {result['idempotency_key']}")
+    rt.output.emit(result)
+
+
+@app.command("list")
+def list_trips(
+    ctx: typer.Context,
+    card: int = typer.Option(..., "--card", help="card id"),
+    limit: int = typer.Option(20, "--limit", help="how many legs, newest first"),
+) -> None:
+    """A card's latest trip legs (cache-aside)."""
+    rt = runtime(ctx)
+    result = cards.trips(rt.db(), rt.cache(), card, limit)
+    rt.output.message(f"source: {result['source']}")
+    rt.output.emit(result["trips"])

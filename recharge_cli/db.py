@@ -1,0 +1,31 @@
+"""PostgreSQL connections and calls to the stored functions (SQL itself lives in sql/)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+Row = dict[str, Any]
+
+
+def connect(dsn: str, *, connect_timeout: int = 5, prepare_threshold: int | None = 5,
+            application_name: str = "recharge") -> psycopg.Connection[Row]:
+    """An autocommit connection: each stored-function call is its own transaction."""
+    conn = psycopg.connect(dsn, autocommit=True, row_factory=dict_row,
+                           connect_timeout=connect_timeout, application_name=application_name)
+    conn.prepare_threshold = prepare_threshold
+    return conn
+
+
+def call(conn: psycopg.Connection[Row], function: str, args: Sequence[Any] = ()) -> list[Row]:
+    """`SELECT * FROM function(args…)`: one round trip, rows as dicts."""
+    placeholders = ", ".join(["%s"] * len(args))
+    return conn.execute(f"SELECT * FROM {function}({placeholders})", tuple(args)).fetchall()
+
+
+def call_one(conn: psycopg.Connection[Row], function: str, args: Sequence[Any] = ()) -> Row | None:
+    rows = call(conn, function, args)
+    return rows[0] if rows else None

@@ -1,0 +1,115 @@
+"""The exception hierarchy and the one place that maps failures to exit codes."""
+
+from __future__ import annotations
+
+import re
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes; documented in README.md and `recharge --help`."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    REJECTED = 4
+    IDEMPOTENCY_CONFLICT = 5
+    UNAVAILABLE = 69
+    TEMPORARY = 75
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 internal error; 2 invalid usage or input; 3 not found; "
+    "4 rejected by a business rule; 5 idempotency key reused with other parameters; "
+    "69 PostgreSQL unreachable; 75 temporary failure, safe to retry."
+)
+
+
+class RechargeError(Exception):
+    """A failure the user should see as one line and an exit code."""
+
+    status: ExitStatus = ExitStatus.INTERNAL
+
+    def __init__(self, message: str, status: ExitStatus | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class InvalidInput(RechargeError):
+    status = ExitStatus.USAGE
+
+
+class NotFound(RechargeError):
+    status = ExitStatus.NOT_FOUND
+
+
+class Rejected(RechargeError):
+    status = ExitStatus.REJECTED
+
+
+class IdempotencyConflict(RechargeError):
+    status = ExitStatus.IDEMPOTENCY_CONFLICT
+
+
+class ServiceUnavailable(RechargeError):
+    status = ExitStatus.UNAVAILABLE
+
+
+class TemporaryFailure(RechargeError):
+    status = ExitStatus.TEMPORARY
+
+
+class MigrationError(RechargeError):
+    status = ExitStatus.INTERNAL
+
+
+# SQLSTATEs raised by the stored functions in sql/ (class "RC" is ours).
+_SQLSTATE_ERRORS: dict[str, type[RechargeError]] = {
+    "RC002": InvalidInput,
+    "RC003": NotFound,
+    "RC004": Rejected,
+    "RC005": IdempotencyConflict,
+}
+# PostgreSQL conditions that are safe to retry.
+_RETRYABLE = {"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "08000", "08003",
+              "08006", "08001", "08004"}
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
+_PASSWORD_IN_CONNINFO = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Hide passwords in URLs (`user:secret@`) and conninfo strings (`password=secret`)."""
+    text = _PASSWORD_IN_URL.sub(r"\1***\3", text)
+    return _PASSWORD_IN_CONNINFO.sub(r"\1***", text)
+
+
+def from_database(exc: BaseException) -> RechargeError | None:
+    """Translate a psycopg exception into a RechargeError, or None if it is a bug."""
+    import psycopg
+
+    sqlstate = getattr(exc, "sqlstate", None)
+    message = _first_line(getattr(getattr(exc, "diag", None), "message_primary", None) or str(exc))
+    if sqlstate in _SQLSTATE_ERRORS:
+        return _SQLSTATE_ERRORS[sqlstate](message)
+    if sqlstate in ("22003", "22P02", "22008", "22007"):
+        return InvalidInput(message)
+    if sqlstate == "23505" and getattr(exc.diag, "constraint_name", None) == "idempotency_keys_pkey":
+        # the same key was claimed concurrently for another card
+        return IdempotencyConflict("idempotency key was already used with different parameters")
+    if sqlstate == "23503":
+        return NotFound(message)
+    if sqlstate in _RETRYABLE:
+        return TemporaryFailure(f"temporary database failure, safe to retry: {message}")
+    if isinstance(exc, psycopg.OperationalError):
+        if sqlstate is None:
+            return ServiceUnavailable(f"PostgreSQL is unreachable: {redact(message)}")
+        return TemporaryFailure(f"temporary database failure, safe to retry: {message}")
+    return None
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"

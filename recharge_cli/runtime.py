@@ -1,0 +1,118 @@
+"""What a command runs against: settings resolved to live PostgreSQL and Redis connections.
+
+With no PostgreSQL setting anywhere, the embedded servers are started on first use,
+migrated, and loaded with the demo data once (announced on stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from recharge_cli.errors import ServiceUnavailable
+from recharge_cli.render import Output
+from recharge_cli.settings import Settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from recharge_cli.cache import Cache
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    output: Output
+    debug: bool = False
+    _conn: Any = None
+    _read_conn: Any = None
+    _cache: Any = None
+    _resolved: Settings | None = None
+    _closers: list[Any] = field(default_factory=list)
+
+    def servers(self) -> Settings:
+        """Settings with a concrete DSN (starting the embedded servers when needed)."""
+        if self._resolved is None:
+            self._resolved = self._start_embedded() if self.settings.embedded else self.settings
+        return self._resolved
+
+    def db(self) -> psycopg.Connection[dict[str, Any]]:
+        if self._conn is None:
+            self._conn = self._connect(self.servers().dsn or "")
+        return self._conn
+
+    def _connect(self, dsn: str) -> psycopg.Connection[dict[str, Any]]:
+        import psycopg
+
+        from recharge_cli import db
+        from recharge_cli.errors import redact
+
+        try:
+            conn = db.connect(dsn)
+        except psycopg.OperationalError as exc:
+            raise ServiceUnavailable(
+                f"PostgreSQL is unreachable: {redact(_first_line(str(exc)))}") from exc
+        self._closers.append(conn)
+        return conn
+
+    def read_db(self) -> psycopg.Connection[dict[str, Any]]:
+        """A connection for statistics: the read replica when one is set, else the primary."""
+        read_dsn = self.servers().read_dsn
+        if not read_dsn:
+            return self.db()
+        if self._read_conn is None:
+            self._read_conn = self._connect(read_dsn)
+        return self._read_conn
+
+    def cache(self) -> Cache:
+        """The cache; disabled (every read from PostgreSQL) with --no-cache or no Redis set."""
+        if self._cache is None:
+            from recharge_cli.cache import Cache
+
+            servers = self.servers()
+            url = servers.redis_url if servers.cache_enabled else None
+            self._cache = Cache.from_url(url, servers.cache_prefix, self.output)
+            self._closers.append(self._cache)
+        return self._cache
+
+    def close(self) -> None:
+        for item in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                item.close()
+        self._closers.clear()
+        self._conn = self._read_conn = self._cache = None
+
+    def _start_embedded(self) -> Settings:
+        from recharge_cli import local
+
+        state, lay = local.ensure_running(self.settings.home, self.output.message)
+        resolved = self.settings.with_servers(local.dsn_for(lay, state), local.redis_url_for(lay))
+        prepare_embedded(resolved, state, self.output)
+        return resolved
+
+
+def prepare_embedded(settings: Settings, state: Any, output: Output) -> None:
+    """Migrate when the SQL changed and load the demo data once."""
+    from recharge_cli import db, local, migrations, seed
+
+    current = migrations.fingerprint()
+    if state.migrations == current and state.seeded:
+        return
+    with db.connect(settings.dsn or "") as conn:
+        applied = migrations.migrate(conn)
+        if applied:
+            output.message(f"Applied {len(applied)} migration(s) to the embedded database")
+        if not state.seeded:
+            if seed.is_empty(conn):
+                output.message("Loading the demo data set into the embedded database (once) …")
+                result = seed.seed(conn, output=output)
+                output.message(f"Loaded {result['cards']:,} cards and {result['trips']:,} trip "
+                               f"legs in {result['seconds']:.1f} s")
+            state.seeded = True
+    state.migrations = current
+    local.write_state(settings.home.resolve(), state)
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)

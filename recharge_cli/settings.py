@@ -1,0 +1,129 @@
+"""Settings resolved as: command-line flag > environment variable > config file > embedded default."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from recharge_cli.errors import InvalidInput
+
+DEFAULT_PREFIX = "recharge:v1:"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+# libpq variables that name a server; any of them means "not the embedded default".
+LIBPQ_SERVER_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGSERVICE", "PGUSER")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to reach its servers. `dsn is None` means embedded."""
+
+    home: Path
+    dsn: str | None = None
+    admin_dsn: str | None = None
+    read_dsn: str | None = None
+    redis_url: str | None = None
+    cache_enabled: bool = True
+    cache_prefix: str = DEFAULT_PREFIX
+    config_file: Path | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn is None
+
+    def with_servers(self, dsn: str, redis_url: str | None) -> Settings:
+        """The same settings pointing at concrete servers (used once the embedded ones run)."""
+        return replace(self, dsn=dsn, redis_url=self.redis_url or redis_url)
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    if env.get("RECHARGE_HOME"):
+        return Path(env["RECHARGE_HOME"]).expanduser()
+    data_home = env.get("XDG_DATA_HOME") or str(Path("~/.local/share").expanduser())
+    return Path(data_home).expanduser() / "recharge"
+
+
+def load_config(path: Path, required: bool) -> dict[str, Any]:
+    if not path.exists():
+        if required:
+            raise InvalidInput(f"config file not found: {path}")
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise InvalidInput(f"cannot read config file {path}: {exc}") from exc
+
+
+def resolve(
+    *,
+    dsn: str | None = None,
+    admin_dsn: str | None = None,
+    read_dsn: str | None = None,
+    redis_url: str | None = None,
+    no_cache: bool = False,
+    config: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every setting by precedence; flags are the keyword arguments."""
+    env = os.environ if env is None else env
+    home = default_home(env)
+    config_path = config or (Path(env["RECHARGE_CONFIG"]) if env.get("RECHARGE_CONFIG") else None)
+    file_values = load_config(config_path or home / "config.toml", required=config_path is not None)
+    unknown = set(file_values) - {"dsn", "admin_dsn", "read_dsn", "redis_url", "no_cache",
+                                  "cache_prefix"}
+    if unknown:
+        raise InvalidInput(f"unknown setting(s) in config file: {', '.join(sorted(unknown))}")
+    sources: dict[str, str] = {}
+
+    def pick(name: str, flag: Any, env_names: tuple[str, ...]) -> Any:
+        if flag not in (None, False):
+            sources[name] = "flag"
+            return flag
+        for env_name in env_names:
+            if env.get(env_name):
+                sources[name] = f"env {env_name}"
+                return env[env_name]
+        if name in file_values:
+            sources[name] = "config"
+            return file_values[name]
+        return None
+
+    chosen_dsn = pick("dsn", dsn, ("RECHARGE_DSN", "DATABASE_URL"))
+    if chosen_dsn is None and any(env.get(var) for var in LIBPQ_SERVER_VARS):
+        chosen_dsn = ""  # libpq reads PG* variables, ~/.pgpass and service files itself
+        sources["dsn"] = "libpq environment"
+    chosen_redis = pick("redis_url", redis_url, ("RECHARGE_REDIS_URL", "REDIS_URL"))
+    if chosen_redis is not None:
+        validate_redis_url(str(chosen_redis))
+    no_cache_value = pick("no_cache", no_cache, ("RECHARGE_NO_CACHE",))
+    prefix = pick("cache_prefix", None, ("RECHARGE_CACHE_PREFIX",)) or DEFAULT_PREFIX
+    return Settings(
+        home=home,
+        dsn=None if chosen_dsn is None else str(chosen_dsn),
+        admin_dsn=pick("admin_dsn", admin_dsn, ("RECHARGE_ADMIN_DSN",)),
+        read_dsn=pick("read_dsn", read_dsn, ("RECHARGE_READ_DSN",)),
+        redis_url=None if chosen_redis is None else str(chosen_redis),
+        cache_enabled=not _truthy(no_cache_value),
+        cache_prefix=str(prefix),
+        config_file=config_path or home / "config.toml",
+        sources=sources,
+    )
+
+
+def validate_redis_url(url: str) -> None:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in REDIS_SCHEMES:
+        raise InvalidInput(
+            f"invalid Redis URL scheme {scheme or '(none)'!r}: use redis://, rediss:// or unix://"
+        )
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on")

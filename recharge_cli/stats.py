@@ -1,0 +1,94 @@
+"""Statistics: stored-function aggregates behind the stampede-safe aggregate cache."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import psycopg
+
+from recharge_cli import db
+from recharge_cli.cache import Cache
+from recharge_cli.errors import InvalidInput
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """A named statistic: its stored function, how it is grouped, and how long it stays fresh."""
+
+    name: str
+    function: str
+    groupings: tuple[str, ...]
+    ttl: int
+    dated: bool = True
+
+    def arguments(self, params: Row) -> tuple[Any, ...]:
+        """The stored function's arguments for these parameters."""
+        if self.name == "users_latest":
+            return (params["limit"],)
+        if not self.dated:
+            return ()
+        dates = (params.get("from"), params.get("to"))
+        return (*dates, params["by"]) if self.groupings else dates
+
+
+STATISTICS = {
+    "revenue": Statistic("revenue", "public.stats_revenue", ("total", "day", "locality"), 60),
+    "trips": Statistic("trips", "public.stats_trips",
+                       ("total", "day", "hour", "locality", "route"), 60),
+    "users_count": Statistic("users_count", "public.stats_users_count", (), 300, dated=False),
+    "users_active": Statistic("users_active", "public.stats_users_active", (), 300),
+    "users_latest": Statistic("users_latest", "public.stats_users_latest", (), 60, dated=False),
+}
+# What `cache warm` precomputes: the statistics operators and reports read all day.
+COMMON = [("revenue", {"by": "total"}), ("revenue", {"by": "day"}),
+          ("revenue", {"by": "locality"}), ("trips", {"by": "total"}),
+          ("trips", {"by": "day"}), ("trips", {"by": "hour"}), ("trips", {"by": "locality"}),
+          ("trips", {"by": "route"}), ("users_count", {}), ("users_active", {}),
+          ("users_latest", {"limit": 10})]
+
+
+def parse_date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid {option} {value!r}: use YYYY-MM-DD") from exc
+
+
+def check_range(date_from: dt.date | None, date_to: dt.date | None) -> None:
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInput(f"--from {date_from} is after --to {date_to}")
+
+
+def compute(conn: psycopg.Connection[Row], name: str, params: Row) -> Row:
+    """Run the statistic's stored function now; rows plus the database's time zone."""
+    stat = STATISTICS[name]
+    rows = db.call(conn, stat.function, stat.arguments(params))
+    zone = conn.execute("SELECT current_setting('TimeZone') AS tz").fetchone()
+    return {"rows": rows, "time_zone": zone["tz"] if zone else None}
+
+
+def get(conn: psycopg.Connection[Row], cache: Cache, name: str, params: Row,
+        fresh: bool = False) -> Row:
+    """A statistic as one object: parameters, rows, time zone, source, computed_at."""
+    stat = STATISTICS[name]
+    check_range(params.get("from"), params.get("to"))
+    if stat.groupings and params.get("by") not in stat.groupings:
+        raise InvalidInput(f"--by must be one of {', '.join(stat.groupings)}")
+    data, source, computed_at = cache.aggregate(cache.stats_key(name, params),
+                                                partial(compute, conn, name, params), stat.ttl,
+                                                fresh=fresh)
+    result: Row = {"statistic": name, **params}
+    rows = data["rows"]
+    if params.get("by") == "total" or (not stat.groupings and name != "users_latest"):
+        result.update({k: v for k, v in rows[0].items() if k != "bucket"})
+    else:
+        result["rows"] = rows
+    result.update({"time_zone": data["time_zone"], "source": source, "computed_at": computed_at})
+    return result

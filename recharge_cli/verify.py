@@ -1,0 +1,30 @@
+"""`recharge verify`: the ledger invariants of DESIGN §5, checked by sql/functions/30_verify.sql."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from recharge_cli import db
+
+INVARIANTS = {
+    1: "balance = sum of ledger entries",
+    2: "one ledger entry per operation",
+    3: "balances within [-credit allowance, maximum balance]",
+    4: "one operation per idempotency key",
+    5: "totals agree",
+}
+
+
+def violations(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    return db.call(conn, "public.verify_ledger")
+
+
+def summary(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per invariant: holds or how many violations."""
+    counts: dict[int, int] = {}
+    for row in found:
+        counts[row["invariant"]] = counts.get(row["invariant"], 0) + 1
+    return [{"invariant": n, "description": text, "holds": n not in counts,
+             "violations": counts.get(n, 0)} for n, text in INVARIANTS.items()]

@@ -1,0 +1,1 @@
+"""SQL shipped with recharge: versioned migrations and repeatable function files."""

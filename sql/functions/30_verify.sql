@@ -1,0 +1,71 @@
+-- The ledger invariants. One row per violation; no rows means every invariant holds.
+CREATE OR REPLACE FUNCTION verify_ledger()
+RETURNS TABLE (invariant integer, check_name text, card_id bigint, expected bigint,
+               actual bigint, detail text)
+LANGUAGE sql STABLE AS $$
+    -- 1. balance = sum of the card's ledger entries
+    SELECT 1, 'balance equals ledger sum', c.card_id, coalesce(l.total, 0), c.balance, NULL
+    FROM public.cards c
+    LEFT JOIN (SELECT l.card_id, sum(l.amount) AS total FROM public.ledger l GROUP BY l.card_id) l
+           ON l.card_id = c.card_id
+    WHERE c.balance <> coalesce(l.total, 0)
+    UNION ALL
+    -- 2. every recharge and trip has exactly one ledger entry with its amount
+    SELECT 2, 'recharge has one matching ledger entry', r.card_id, r.amount,
+           coalesce(sum(l.amount), 0), 'recharge ' || r.recharge_id || ', entries ' || count(l.*)
+    FROM public.recharges r
+    LEFT JOIN public.ledger l ON l.card_id = r.card_id AND l.recharge_id = r.recharge_id
+    GROUP BY r.card_id, r.recharge_id, r.amount
+    HAVING count(l.*) <> 1 OR coalesce(sum(l.amount), 0) <> r.amount
+    UNION ALL
+    SELECT 2, 'trip has one matching ledger entry', t.card_id, -t.fare_charged,
+           coalesce(sum(l.amount), 0), 'trip ' || t.trip_id || ', entries ' || count(l.*)
+    FROM public.trips t
+    LEFT JOIN public.ledger l ON l.card_id = t.card_id AND l.trip_id = t.trip_id
+    GROUP BY t.card_id, t.trip_id, t.fare_charged
+    HAVING count(l.*) <> 1 OR coalesce(sum(l.amount), 0) <> -t.fare_charged
+    UNION ALL
+    SELECT 2, 'ledger entry belongs to one operation', l.card_id, 1, 0,
+           'entry ' || l.entry_id || ' (' || l.kind || ')'
+    FROM public.ledger l
+    WHERE (l.kind = 'recharge' AND NOT EXISTS (
+              SELECT 1 FROM public.recharges r
+              WHERE r.card_id = l.card_id AND r.recharge_id = l.recharge_id))
+       OR (l.kind = 'fare' AND NOT EXISTS (
+              SELECT 1 FROM public.trips t WHERE t.card_id = l.card_id AND t.trip_id = l.trip_id))
+    UNION ALL
+    -- 3. balances within [-credit allowance, maximum balance]
+    SELECT 3, 'balance within limits', c.card_id,
+           CASE WHEN c.balance > lim.max_balance THEN lim.max_balance
+                ELSE -lim.credit_allowance END,
+           c.balance, NULL
+    FROM public.cards c CROSS JOIN public.limits lim
+    WHERE c.balance > lim.max_balance OR c.balance < -lim.credit_allowance
+    UNION ALL
+    -- 4. an idempotency key maps to exactly one operation, and an operation to one key
+    SELECT 4, 'idempotency key names an existing operation', k.card_id, 1, 0,
+           'key ' || k.idempotency_key
+    FROM public.idempotency_keys k
+    WHERE (k.operation = 'recharge' AND NOT EXISTS (
+              SELECT 1 FROM public.recharges r
+              WHERE r.card_id = k.card_id AND r.recharge_id = k.recharge_id))
+       OR (k.operation = 'trip' AND NOT EXISTS (
+              SELECT 1 FROM public.trips t WHERE t.card_id = k.card_id AND t.trip_id = k.trip_id))
+    UNION ALL
+    SELECT 4, 'operation has at most one idempotency key', k.card_id, 1, count(*),
+           k.operation || ' ' || coalesce(k.recharge_id, k.trip_id)
+    FROM public.idempotency_keys k
+    GROUP BY k.card_id, k.operation, coalesce(k.recharge_id, k.trip_id)
+    HAVING count(*) > 1
+    UNION ALL
+    -- 5. totals: sum of balances = recharges - fares + corrections
+    SELECT 5, 'total balances equal recharges minus fares plus corrections', NULL,
+           (SELECT coalesce(sum(r.amount), 0) FROM public.recharges r)
+             - (SELECT coalesce(sum(t.fare_charged), 0) FROM public.trips t)
+             + (SELECT coalesce(sum(l.amount), 0) FROM public.ledger l WHERE l.kind = 'correction'),
+           (SELECT coalesce(sum(c.balance), 0) FROM public.cards c), NULL
+    WHERE (SELECT coalesce(sum(r.amount), 0) FROM public.recharges r)
+            - (SELECT coalesce(sum(t.fare_charged), 0) FROM public.trips t)
+            + (SELECT coalesce(sum(l.amount), 0) FROM public.ledger l WHERE l.kind = 'correction')
+          <> (SELECT coalesce(sum(c.balance), 0) FROM public.cards c)
+$$;

@@ -1,0 +1,61 @@
+"""Bench statistics on known samples, the exporters, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recharge_cli.bench import statistics
+
+
+def test_summary_on_known_samples() -> None:
+    s = statistics.summarize([1000 * v for v in range(1, 101)])  # 1..100 µs
+    assert s["n"] == 100 and s["min_us"] == 1 and s["max_us"] == 100
+    assert s["p50_us"] == pytest.approx(50.5) and s["p90_us"] == pytest.approx(90.1)
+    assert s["p99_us"] == pytest.approx(99.01) and s["mean_us"] == pytest.approx(50.5)
+    assert s["sd_us"] == pytest.approx(29.011, abs=1e-3)
+
+
+def test_bootstrap_interval_contains_the_true_ratio() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    slow = (rng.normal(1000, 50, 400)).astype(int).tolist()
+    fast = (rng.normal(100, 5, 400)).astype(int).tolist()
+    sp = statistics.speedup(slow, fast, seed=1)
+    assert sp["ci_low"] < 10 < sp["ci_high"]
+    assert sp["ci_low"] <= sp["ratio"] <= sp["ci_high"]
+    assert sp["ci_high"] - sp["ci_low"] < 1
+
+
+def test_warnings() -> None:
+    assert any("p99" in w for w in statistics.warnings_for("x", [100] * 50))
+    slow_start = [10_000] * 10 + [1_000] * 90
+    assert any("first samples" in w for w in statistics.warnings_for("x", slow_start))
+    outliers = [100] * 90 + [100_000] * 10
+    assert any("outliers" in w for w in statistics.warnings_for("x", outliers))
+    assert statistics.warnings_for("x", list(range(1000, 1200))) == []
+
+
+def test_bench_end_to_end(cli, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = cli("bench", "--iterations", "12", "--warmup", "2", "--out", str(out),
+                 "--target", "balance", "--target", "stats_revenue")
+    assert result.exit_code == 0, result.stderr
+    body = result.json()
+    assert {b["budget"] for b in body["budgets"]} and body["speedups"]["stats_revenue"]
+    for name in ("results.json", "summary.csv", "report.md", "ecdf.png", "box.png", "timeline.png"):
+        assert (out / name).stat().st_size > 0, name
+    for png in ("ecdf.png", "box.png", "timeline.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "results.json").read_text())
+    for series in ("balance/miss", "balance/hit", "balance/db", "stats_revenue/hit",
+                   "baseline/redis_get", "baseline/pg_point_query"):
+        assert len(results["samples_ns"][series]) == 12
+    assert results["environment"]["row_counts"]["cards"] >= 24_000
+    summary = results["summary"]
+    assert summary["stats_revenue/hit"]["p50_us"] * 5 < summary["stats_revenue/miss"]["p50_us"]
+    assert "![ECDF" in (out / "report.md").read_text()
+    assert cli("bench", "--target", "nope").exit_code == 2

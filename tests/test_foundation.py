@@ -1,0 +1,172 @@
+"""Migrations, demo data, invariants, unreachable servers, the embedded servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from recharge_cli import local, migrations, verify
+from tests.conftest import Database, run_cli
+
+INVARIANTS_SQL = """
+SELECT
+  (SELECT count(*) FROM cards c WHERE c.balance <>
+      (SELECT coalesce(sum(l.amount), 0) FROM ledger l WHERE l.card_id = c.card_id)) AS bad_balances,
+  (SELECT count(*) FROM recharges r WHERE (SELECT count(*) FROM ledger l
+      WHERE l.card_id = r.card_id AND l.recharge_id = r.recharge_id) <> 1) AS bad_recharges,
+  (SELECT count(*) FROM trips t WHERE (SELECT count(*) FROM ledger l
+      WHERE l.card_id = t.card_id AND l.trip_id = t.trip_id) <> 1) AS bad_trips,
+  (SELECT count(*) FROM cards, limits WHERE balance > max_balance
+      OR balance < -credit_allowance) AS out_of_limits,
+  (SELECT sum(balance) FROM cards) AS total_balance,
+  (SELECT sum(amount) FROM recharges) - (SELECT sum(fare_charged) FROM trips) AS expected_total
+"""
+
+
+def test_migrate_twice_applies_nothing_the_second_time(empty_database: Database) -> None:
+    with empty_database.connect() as conn:
+        assert migrations.migrate(conn) == []
+        assert all(s.state == "applied" for s in migrations.status(conn))
+
+
+def test_changed_migration_is_an_error(empty_database: Database, monkeypatch) -> None:
+    with empty_database.connect() as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'edited' "
+                     "WHERE name = 'migrations/0001_schema.sql'")
+    monkeypatch.setenv("RECHARGE_DSN", empty_database.dsn)
+    monkeypatch.setenv("RECHARGE_REDIS_URL", empty_database.redis_url)
+    status = run_cli("db", "status")
+    assert status.exit_code == 1
+    assert "0001_schema.sql" in status.stderr and "changed" in status.stderr
+    assert {"migration": "migrations/0001_schema.sql", "kind": "versioned",
+            "state": "changed"} in status.json()
+    migrate = run_cli("db", "migrate")
+    assert migrate.exit_code == 1
+    assert migrate.stderr.count("\n") == 1 and "forward-only" in migrate.stderr
+
+
+def test_demo_data_shape(conn: psycopg.Connection[Any]) -> None:
+    counts = conn.execute("""
+        SELECT (SELECT count(*) FROM localities) AS localities,
+               (SELECT count(*) FROM stations) AS stations,
+               (SELECT count(*) FROM routes) AS routes,
+               (SELECT count(*) FROM fares) AS fares,
+               (SELECT count(*) FROM users) AS users,
+               (SELECT count(*) FROM cards WHERE card_id < 90000000) AS cards,
+               (SELECT count(*) FROM recharges WHERE card_id < 90000000) AS recharges,
+               (SELECT count(*) FROM trips WHERE card_id < 90000000) AS legs,
+               (SELECT avg((is_transfer)::int) FROM trips WHERE card_id < 90000000) AS transfer_share,
+               (SELECT avg((status = 'active')::int) FROM cards WHERE card_id < 90000000) AS active
+    """).fetchone()
+    assert counts["localities"] == 13
+    assert 7_500 <= counts["stations"] <= 7_900
+    assert 540 <= counts["routes"] <= 580
+    assert counts["fares"] == 4
+    assert counts["users"] == 25_000 and counts["cards"] == 24_000
+    assert 60_000 <= counts["recharges"] <= 75_000
+    assert 240_000 <= counts["legs"] <= 265_000
+    assert 0.16 <= counts["transfer_share"] <= 0.20
+    assert 0.86 <= counts["active"] <= 0.90
+    fares = {r["code"]: r["amount"] for r in conn.execute("SELECT code, amount FROM fares")}
+    assert fares == {"STANDARD": 2950, "TRANSFER_FREE": 0, "TRANSFER": 200, "CABLE": 2950}
+
+
+def test_invariants_hold_after_seed(conn: psycopg.Connection[Any]) -> None:
+    row = conn.execute(INVARIANTS_SQL).fetchone()
+    assert row["bad_balances"] == row["bad_recharges"] == row["bad_trips"] == 0
+    assert row["out_of_limits"] == 0
+    assert row["total_balance"] == row["expected_total"]
+    assert verify.violations(conn) == []
+
+
+def test_verify_detects_a_broken_balance(empty_database: Database) -> None:
+    with empty_database.connect() as conn:
+        conn.execute("INSERT INTO cards (card_id, balance) VALUES (1, 500)")
+        found = verify.violations(conn)
+    assert {(v["invariant"], v["card_id"], v["expected"], v["actual"]) for v in found} >= {
+        (1, 1, 0, 500)}
+    assert any(v["invariant"] == 5 for v in found)
+
+
+def test_seed_is_deterministic(empty_database: Database, servers) -> None:
+    from tests.conftest import _database_dsn, create_database, drop_database
+
+    digest_sql = ("SELECT md5(string_agg(t::text, ',' ORDER BY card_id, trip_id)) AS d FROM trips t")
+    other = create_database(servers)
+    try:
+        digests = []
+        for dsn in (empty_database.dsn, _database_dsn(servers, other)):
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                from recharge_cli import db, seed
+
+                wrapped = db.connect(dsn)
+                migrations.migrate(wrapped)
+                import datetime as dt
+
+                seed.seed(wrapped, scale=0.02, seed=7, end=dt.date(2026, 1, 31))
+                wrapped.close()
+                digests.append(conn.execute(digest_sql).fetchone()[0])
+        assert digests[0] == digests[1] and digests[0] is not None
+    finally:
+        drop_database(servers, other)
+
+
+def test_closed_port_exits_69_with_one_line(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RECHARGE_DSN", "postgresql://app:hunter2@127.0.0.1:1/recharge")
+    monkeypatch.setenv("RECHARGE_HOME", str(tmp_path))
+    for args in (["balance", "--card", "1"], ["db", "migrate"], ["verify"],
+                 ["recharge", "--card", "1", "--amount", "5000"], ["--debug", "verify"]):
+        result = run_cli(*args)
+        assert result.exit_code == 69, result.stderr
+        assert "hunter2" not in result.stderr + result.stdout
+        if "--debug" not in args:
+            assert result.stderr.count("\n") == 1 and "unreachable" in result.stderr
+        assert result.stdout == ""
+
+
+def test_local_start_status_stop(tmp_path: Path) -> None:
+    """The embedded servers' life cycle in a home of its own (as root or not)."""
+    home = tmp_path / "home"
+    env = {**os.environ, "RECHARGE_HOME": str(home)}
+    for var in ("RECHARGE_DSN", "DATABASE_URL", "PGHOST", "PGDATABASE", "PGPORT"):
+        env.pop(var, None)
+    try:
+        state = local.start(home)
+        assert local.start(home).pg_port == state.pg_port  # a second start is a no-op
+        info = local.status(home)
+        assert info["postgresql"]["answers"] and info["valkey"]["answers"]
+        assert info["postgresql"]["version"].startswith("18")
+        assert state.pg_port not in (5432, 6379) and state.valkey_port not in (5432, 6379)
+        lay = local.layout(home)
+    finally:
+        stopped = local.stop(home)
+    assert set(stopped) == {"postgresql", "valkey"}
+    ours = subprocess.run(["pgrep", "-af", f"{lay.pg_data}|{lay.valkey_dir}"],
+                          capture_output=True, text=True).stdout
+    assert ours.strip() == ""
+    assert not local.status(home)["postgresql"]["answers"]
+    local.purge(home)
+    assert not lay.pg_data.exists()
+
+
+def test_local_stop_handles_stale_valkey_pidfile(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    lay = local.layout(home)
+    lay.valkey_dir.mkdir(parents=True)
+    lay.valkey_pidfile.write_text("999999\n")
+    assert local.stop(home) == []
+    assert not lay.valkey_pidfile.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="checks the root-only code path")
+def test_postgres_runs_unprivileged_when_root(servers) -> None:
+    if servers.embedded_home is None:
+        pytest.skip("embedded servers are not in use")
+    lay = local.layout(servers.embedded_home)
+    owner = lay.pg_data.stat().st_uid
+    assert owner != 0
