@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from recharge_cli import db
+from recharge_cli import db, stats
 from recharge_cli.errors import InvalidInput
 from recharge_cli.render import Output
 
@@ -46,7 +46,9 @@ def seed(conn: psycopg.Connection[Any], *, scale: float = 1.0, seed: int = 42,
             bar.advance(hi - lo + 1)
     conn.execute("RESET synchronous_commit")
     conn.execute("ANALYZE")
+    rollups = stats.build_rollups(conn)
     seconds = time.perf_counter() - started
     return {"scale": scale, "seed": seed, "end": end, "users": int(catalog["users"]),
             "cards": cards, "recharges": recharges, "trips": legs,
-            "seconds": round(seconds, 2), "rows_per_second": round((recharges + legs) / seconds)}
+            "seconds": round(seconds, 2), "rows_per_second": round((recharges + legs) / seconds),
+            "rollup_days": rollups["days_built"]}

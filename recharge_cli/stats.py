@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -92,3 +93,11 @@ def get(conn: psycopg.Connection[Row], cache: Cache, name: str, params: Row,
         result["rows"] = rows
     result.update({"time_zone": data["time_zone"], "source": source, "computed_at": computed_at})
     return result
+
+
+def build_rollups(conn: psycopg.Connection[Row]) -> Row:
+    """Roll up every closed day not rolled up yet and rebuild dirty days (sql/functions/25)."""
+    started = time.perf_counter()
+    row = db.call_one(conn, "public.rollup_build")
+    assert row is not None
+    return {**row, "seconds": round(time.perf_counter() - started, 2)}

@@ -14,6 +14,7 @@ INVARIANTS = {
     3: "balances within [-credit allowance, maximum balance]",
     4: "one operation per idempotency key",
     5: "totals agree",
+    6: "rollups = recomputation from base tables",
 }
 
 

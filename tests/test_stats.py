@@ -47,7 +47,7 @@ def test_trips_and_users_match_sql(cli, conn) -> None:
     active = cli("stats", "users", "active", "--from", "2026-11-20", "--fresh").json()
     assert active["active_users"] == conn.execute(
         "SELECT count(DISTINCT c.user_id) AS n FROM cards c JOIN trips t USING (card_id) "
-        "WHERE c.status = 'active' AND t.boarding_time >= '2026-11-20'").fetchone()["n"]
+        "WHERE t.boarding_time >= '2026-11-20'").fetchone()["n"]
     count = cli("stats", "users", "count", "--fresh").json()
     assert count["users"] == 25_000
     latest = cli("stats", "users", "latest", "--limit", "3").json()["rows"]

@@ -1,4 +1,4 @@
-"""recharge db migrate | status | seed"""
+"""recharge db migrate | status | seed | rollup"""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 import typer
 
-from recharge_cli import migrations, seed
+from recharge_cli import migrations, seed, stats
 from recharge_cli.commands import runtime
 from recharge_cli.errors import ExitStatus, InvalidInput
 
@@ -53,4 +53,15 @@ def seed_command(
     conn = rt.db()
     migrations.migrate(conn)
     result = seed.seed(conn, scale=scale, seed=seed_value, end=end_date, output=rt.output)
+    rt.output.emit(result)
+
+
+@app.command("rollup")
+def rollup(ctx: typer.Context) -> None:
+    """Roll up closed days for fast statistics and rebuild days changed since (run nightly)."""
+    rt = runtime(ctx)
+    result = stats.build_rollups(rt.db())
+    rt.output.message(f"rolled up {result['days_built']} day(s) in {result['seconds']} s; "
+                      f"rollups cover days before {result['rolled_until']:%Y-%m-%d} "
+                      f"({result['time_zone']})")
     rt.output.emit(result)

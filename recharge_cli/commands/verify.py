@@ -10,14 +10,15 @@ from recharge_cli.errors import ExitStatus
 
 
 def verify(ctx: typer.Context) -> None:
-    """Check the ledger invariants; exit 0 only when all hold (1 otherwise)."""
+    """Check the ledger and rollup invariants; exit 0 only when all hold (1 otherwise)."""
     rt = runtime(ctx)
     found = ledger.violations(rt.db())
     for row in found:
-        rt.output.message(
-            f"violation of invariant {row['invariant']} ({row['check_name']}): card "
-            f"{row['card_id']}, expected {row['expected']}, actual {row['actual']}"
-            + (f", {row['detail']}" if row["detail"] else ""))
+        parts = [f"{name} {row[field]}" for name, field in
+                 (("card", "card_id"), ("expected", "expected"), ("actual", "actual"), ("", "detail"))
+                 if row[field] is not None]
+        rt.output.message(f"violation of invariant {row['invariant']} ({row['check_name']}): "
+                          + ", ".join(part.strip() for part in parts))
     rt.output.emit(ledger.summary(found))
     if found:
         raise typer.Exit(ExitStatus.INTERNAL)

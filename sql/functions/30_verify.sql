@@ -2,7 +2,7 @@
 CREATE OR REPLACE FUNCTION verify_ledger()
 RETURNS TABLE (invariant integer, check_name text, card_id bigint, expected bigint,
                actual bigint, detail text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql AS $$
     -- 1. balance = sum of the card's ledger entries
     SELECT 1, 'balance equals ledger sum', c.card_id, coalesce(l.total, 0), c.balance, NULL
     FROM public.cards c
@@ -68,4 +68,10 @@ LANGUAGE sql STABLE AS $$
             - (SELECT coalesce(sum(t.fare_charged), 0) FROM public.trips t)
             + (SELECT coalesce(sum(l.amount), 0) FROM public.ledger l WHERE l.kind = 'correction')
           <> (SELECT coalesce(sum(c.balance), 0) FROM public.cards c)
+    UNION ALL
+    -- 6. rollups equal a recomputation from the base tables
+    SELECT 6, 'rollup equals recomputation', NULL, NULL, NULL,
+           v.day || ' ' || v.rollup || ': stored ' || coalesce(v.stored, 'nothing')
+             || ', recomputed ' || coalesce(v.recomputed, 'nothing')
+    FROM public.verify_rollups() v
 $$;

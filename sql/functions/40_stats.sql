@@ -1,88 +1,88 @@
 -- Statistics over an optional date range [p_from, p_to] (inclusive days in the session's
 -- time zone; NULL means unbounded). Buckets are returned as text so one shape fits all.
-
-CREATE OR REPLACE FUNCTION day_start(p_day date) RETURNS timestamptz
-LANGUAGE sql STABLE AS $$ SELECT p_day::timestamptz $$;
+-- Closed days come from the daily rollups (25_rollups.sql), the rest from a live scan;
+-- JIT is off because its compile time (~15 ms) dwarfs these short queries.
 
 CREATE OR REPLACE FUNCTION stats_revenue(p_from date, p_to date, p_by text)
 RETURNS TABLE (bucket text, recharged bigint, fares bigint, recharges bigint, legs bigint)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
 #variable_conflict use_column
-DECLARE
-    v_lo timestamptz := coalesce(public.day_start(p_from), '-infinity');
-    v_hi timestamptz := coalesce(public.day_start(p_to + 1), 'infinity');
 BEGIN
     IF p_by NOT IN ('total', 'day', 'locality') THEN
         RAISE EXCEPTION 'unknown grouping %', p_by USING ERRCODE = 'RC002';
     END IF;
     RETURN QUERY
-    WITH r AS (
-        SELECT CASE p_by WHEN 'total' THEN 'all'
-                         WHEN 'day' THEN to_char(rc.recharged_at, 'YYYY-MM-DD')
-                         ELSE coalesce(l.name, 'unknown') END AS bucket,
-               sum(rc.amount)::bigint AS recharged, count(*) AS recharges
-        FROM public.recharges rc
-        LEFT JOIN public.recharge_points p ON p_by = 'locality' AND p.point_id = rc.point_id
-        LEFT JOIN public.localities l ON l.locality_id = p.locality_id
-        WHERE rc.recharged_at >= v_lo AND rc.recharged_at < v_hi
-        GROUP BY 1
-    ), t AS (
-        SELECT CASE p_by WHEN 'total' THEN 'all'
-                         WHEN 'day' THEN to_char(tr.boarding_time, 'YYYY-MM-DD')
-                         ELSE coalesce(l.name, 'unknown') END AS bucket,
-               sum(tr.fare_charged)::bigint AS fares, count(*) AS legs
-        FROM public.trips tr
-        LEFT JOIN public.stations s ON p_by = 'locality' AND s.station_id = tr.station_id
-        LEFT JOIN public.localities l ON l.locality_id = s.locality_id
-        WHERE tr.boarding_time >= v_lo AND tr.boarding_time < v_hi
-        GROUP BY 1
+    WITH movements AS (
+        SELECT d.day, d.locality_id::integer AS locality_id, d.recharged, 0::bigint AS fares,
+               d.recharges, 0::bigint AS legs
+        FROM public.rollup_window(p_from, p_to) w
+        JOIN public.daily_revenue d ON d.day >= w.first_day AND d.day <= w.last_day
+                                   AND d.day < w.until AND d.day <> ALL (w.dirty)
+        UNION ALL
+        SELECT v.day, v.locality_id, v.recharged, 0, v.recharges, 0
+        FROM public.live_ranges(p_from, p_to) g CROSS JOIN LATERAL public.revenue_rows(g.lo, g.hi) v
+        UNION ALL
+        SELECT d.day, d.key, 0, d.fares, 0, d.legs
+        FROM public.rollup_window(p_from, p_to) w
+        JOIN public.daily_trips d ON d.dimension = 'locality' AND d.day >= w.first_day
+                                 AND d.day <= w.last_day AND d.day < w.until
+                                 AND d.day <> ALL (w.dirty)
+        UNION ALL
+        SELECT v.day, v.key, 0, v.fares, 0, v.legs
+        FROM public.live_ranges(p_from, p_to) g CROSS JOIN LATERAL public.trip_rows(g.lo, g.hi) v
+        WHERE v.dimension = 'locality'
     )
-    SELECT coalesce(r.bucket, t.bucket, 'all'), coalesce(r.recharged, 0), coalesce(t.fares, 0),
-           coalesce(r.recharges, 0), coalesce(t.legs, 0)
-    FROM r FULL JOIN t ON t.bucket = r.bucket
+    SELECT CASE p_by WHEN 'total' THEN 'all'
+                     WHEN 'day' THEN to_char(m.day, 'YYYY-MM-DD')
+                     ELSE coalesce(l.name, 'unknown') END,
+           sum(m.recharged)::bigint, sum(m.fares)::bigint, sum(m.recharges)::bigint,
+           sum(m.legs)::bigint
+    FROM movements m
+    LEFT JOIN public.localities l ON p_by = 'locality' AND l.locality_id = m.locality_id
+    GROUP BY 1
     UNION ALL
-    SELECT 'all', 0, 0, 0, 0
-    WHERE p_by = 'total' AND NOT EXISTS (SELECT 1 FROM r) AND NOT EXISTS (SELECT 1 FROM t)
+    SELECT 'all', 0, 0, 0, 0 WHERE p_by = 'total' AND NOT EXISTS (SELECT 1 FROM movements)
     ORDER BY 1;
 END $$;
 
 CREATE OR REPLACE FUNCTION stats_trips(p_from date, p_to date, p_by text)
 RETURNS TABLE (bucket text, legs bigint, journeys bigint, transfers bigint, completed bigint,
                fares bigint)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
-    v_lo timestamptz := coalesce(public.day_start(p_from), '-infinity');
-    v_hi timestamptz := coalesce(public.day_start(p_to + 1), 'infinity');
-    v_window interval;
+    v_dimension text := CASE p_by WHEN 'hour' THEN 'hour' WHEN 'route' THEN 'route'
+                                  ELSE 'locality' END;
 BEGIN
     IF p_by NOT IN ('total', 'day', 'hour', 'locality', 'route') THEN
         RAISE EXCEPTION 'unknown grouping %', p_by USING ERRCODE = 'RC002';
     END IF;
-    SELECT make_interval(mins => lim.transfer_window_minutes) INTO v_window FROM public.limits lim;
     RETURN QUERY
+    WITH legs AS (
+        -- a rolled-up day closed after its last transfer window: every journey completed
+        SELECT d.day, d.key, d.legs, d.journeys, d.transfers, d.journeys AS completed, d.fares
+        FROM public.rollup_window(p_from, p_to) w
+        JOIN public.daily_trips d ON d.dimension = v_dimension AND d.day >= w.first_day
+                                 AND d.day <= w.last_day AND d.day < w.until
+                                 AND d.day <> ALL (w.dirty)
+        UNION ALL
+        SELECT v.day, v.key, v.legs, v.journeys, v.transfers, v.completed, v.fares
+        FROM public.live_ranges(p_from, p_to) g CROSS JOIN LATERAL public.trip_rows(g.lo, g.hi) v
+        WHERE v.dimension = v_dimension
+    )
     SELECT CASE p_by WHEN 'total' THEN 'all'
-                     WHEN 'day' THEN to_char(tr.boarding_time, 'YYYY-MM-DD')
-                     WHEN 'hour' THEN to_char(tr.boarding_time, 'HH24')
+                     WHEN 'day' THEN to_char(t.day, 'YYYY-MM-DD')
+                     WHEN 'hour' THEN lpad(t.key::text, 2, '0')
                      WHEN 'locality' THEN l.name
-                     ELSE coalesce(rt.code, 'none') END AS bucket,
-           count(*) AS legs,
-           count(*) FILTER (WHERE tr.leg_number = 1) AS journeys,
-           count(*) FILTER (WHERE tr.is_transfer) AS transfers,
-           -- a journey is completed once its transfer window has closed
-           count(*) FILTER (WHERE tr.leg_number = 1 AND tr.boarding_time + v_window < now())
-               AS completed,
-           sum(tr.fare_charged)::bigint AS fares
-    FROM public.trips tr
-    LEFT JOIN public.stations s ON p_by = 'locality' AND s.station_id = tr.station_id
-    LEFT JOIN public.localities l ON l.locality_id = s.locality_id
-    LEFT JOIN public.routes rt ON p_by = 'route' AND rt.route_id = tr.route_id
-    WHERE tr.boarding_time >= v_lo AND tr.boarding_time < v_hi
+                     ELSE coalesce(rt.code, 'none') END,
+           sum(t.legs)::bigint, sum(t.journeys)::bigint, sum(t.transfers)::bigint,
+           sum(t.completed)::bigint, sum(t.fares)::bigint
+    FROM legs t
+    LEFT JOIN public.localities l ON p_by = 'locality' AND l.locality_id = t.key
+    LEFT JOIN public.routes rt ON p_by = 'route' AND rt.route_id = t.key
     GROUP BY 1
     UNION ALL
-    SELECT 'all', 0, 0, 0, 0, 0
-    WHERE p_by = 'total' AND NOT EXISTS (
-        SELECT 1 FROM public.trips tr WHERE tr.boarding_time >= v_lo AND tr.boarding_time < v_hi)
+    SELECT 'all', 0, 0, 0, 0, 0 WHERE p_by = 'total' AND NOT EXISTS (SELECT 1 FROM legs)
     ORDER BY 1;
 END $$;
 
@@ -95,17 +95,27 @@ LANGUAGE sql STABLE AS $$
            (SELECT count(*) FROM public.cards c WHERE c.status = 'active')
 $$;
 
--- Distinct users with an active card that boarded in the window.
+-- Distinct users (and cards) that boarded in the window. Every boarding was made with a
+-- card that was active at the time (record_trip refuses any other status), so this is
+-- "users with an active card used in the window", and it does not change later when a
+-- card is blocked or lost. Distinct counts come from OR-ing the daily rider bitmaps.
 CREATE OR REPLACE FUNCTION stats_users_active(p_from date, p_to date)
 RETURNS TABLE (active_users bigint, active_cards bigint)
-LANGUAGE sql STABLE AS $$
-    SELECT count(DISTINCT c.user_id), count(DISTINCT c.card_id)
-    FROM public.cards c
-    WHERE c.status = 'active' AND EXISTS (
-        SELECT 1 FROM public.trips tr
-        WHERE tr.card_id = c.card_id
-          AND tr.boarding_time >= coalesce(public.day_start(p_from), '-infinity')
-          AND tr.boarding_time < coalesce(public.day_start(p_to + 1), 'infinity'))
+LANGUAGE sql STABLE SET jit = off AS $$
+    WITH bitmaps AS (
+        SELECT d.kind, d.chunk, d.members
+        FROM public.rollup_window(p_from, p_to) w
+        JOIN public.daily_riders d ON d.day >= w.first_day AND d.day <= w.last_day
+                                  AND d.day < w.until AND d.day <> ALL (w.dirty)
+        UNION ALL
+        SELECT v.kind, v.chunk, v.members
+        FROM public.live_ranges(p_from, p_to) g CROSS JOIN LATERAL public.rider_rows(g.lo, g.hi) v
+    ), chunks AS (
+        SELECT b.kind, bit_count(bit_or(b.members)) AS riders FROM bitmaps b GROUP BY b.kind, b.chunk
+    )
+    SELECT coalesce(sum(c.riders) FILTER (WHERE c.kind = 'user'), 0)::bigint,
+           coalesce(sum(c.riders) FILTER (WHERE c.kind = 'card'), 0)::bigint
+    FROM chunks c
 $$;
 
 CREATE OR REPLACE FUNCTION stats_users_latest(p_limit integer)

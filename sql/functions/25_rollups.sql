@@ -1,0 +1,206 @@
+-- Daily rollups (tables in migrations/0003_rollups.sql). The *_rows functions aggregate
+-- the base tables over a time range; rollup_build() stores their output for closed days,
+-- the statistics use them live for what is not rolled up, and verify_rollups() compares.
+
+CREATE OR REPLACE FUNCTION with_bit(p_bits bit varying, p_position integer)
+RETURNS bit varying LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT set_bit(p_bits, p_position, 1)
+$$;
+
+-- bit_members(position): a 4096-bit string with the given positions set.
+DO $$
+BEGIN
+    EXECUTE format('CREATE OR REPLACE AGGREGATE bit_members(integer) (SFUNC = with_bit, '
+                   'STYPE = bit varying, INITCOND = %L)', repeat('0', 4096));
+END $$;
+
+-- The first day that is not rolled up, in the session's time zone; '-infinity' when the
+-- rollups were built in another time zone (then every statistic scans the base tables).
+CREATE OR REPLACE FUNCTION rolled_until_day() RETURNS date
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN s.time_zone = current_setting('TimeZone') AND s.rolled_until > '-infinity'
+                THEN (s.rolled_until AT TIME ZONE s.time_zone)::date
+                ELSE '-infinity'::date END
+    FROM public.rollup_state s
+$$;
+
+-- Which stored days a statistic over [p_from, p_to] may read: first_day <= day <= last_day,
+-- day < until, and day not dirty. Everything else comes from live_ranges().
+CREATE OR REPLACE FUNCTION rollup_window(p_from date, p_to date)
+RETURNS TABLE (first_day date, last_day date, until date, dirty date[])
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(p_from, '-infinity'), coalesce(p_to, 'infinity'), public.rolled_until_day(),
+           (SELECT coalesce(array_agg(d.day), '{}') FROM public.rollup_dirty d)
+$$;
+
+-- The parts of [p_from, p_to] (whole days; NULL = unbounded) the rollups do not cover.
+CREATE OR REPLACE FUNCTION live_ranges(p_from date, p_to date)
+RETURNS TABLE (lo timestamptz, hi timestamptz)
+LANGUAGE sql STABLE AS $$
+    WITH w AS (SELECT coalesce(p_from, '-infinity')::timestamptz AS lo,
+                      coalesce(p_to + 1, 'infinity')::timestamptz AS hi,
+                      public.rolled_until_day()::timestamptz AS until)
+    SELECT greatest(w.lo, w.until), w.hi FROM w WHERE greatest(w.lo, w.until) < w.hi
+    UNION ALL
+    SELECT greatest(w.lo, d.day::timestamptz), least(w.hi, (d.day + 1)::timestamptz)
+    FROM public.rollup_dirty d CROSS JOIN w
+    WHERE d.day::timestamptz < w.until
+      AND d.day::timestamptz < w.hi AND (d.day + 1)::timestamptz > w.lo
+$$;
+
+CREATE OR REPLACE FUNCTION revenue_rows(p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (day date, locality_id smallint, recharged bigint, recharges bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT rc.recharged_at::date, p.locality_id, sum(rc.amount)::bigint, count(*)
+    FROM public.recharges rc
+    LEFT JOIN public.recharge_points p ON p.point_id = rc.point_id
+    WHERE rc.recharged_at >= p_lo AND rc.recharged_at < p_hi
+    GROUP BY 1, 2
+$$;
+
+-- Legs per day by hour, by station locality and by route, in one scan. `completed`
+-- counts journeys whose transfer window has closed.
+CREATE OR REPLACE FUNCTION trip_rows(p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (day date, dimension text, key integer, legs bigint, journeys bigint,
+               transfers bigint, completed bigint, fares bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT t.day,
+           CASE WHEN grouping(t.hour) = 0 THEN 'hour'
+                WHEN grouping(t.locality_id) = 0 THEN 'locality' ELSE 'route' END,
+           CASE WHEN grouping(t.hour) = 0 THEN t.hour
+                WHEN grouping(t.locality_id) = 0 THEN t.locality_id ELSE t.route_id END,
+           count(*), count(*) FILTER (WHERE NOT t.is_transfer),
+           count(*) FILTER (WHERE t.is_transfer),
+           count(*) FILTER (WHERE NOT t.is_transfer AND t.boarding_time + t.window_length < now()),
+           sum(t.fare_charged)::bigint
+    FROM (SELECT tr.boarding_time::date AS day, extract(hour FROM tr.boarding_time)::integer AS hour,
+                 s.locality_id::integer AS locality_id, tr.route_id, tr.is_transfer,
+                 tr.boarding_time, tr.fare_charged,
+                 make_interval(mins => lim.transfer_window_minutes) AS window_length
+          FROM public.trips tr
+          JOIN public.stations s ON s.station_id = tr.station_id
+          CROSS JOIN public.limits lim
+          WHERE tr.boarding_time >= p_lo AND tr.boarding_time < p_hi) t
+    GROUP BY GROUPING SETS ((t.day, t.hour), (t.day, t.locality_id), (t.day, t.route_id))
+$$;
+
+CREATE OR REPLACE FUNCTION rider_rows(p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (day date, kind text, chunk bigint, members bit varying)
+LANGUAGE sql STABLE AS $$
+    WITH riders AS (
+        SELECT DISTINCT tr.boarding_time::date AS day, tr.card_id, c.user_id
+        FROM public.trips tr JOIN public.cards c ON c.card_id = tr.card_id
+        WHERE tr.boarding_time >= p_lo AND tr.boarding_time < p_hi
+    ), ids AS (
+        SELECT DISTINCT r.day, 'user' AS kind, r.user_id AS id FROM riders r
+        WHERE r.user_id IS NOT NULL  -- a card not registered to anyone
+        UNION ALL
+        SELECT r.day, 'card', r.card_id FROM riders r
+    )
+    SELECT i.day, i.kind, i.id / 4096, public.bit_members((i.id % 4096)::integer)
+    FROM ids i
+    GROUP BY 1, 2, 3
+$$;
+
+-- Roll up every closed day not rolled up yet, and rebuild dirty days. A day is closed
+-- once it ended more than three hours plus the transfer window ago: writers mark the
+-- day of any row older than two hours dirty, so a row committed during a build is
+-- either seen by it or marks its day dirty.
+CREATE OR REPLACE FUNCTION rollup_build()
+RETURNS TABLE (days_built integer, rolled_until timestamptz, time_zone text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_zone text := current_setting('TimeZone');
+    v_state public.rollup_state;
+    v_last date;
+    v_from timestamptz;
+    v_days date[];
+    v_ranges tstzrange[];
+BEGIN
+    PERFORM pg_advisory_xact_lock(7325002);
+    SELECT * INTO v_state FROM public.rollup_state FOR UPDATE;
+    IF v_state.time_zone <> v_zone THEN  -- days are zone-dependent: start over
+        TRUNCATE public.daily_revenue, public.daily_trips, public.daily_riders, public.rollup_dirty;
+        v_state.rolled_until := '-infinity';
+    END IF;
+    SELECT ((now() - interval '3 hours' - make_interval(mins => lim.transfer_window_minutes))
+            AT TIME ZONE v_zone)::date - 1
+    INTO v_last FROM public.limits lim;
+    v_from := CASE WHEN v_state.rolled_until > '-infinity' THEN v_state.rolled_until
+                   ELSE least((SELECT min(recharged_at) FROM public.recharges),
+                              (SELECT min(boarding_time) FROM public.trips)) END;
+    v_from := coalesce(v_from::date::timestamptz, (v_last + 1)::timestamptz);
+
+    WITH dirty AS (DELETE FROM public.rollup_dirty d WHERE d.day <= v_last RETURNING d.day)
+    SELECT coalesce(array_agg(day ORDER BY day), '{}') INTO v_days
+    FROM (SELECT day FROM dirty WHERE day::timestamptz < v_from
+          UNION
+          SELECT g::date FROM generate_series(v_from, v_last::timestamptz, interval '1 day') g) d;
+
+    SELECT coalesce(array_agg(r), '{}') INTO v_ranges
+    FROM (SELECT tstzrange(d::timestamptz, (d + 1)::timestamptz) AS r FROM unnest(v_days) d
+          WHERE d::timestamptz < v_from
+          UNION ALL
+          SELECT tstzrange(v_from, (v_last + 1)::timestamptz)
+          WHERE v_from < (v_last + 1)::timestamptz) ranges;
+
+    DELETE FROM public.daily_revenue WHERE day = ANY (v_days);
+    DELETE FROM public.daily_trips WHERE day = ANY (v_days);
+    DELETE FROM public.daily_riders WHERE day = ANY (v_days);
+    INSERT INTO public.daily_revenue
+    SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.revenue_rows(lower(g), upper(g)) r;
+    INSERT INTO public.daily_trips (day, dimension, key, legs, journeys, transfers, fares)
+    SELECT t.day, t.dimension, t.key, t.legs, t.journeys, t.transfers, t.fares
+    FROM unnest(v_ranges) g CROSS JOIN LATERAL public.trip_rows(lower(g), upper(g)) t;
+    INSERT INTO public.daily_riders
+    SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.rider_rows(lower(g), upper(g)) r;
+
+    UPDATE public.rollup_state s
+    SET time_zone = v_zone, built_at = now(),
+        rolled_until = greatest(v_state.rolled_until, (v_last + 1)::timestamptz)
+    RETURNING s.rolled_until INTO v_state.rolled_until;
+    RETURN QUERY SELECT cardinality(v_days), v_state.rolled_until, v_zone;
+END $$;
+
+-- Stored rollups that differ from a recomputation from the base tables (all rolled-up,
+-- non-dirty days), read in the time zone the rollups were built in.
+CREATE OR REPLACE FUNCTION verify_rollups()
+RETURNS TABLE (day date, rollup text, stored text, recomputed text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_zone text := current_setting('TimeZone');
+    v_until timestamptz;
+BEGIN
+    SELECT s.rolled_until INTO v_until FROM public.rollup_state s;
+    PERFORM set_config('TimeZone', (SELECT s.time_zone FROM public.rollup_state s), true);
+    RETURN QUERY
+    WITH kept AS (SELECT d.day FROM public.rollup_dirty d),
+    revenue AS (
+        SELECT coalesce(s.day, r.day) AS day, 'daily_revenue locality ' || coalesce(s.locality_id, r.locality_id) AS rollup,
+               (s.recharged, s.recharges)::text AS stored, (r.recharged, r.recharges)::text AS recomputed
+        FROM public.daily_revenue s
+        FULL JOIN public.revenue_rows('-infinity', v_until) r
+               ON r.day = s.day AND coalesce(r.locality_id, -1) = coalesce(s.locality_id, -1)
+        WHERE (s.recharged, s.recharges) IS DISTINCT FROM (r.recharged, r.recharges)
+    ), trips AS (
+        SELECT coalesce(s.day, r.day), 'daily_trips ' || coalesce(s.dimension, r.dimension) || ' ' || coalesce(s.key, r.key),
+               (s.legs, s.journeys, s.transfers, s.fares)::text, (r.legs, r.journeys, r.transfers, r.fares)::text
+        FROM public.daily_trips s
+        FULL JOIN public.trip_rows('-infinity', v_until) r
+               ON r.day = s.day AND r.dimension = s.dimension AND coalesce(r.key, -1) = coalesce(s.key, -1)
+        WHERE (s.legs, s.journeys, s.transfers, s.fares) IS DISTINCT FROM (r.legs, r.journeys, r.transfers, r.fares)
+    ), riders AS (
+        SELECT coalesce(s.day, r.day), 'daily_riders ' || coalesce(s.kind, r.kind) || ' chunk ' || coalesce(s.chunk, r.chunk),
+               coalesce(bit_count(s.members), 0) || ' riders', coalesce(bit_count(r.members), 0) || ' riders'
+        FROM public.daily_riders s
+        FULL JOIN public.rider_rows('-infinity', v_until) r
+               ON r.day = s.day AND r.kind = s.kind AND r.chunk = s.chunk
+        WHERE s.members IS DISTINCT FROM r.members
+    )
+    SELECT * FROM (SELECT * FROM revenue UNION ALL SELECT * FROM trips UNION ALL SELECT * FROM riders) v
+    WHERE v.day NOT IN (SELECT k.day FROM kept k)
+    ORDER BY 1, 2;
+    PERFORM set_config('TimeZone', v_zone, true);
+END $$;
