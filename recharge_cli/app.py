@@ -115,7 +115,7 @@ def root(
 def _register() -> None:
     from recharge_cli.commands import bench, cache, cards, database, local, stats, trips, verify
 
-    for module in (cards, verify, bench):
+    for module in (cards, verify):
         module.register(app)
     trips.register_total()
     app.add_typer(trips.app, name="trips", help="Record, list and total trips.")
@@ -123,6 +123,8 @@ def _register() -> None:
     app.add_typer(cache.app, name="cache", help="Cache statistics, flush and warm-up.")
     app.add_typer(database.app, name="db", help="Schema migrations and demo data.")
     app.add_typer(local.app, name="local", help="The embedded PostgreSQL and Valkey.")
+    app.add_typer(bench.app, name="bench", help="Cached vs uncached latency, throughput, "
+                  "reports; `bench compare` runs.")
 
 
 _register()

@@ -45,7 +45,7 @@ def seed(conn: psycopg.Connection[Any], *, scale: float = 1.0, seed: int = 42,
             legs += int(row["legs"])
             bar.advance(hi - lo + 1)
     conn.execute("RESET synchronous_commit")
-    conn.execute("ANALYZE")
+    conn.execute("VACUUM ANALYZE")  # statistics, and visibility maps for index-only scans
     rollups = stats.build_rollups(conn)
     seconds = time.perf_counter() - started
     return {"scale": scale, "seed": seed, "end": end, "users": int(catalog["users"]),

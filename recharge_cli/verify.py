@@ -14,7 +14,7 @@ INVARIANTS = {
     3: "balances within [-credit allowance, maximum balance]",
     4: "one operation per idempotency key",
     5: "totals agree",
-    6: "rollups = recomputation from base tables",
+    6: "counts and rollups = recomputation from base tables",
 }
 
 

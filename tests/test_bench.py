@@ -59,3 +59,31 @@ def test_bench_end_to_end(cli, tmp_path: Path) -> None:
     assert summary["stats_revenue/hit"]["p50_us"] * 5 < summary["stats_revenue/miss"]["p50_us"]
     assert "![ECDF" in (out / "report.md").read_text()
     assert cli("bench", "--target", "nope").exit_code == 2
+
+
+def test_bench_writes_throughput_and_compare(cli, tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    result = cli("bench", "--iterations", "5", "--warmup", "1", "--target", "balance",
+                 "--target", "recharge", "--concurrency", "2", "--duration", "1", "--no-plot",
+                 "--out", str(first))
+    assert result.exit_code == 0, result.stderr
+    body = result.json()
+    check, throughput = body["write_check"], body["throughput"]
+    assert throughput["balance"]["operations"] > 0 and throughput["recharge"]["operations"] > 0
+    assert check["ok"] and check["writes"] == 6 + throughput["recharge"]["operations"]
+    assert check["recharges"] == check["writes"] and check["balance"] == 1_000 * check["writes"]
+    assert len(json.loads((first / "results.json").read_text())["samples_ns"]["recharge/write"]) == 5
+    assert "## Throughput" in (first / "report.md").read_text()
+
+    assert cli("bench", "--iterations", "5", "--warmup", "1", "--target", "balance", "--no-plot",
+               "--out", str(second)).exit_code == 0
+    compared = cli("bench", "compare", str(first / "results.json"), str(second),
+                   "--out", str(tmp_path / "cmp"))
+    assert compared.exit_code == 0, compared.stderr
+    rows = {r["series"]: r for r in compared.json()}
+    hit = rows["balance/hit"]
+    assert hit["ci_low"] <= hit["ratio"] <= hit["ci_high"] and hit["run"] == "second"
+    assert "recharge/write" not in rows  # only in the first run
+    assert (tmp_path / "cmp" / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli("bench", "compare", str(first)).exit_code == 2
+    assert cli("bench", "compare", str(first), str(tmp_path / "missing.json")).exit_code == 2

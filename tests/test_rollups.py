@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 
+from recharge_cli.verify import INVARIANTS
 from tests.conftest import new_card
 
 DAY_TOTALS = ("SELECT count(*) AS legs, coalesce(sum(fare_charged), 0) AS fares FROM trips "
@@ -25,8 +26,8 @@ def test_seeded_days_are_rolled_up_and_verified(cli, conn) -> None:
                         ).fetchone()["n"] > 0
     result = cli("verify")
     assert result.exit_code == 0, result.stderr
-    assert {"invariant": 6, "description": "rollups = recomputation from base tables",
-            "holds": True, "violations": 0} in result.json()
+    assert {"invariant": 6, "description": INVARIANTS[6], "holds": True,
+            "violations": 0} in result.json()
 
 
 def test_backdated_trip_marks_its_day_dirty_until_rebuilt(cli, conn) -> None:
@@ -68,3 +69,21 @@ def test_another_time_zone_scans_the_base_tables(conn) -> None:
     conn.execute("SET TimeZone = 'America/Bogota'")
     row = conn.execute("SELECT * FROM stats_trips('2026-11-20', '2026-11-20', 'total')").fetchone()
     assert (row["legs"], row["fares"]) == day_totals(conn, "2026-11-20")
+
+
+def test_user_and_card_counts_follow_writes(cli, conn) -> None:
+    before = cli("stats", "users", "count", "--fresh").json()
+    card = new_card(conn)
+    conn.execute("UPDATE cards SET status = 'lost' WHERE card_id = %s", (card,))
+    new_card(conn)
+    after = cli("stats", "users", "count", "--fresh").json()
+    assert (after["cards"], after["active_cards"]) == (before["cards"] + 2, before["active_cards"] + 1)
+    row = conn.execute("SELECT count(*) AS cards, count(*) FILTER (WHERE status = 'active') AS active "
+                       "FROM cards").fetchone()
+    assert (after["cards"], after["active_cards"]) == (row["cards"], row["active"])
+    conn.execute("UPDATE entity_counts SET cards = cards + 1")
+    try:
+        result = cli("verify")
+        assert result.exit_code == 1 and "entity count equals recomputation" in result.stderr
+    finally:
+        conn.execute("UPDATE entity_counts SET cards = cards - 1")

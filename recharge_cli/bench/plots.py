@@ -6,7 +6,8 @@ from pathlib import Path
 
 from recharge_cli.bench.runner import KINDS, Samples
 
-COLORS = {"hit": "#2a9d8f", "miss": "#e76f51", "db": "#264653"}
+SERIES_KINDS = (*KINDS, "write")
+COLORS = {"hit": "#2a9d8f", "miss": "#e76f51", "db": "#264653", "write": "#8a5a9e"}
 
 
 def draw_all(out: Path, samples: Samples) -> list[Path]:
@@ -22,7 +23,7 @@ def draw_all(out: Path, samples: Samples) -> list[Path]:
 
     fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.8), squeeze=False)
     for ax, target in zip(axes[0], targets, strict=True):
-        for kind in KINDS:
+        for kind in (k for k in SERIES_KINDS if f"{target}/{k}" in us):
             data = np.sort(us[f"{target}/{kind}"])
             ax.step(data, np.arange(1, data.size + 1) / data.size, where="post",
                     label=kind, color=COLORS[kind])
@@ -35,13 +36,13 @@ def draw_all(out: Path, samples: Samples) -> list[Path]:
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("fraction of samples ≤ x")
     axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Latency ECDF: hit vs miss vs db")
+    fig.suptitle("Latency ECDF: hit vs miss vs db (and writes)")
     fig.tight_layout()
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(targets) * 3), 4.5))
-    series = [f"{t}/{k}" for t in targets for k in KINDS] + sorted(
+    series = [f"{t}/{k}" for t in targets for k in SERIES_KINDS if f"{t}/{k}" in us] + sorted(
         s for s in us if s.startswith("baseline/"))
     box = ax.boxplot([us[s] for s in series], patch_artist=True, showfliers=True,
                      flierprops={"markersize": 2})
@@ -57,7 +58,7 @@ def draw_all(out: Path, samples: Samples) -> list[Path]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(10, 4))
-    for kind in KINDS:
+    for kind in SERIES_KINDS:
         points = [(i, ns / 1000.0) for i, (s, ns) in enumerate(samples.order)
                   if s.endswith(f"/{kind}") and not s.startswith("baseline/")]
         if points:

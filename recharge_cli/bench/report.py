@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recharge_cli.bench import statistics
-from recharge_cli.bench.runner import BASELINES, KINDS, Samples
+from recharge_cli.bench.runner import BASELINES, KINDS, TARGETS, Samples
 
 # DESIGN §9 budgets that one bench run can check side by side.
 BUDGETS = [
@@ -24,7 +24,7 @@ def analyse(samples: Samples, targets: list[str], seed: int) -> dict[str, Any]:
     """Summaries per series, speed-ups per target, budget checks and warnings."""
     summary = {series: statistics.summarize(values) for series, values in samples.values.items()}
     speedups = {}
-    for target in targets:
+    for target in (t for t in targets if t in TARGETS):
         hit = samples.values[f"{target}/hit"]
         speedups[target] = {
             "miss_over_hit": statistics.speedup(samples.values[f"{target}/miss"], hit, seed),
@@ -51,7 +51,7 @@ def summary_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             sp = analysis["speedups"][target]["miss_over_hit"]
             row["miss_over_hit"] = f"{sp['ratio']:.1f}× [{sp['ci_low']:.1f}, {sp['ci_high']:.1f}]"
         rows.append(row)
-    order = {k: i for i, k in enumerate((*KINDS, *BASELINES))}
+    order = {k: i for i, k in enumerate((*KINDS, "write", *BASELINES))}
     return sorted(rows, key=lambda r: (r["target"] == "baseline", r["target"], order[r["kind"]]))
 
 
@@ -134,6 +134,24 @@ def markdown(rows: list[dict[str, Any]], analysis: dict[str, Any], env: dict[str
             "mean_us", "sd_us"]
     lines.append(tabulate([[r.get(c) for c in cols] for r in rows], headers=cols,
                           tablefmt="github"))
+    if analysis.get("throughput"):
+        lines += ["", f"## Throughput ({p['concurrency']} processes, closed loop, "
+                  f"{p['duration']:g} s per target)", "",
+                  "Each process runs the target back to back on its own connections (reads "
+                  "take the cached read path, so mostly hits; `recharge` commits real "
+                  "recharges on scratch cards).", ""]
+        lines.append(tabulate([[t, f"{r['ops_per_second']:,.0f}", r["operations"],
+                                f"{r['p50_us']:,.0f}", f"{r['p99_us']:,.0f}"]
+                               for t, r in analysis["throughput"].items()],
+                              headers=["target", "ops/s", "operations", "p50 µs", "p99 µs"],
+                              tablefmt="github"))
+    if analysis.get("write_check"):
+        w = analysis["write_check"]
+        lines += ["", "## Write check", "",
+                  f"{w['writes']:,} recharges of 1,000 on {w['scratch_cards']} scratch cards: "
+                  f"balances sum to {w['balance']:,} (expected {w['expected_balance']:,}), "
+                  f"{w['ledger_mismatches']} cards whose balance differs from their ledger — "
+                  f"{'**ok**' if w['ok'] else '**FAILED**'}. The cards were then set inactive."]
     if analysis["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in analysis["warnings"]]
     if plots:

@@ -3,14 +3,17 @@
 Kinds: miss (key deleted before the trial, outside the timed region, then the cached
 read path), hit (the cached read path with the key present), db (the stored function
 alone). Baselines in the same run: Redis PING and raw GET, PostgreSQL SELECT 1 and a
-raw prepared point query. Each kind has its own pinned connection.
+raw prepared point query. Each kind has its own pinned connection. The `recharge` write
+target (kind `write`) recharges scratch cards created for the run, each with its own key.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +67,56 @@ TARGETS: dict[str, Target] = {
 }
 
 
+WRITE_TARGET = "recharge"
+WRITE_AMOUNT = 1_000  # the minimum recharge: a scratch card takes hundreds before its maximum
+WRITES_PER_CARD = 400
+ALL_TARGETS = (*TARGETS, WRITE_TARGET)
+
+
+def kinds_of(target: str) -> list[tuple[str, str]]:
+    """The (target, kind) series one target produces."""
+    return [(target, "write")] if target == WRITE_TARGET else [(target, k) for k in KINDS]
+
+
+def write(conn: psycopg.Connection[Any], cache: Cache, card: int) -> Any:
+    """One timed write: a real recharge with its own idempotency key."""
+    return cards.recharge(conn, cache, card, WRITE_AMOUNT, key=f"bench-{uuid.uuid4().hex}")
+
+
+@dataclass
+class ScratchCards:
+    """Cards created for the write target; afterwards their balances must equal the writes."""
+
+    card_ids: list[int]
+
+    @classmethod
+    def create(cls, conn: psycopg.Connection[Any], writes: int) -> ScratchCards:
+        count = max(1, math.ceil(writes / WRITES_PER_CARD))
+        rows = conn.execute(
+            "INSERT INTO public.cards (card_id, status) "
+            "SELECT m.top + g, 'active' FROM (SELECT coalesce(max(card_id), 0) AS top "
+            "FROM public.cards) m, generate_series(1, %s) g RETURNING card_id", (count,)).fetchall()
+        return cls([r["card_id"] for r in rows])
+
+    def check(self, conn: psycopg.Connection[Any], writes: int) -> dict[str, Any]:
+        """The database holds exactly the writes that reported success: balances, recharge
+        rows and ledger sums agree. Then retire the cards (inactive) so later runs skip them."""
+        row = conn.execute(
+            "SELECT coalesce(sum(c.balance), 0) AS balance, "
+            "       (SELECT count(*) FROM public.recharges r WHERE r.card_id = ANY(%(ids)s)) AS recharges, "
+            "       count(*) FILTER (WHERE c.balance <> coalesce(l.total, 0)) AS ledger_mismatches "
+            "FROM public.cards c LEFT JOIN (SELECT card_id, sum(amount) AS total FROM public.ledger "
+            "     WHERE card_id = ANY(%(ids)s) GROUP BY card_id) l ON l.card_id = c.card_id "
+            "WHERE c.card_id = ANY(%(ids)s)", {"ids": self.card_ids}).fetchone()
+        conn.execute("UPDATE public.cards SET status = 'inactive' WHERE card_id = ANY(%s)",
+                     (self.card_ids,))
+        expected = writes * WRITE_AMOUNT
+        return {"scratch_cards": len(self.card_ids), "writes": writes, "recharges": row["recharges"],
+                "expected_balance": expected, "balance": int(row["balance"]),
+                "ledger_mismatches": row["ledger_mismatches"],
+                "ok": (row["balance"], row["recharges"], row["ledger_mismatches"]) == (expected, writes, 0)}
+
+
 @dataclass
 class Samples:
     """Raw samples per series ("target/kind" or "baseline/name"), in trial order."""
@@ -114,10 +167,11 @@ def sample_cards(conn: psycopg.Connection[Any], count: int, seed: int) -> list[i
 
 
 def run(conns: Connections, targets: list[str], iterations: int, warmup: int, seed: int,
-        card_ids: list[int], advance: Callable[[int], None] = lambda _n: None) -> Samples:
+        card_ids: list[int], scratch: list[int],
+        advance: Callable[[int], None] = lambda _n: None) -> Samples:
     """Warm up (discarded), then run every trial once in a seeded random order."""
     rng = random.Random(seed)
-    trials: list[tuple[str, str]] = [(t, k) for t in targets for k in KINDS]
+    trials = [pair for t in targets for pair in kinds_of(t)]
     trials += [("baseline", b) for b in BASELINES]
     raw_key = conns.caches["baseline"].prefix + "bench:raw"
     conns.caches["baseline"].client.set(raw_key, b"x" * 64)
@@ -125,9 +179,13 @@ def run(conns: Connections, targets: list[str], iterations: int, warmup: int, se
 
     def trial(target: str, kind: str, i: int) -> int:
         card = card_ids[i % len(card_ids)]
-        if target == "baseline":
+        if target == WRITE_TARGET:
+            scratch_card = scratch[i % len(scratch)]
+            action: Callable[[], Any] = lambda: write(conns.pg["db"], conns.caches["hit"],  # noqa: E731
+                                                      scratch_card)
+        elif target == "baseline":
             client, pg = conns.caches["baseline"].client, conns.pg["baseline"]
-            action: Callable[[], Any] = {
+            action = {
                 "redis_ping": client.ping,
                 "redis_get": lambda: client.get(raw_key),
                 "pg_select_1": lambda: pg.execute("SELECT 1").fetchone(),

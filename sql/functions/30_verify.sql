@@ -69,7 +69,16 @@ LANGUAGE sql AS $$
             + (SELECT coalesce(sum(l.amount), 0) FROM public.ledger l WHERE l.kind = 'correction')
           <> (SELECT coalesce(sum(c.balance), 0) FROM public.cards c)
     UNION ALL
-    -- 6. rollups equal a recomputation from the base tables
+    -- 6. derived tables (counts, rollups) equal a recomputation from the base tables
+    SELECT 6, 'entity count equals recomputation', NULL, x.expected, x.actual, x.what
+    FROM public.entity_counts e,
+         LATERAL (VALUES ('users', (SELECT count(*) FROM public.users), e.users),
+                         ('cards', (SELECT count(*) FROM public.cards), e.cards),
+                         ('active cards', (SELECT count(*) FROM public.cards c
+                                           WHERE c.status = 'active'), e.active_cards))
+                 x (what, expected, actual)
+    WHERE x.expected <> x.actual
+    UNION ALL
     SELECT 6, 'rollup equals recomputation', NULL, NULL, NULL,
            v.day || ' ' || v.rollup || ': stored ' || coalesce(v.stored, 'nothing')
              || ', recomputed ' || coalesce(v.recomputed, 'nothing')

@@ -86,13 +86,11 @@ BEGIN
     ORDER BY 1;
 END $$;
 
+-- Current counts, kept by triggers (migrations/0004_counts.sql; checked by verify).
 CREATE OR REPLACE FUNCTION stats_users_count()
-RETURNS TABLE (users bigint, users_with_cards bigint, cards bigint, active_cards bigint)
+RETURNS TABLE (users bigint, cards bigint, active_cards bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT (SELECT count(*) FROM public.users),
-           (SELECT count(DISTINCT c.user_id) FROM public.cards c),
-           (SELECT count(*) FROM public.cards),
-           (SELECT count(*) FROM public.cards c WHERE c.status = 'active')
+    SELECT e.users, e.cards, e.active_cards FROM public.entity_counts e
 $$;
 
 -- Distinct users (and cards) that boarded in the window. Every boarding was made with a
