@@ -117,11 +117,17 @@ class Output:
         self.out.write(tabulate([[_cell(r.get(c)) for c in cols] for r in rows], headers=cols,
                                 tablefmt="simple", disable_numparse=True) + "\n")
 
+    def _log(self, text: str) -> None:
+        """One stderr line; off a terminal (cron, CI, logs) it starts with a UTC timestamp."""
+        if not _isatty(self.err):
+            text = f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {text}"
+        self.err.write(text + "\n")
+        self.err.flush()
+
     def message(self, text: str) -> None:
         """An informational line on stderr (suppressed by --quiet)."""
         if not self.quiet:
-            self.err.write(text + "\n")
-            self.err.flush()
+            self._log(text)
 
     def warn(self, text: str, once_key: str | None = None) -> None:
         """A warning on stderr, at most once per key."""
@@ -130,12 +136,10 @@ class Output:
             return
         self._warned.add(key)
         if not self.quiet:
-            self.err.write(f"warning: {text}\n")
-            self.err.flush()
+            self._log(f"warning: {text}")
 
     def error(self, text: str) -> None:
-        self.err.write(f"error: {text}\n")
-        self.err.flush()
+        self._log(f"error: {text}")
 
     @contextmanager
     def progress(self, description: str, total: float | None) -> Iterator[Progress]:

@@ -7,6 +7,7 @@ migrated, and loaded with the demo data once (announced on stderr).
 from __future__ import annotations
 
 import contextlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,12 @@ class Runtime:
                 f"PostgreSQL is unreachable: {redact(_first_line(str(exc)))}") from exc
         self._closers.append(conn)
         return conn
+
+    def locked(self, name: str | None, wait: float = 0.0) -> AbstractContextManager[None]:
+        """Hold run lock `name` (`--lock`) on the primary for a block; exit 75 if taken."""
+        from recharge_cli import locks
+
+        return locks.held(self.db(), name, wait)
 
     def read_db(self) -> psycopg.Connection[dict[str, Any]]:
         """A connection for statistics: the read replica when one is set, else the primary."""

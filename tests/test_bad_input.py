@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import new_card, run_cli
 
+# off a terminal every stderr line starts with a UTC timestamp
+ONE_ERROR_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ error: [^\n]+\n")
 ASCII_INTEGER = re.compile(r"\s*[0-9]+\s*")
 PROPERTY = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -33,7 +35,7 @@ def assert_rejected(conn: Any, args: list[str], codes: set[int]) -> None:
     before = conn.execute(SNAPSHOT_SQL).fetchone()
     result = run_cli(*args)
     assert result.exit_code in codes, (args, result.exit_code, result.stderr)
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert ONE_ERROR_LINE.fullmatch(result.stderr), result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert conn.execute(SNAPSHOT_SQL).fetchone() == before
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import cache_admin, stats
-from recharge_cli.commands import runtime
+from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
 from recharge_cli.errors import ServiceUnavailable
 
 app = typer.Typer(no_args_is_help=True)
@@ -27,19 +27,22 @@ def cache_stats(ctx: typer.Context) -> None:
 
 
 @app.command("flush")
-def flush(ctx: typer.Context) -> None:
+def flush(ctx: typer.Context, lock: str | None = lock_option(), wait: float = WAIT_OPTION) -> None:
     """Delete this prefix's keys only (SCAN + UNLINK, never FLUSHDB)."""
     rt, cache = _require_cache(ctx)
-    rt.output.emit({"prefix": cache.prefix, "deleted": cache.flush()})
+    with rt.locked(lock, wait):
+        rt.output.emit({"prefix": cache.prefix, "deleted": cache.flush()})
 
 
 @app.command("warm")
-def warm(ctx: typer.Context) -> None:
+def warm(ctx: typer.Context, lock: str | None = lock_option("cache-warm"),
+         wait: float = WAIT_OPTION) -> None:
     """Precompute the common statistics (for a cron job before business hours)."""
     rt, cache = _require_cache(ctx)
     conn = rt.read_db()
     done = []
-    with rt.output.progress("Warming statistics", total=len(stats.COMMON)) as bar:
+    with rt.locked(lock, wait), rt.output.progress("Warming statistics",
+                                                    total=len(stats.COMMON)) as bar:
         for name, params in stats.COMMON:
             result = stats.get(conn, cache, name, params, fresh=True)
             done.append({"statistic": name, **params, "computed_at": result["computed_at"]})

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from recharge_cli import bulk, cards
-from recharge_cli.commands import runtime
+from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
 from recharge_cli.errors import InvalidInput
 
 CARD_HELP = "card id"
@@ -24,18 +24,23 @@ def recharge(
                                          "columns card_id,amount[,key]; - reads stdin"),
     rejects: Path | None = typer.Option(None, "--rejects", help="bulk: write rejected rows "
                                         "here as CSV instead of stderr"),
+    lock: str | None = lock_option(),
+    wait: float = WAIT_OPTION,
 ) -> None:
-    """Recharge a card (or every row of --from-csv, each its own idempotent operation)."""
+    """Recharge a card (or every row of --from-csv, each its own idempotent operation).
+    Bulk runs hold the lock 'recharge-bulk' unless --lock names another ('' for none)."""
     rt = runtime(ctx)
     if from_csv is not None:
         if card is not None or amount is not None or key is not None:
             raise InvalidInput("--from-csv cannot be combined with --card, --amount or --key")
-        summary = bulk.recharge_file(rt.db(), rt.cache(), from_csv, point, rejects, rt.output)
+        with rt.locked("recharge-bulk" if lock is None else lock, wait):
+            summary = bulk.recharge_file(rt.db(), rt.cache(), from_csv, point, rejects, rt.output)
         rt.output.emit(summary.as_row())
         raise typer.Exit(summary.exit_status)
     if card is None or amount is None:
         raise InvalidInput("--card and --amount are required (or use --from-csv)")
-    result = cards.recharge(rt.db(), rt.cache(), card, amount, point, key)
+    with rt.locked(lock, wait):
+        result = cards.recharge(rt.db(), rt.cache(), card, amount, point, key)
     if key is None:
         rt.output.message(f"idempotency key: {result['idempotency_key']}")
     rt.output.emit(result)

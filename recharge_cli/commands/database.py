@@ -7,17 +7,18 @@ import datetime as dt
 import typer
 
 from recharge_cli import migrations, seed, stats
-from recharge_cli.commands import runtime
+from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
 from recharge_cli.errors import ExitStatus, InvalidInput
 
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("migrate")
-def migrate(ctx: typer.Context) -> None:
+def migrate(ctx: typer.Context, lock: str | None = lock_option(), wait: float = WAIT_OPTION) -> None:
     """Apply pending migrations (idempotent: a second run applies nothing)."""
     rt = runtime(ctx)
-    applied = migrations.migrate(rt.db())
+    with rt.locked(lock, wait):
+        applied = migrations.migrate(rt.db())
     rt.output.message(f"applied {len(applied)} migration(s)" if applied else "nothing to apply")
     rt.output.emit([{"migration": name, "state": "applied now"} for name in applied])
 
@@ -43,6 +44,8 @@ def seed_command(
     seed_value: int = typer.Option(42, "--seed", help="random seed (same seed and --end, same data)"),
     end: str | None = typer.Option(None, "--end", help="last day of the data, YYYY-MM-DD "
                                    "(default today)"),
+    lock: str | None = lock_option(),
+    wait: float = WAIT_OPTION,
 ) -> None:
     """Load the demo data set into an empty database (server-side generation)."""
     rt = runtime(ctx)
@@ -51,16 +54,19 @@ def seed_command(
     except ValueError as exc:
         raise InvalidInput(f"invalid --end {end!r}: use YYYY-MM-DD") from exc
     conn = rt.db()
-    migrations.migrate(conn)
-    result = seed.seed(conn, scale=scale, seed=seed_value, end=end_date, output=rt.output)
+    with rt.locked(lock, wait):
+        migrations.migrate(conn)
+        result = seed.seed(conn, scale=scale, seed=seed_value, end=end_date, output=rt.output)
     rt.output.emit(result)
 
 
 @app.command("rollup")
-def rollup(ctx: typer.Context) -> None:
+def rollup(ctx: typer.Context, lock: str | None = lock_option("db-rollup"),
+           wait: float = WAIT_OPTION) -> None:
     """Roll up closed days for fast statistics and rebuild days changed since (run nightly)."""
     rt = runtime(ctx)
-    result = stats.build_rollups(rt.db())
+    with rt.locked(lock, wait):
+        result = stats.build_rollups(rt.db())
     rt.output.message(f"rolled up {result['days_built']} day(s) in {result['seconds']} s; "
                       f"rollups cover days before {result['rolled_until']:%Y-%m-%d} "
                       f"({result['time_zone']})")

@@ -7,7 +7,7 @@ import datetime as dt
 import typer
 
 from recharge_cli import cards
-from recharge_cli.commands import runtime
+from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
 from recharge_cli.commands.cards import KEY_HELP
 from recharge_cli.errors import InvalidInput
 
@@ -39,10 +39,13 @@ def record(
     route: int | None = typer.Option(None, "--route", help="route id"),
     at: str | None = typer.Option(None, "--at", help="boarding time, ISO 8601 (default: now)"),
     key: str | None = typer.Option(None, "--key", help=KEY_HELP),
+    lock: str | None = lock_option(),
+    wait: float = WAIT_OPTION,
 ) -> None:
     """A boarding tap: charges the fare (or transfer fare) and records the leg."""
     rt = runtime(ctx)
-    result = cards.record_trip(rt.db(), rt.cache(), card, station, route, parse_time(at), key)
+    with rt.locked(lock, wait):
+        result = cards.record_trip(rt.db(), rt.cache(), card, station, route, parse_time(at), key)
     if key is None:
         rt.output.message(f"idempotency key: {result['idempotency_key']}")
     rt.output.emit(result)

@@ -1,0 +1,97 @@
+"""Unattended runs: run locks (exit 75), redacted passwords, README cron lines as cron runs them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from psycopg import conninfo
+
+from recharge_cli.locks import LOCK_CLASS
+from tests.conftest import Database
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def _start(database: Database, *args: str, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    env = {**os.environ, "RECHARGE_DSN": database.dsn, "RECHARGE_REDIS_URL": database.redis_url,
+           "RECHARGE_CACHE_PREFIX": database.prefix}
+    return subprocess.Popen([sys.executable, "-m", "recharge_cli", *args], env=env, text=True,
+                            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_second_run_under_the_same_lock_exits_75_at_once(database: Database, conn) -> None:
+    # the first run holds lock "warm" while it waits for its (bulk) input on stdin
+    first = _start(database, "recharge", "--from-csv", "-", "--lock", "warm", stdin=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    held = "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = %s"
+    while conn.execute(held, (LOCK_CLASS,)).fetchone()["n"] == 0:
+        assert time.monotonic() < deadline and first.poll() is None, "the first run never took the lock"
+        time.sleep(0.05)
+    started = time.monotonic()
+    second = _start(database, "cache", "warm", "--lock", "warm")
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 75, err
+    assert "lock 'warm' is held by another run" in err and err.count("\n") == 1
+    assert time.monotonic() - started < 10  # process start-up included; no waiting
+    waiting = _start(database, "cache", "warm", "--lock", "warm", "--wait", "30")
+    time.sleep(1.0)
+    first.communicate(input="", timeout=60)  # empty file: nothing to do, lock released
+    assert first.returncode == 0
+    _, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert _start(database, "cache", "warm", "--lock", "warm").wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize("where", ["127.0.0.1:1", "no-such-host.invalid:5432"])
+@pytest.mark.parametrize("debug", [[], ["--debug"]])
+def test_a_dsn_password_never_appears(where: str, debug: list[str], cli_env: Database) -> None:
+    secret = "Sup3r-Secret-Pw"
+    for command in (["balance", "--card", "1"], ["db", "status"], ["stats", "revenue"]):
+        process = subprocess.run(
+            [sys.executable, "-m", "recharge_cli", *debug, "--dsn", f"postgresql://app:{secret}@{where}/x",
+             *command], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert process.returncode == 69, process.stderr
+        assert secret not in process.stdout + process.stderr
+        assert "unreachable" in process.stderr
+
+
+def test_password_redacted_in_a_wrong_database_error(cli_env: Database) -> None:
+    secret = "An0ther-Secret"
+    dsn = conninfo.make_conninfo(cli_env.dsn, password=secret, dbname="recharge_no_such_db")
+    process = subprocess.run([sys.executable, "-m", "recharge_cli", "--debug", "--dsn", dsn, "db",
+                              "status"], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+    assert process.returncode == 69 and "recharge_no_such_db" in process.stderr
+    assert secret not in process.stdout + process.stderr
+
+
+def _cron_lines() -> list[str]:
+    block = README.read_text().split("```cron", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines()
+            if line.strip() and not line.startswith("#") and ("verify" in line or "rollup" in line
+                                                               or "cache warm" in line)]
+
+
+def test_readme_cron_lines_run_as_cron_would(database: Database) -> None:
+    """No terminal, cron's minimal environment, `cd /`, the installed console script."""
+    script = Path(sys.executable).parent / "recharge"
+    lines = _cron_lines()
+    assert len(lines) == 3
+    for line in lines:
+        command = line.split(None, 5)[5].replace("\\%", "%")
+        command = command.replace("/opt/recharge/.venv/bin/recharge", str(script))
+        command = command.replace("service=recharge", f"'{database.dsn}'")
+        command = re.sub(r"redis://127\.0\.0\.1:6379/0", database.redis_url, command)
+        command = f"RECHARGE_CACHE_PREFIX={database.prefix} " + command.replace("cd / && ", "")
+        process = subprocess.run(["/bin/sh", "-c", f"cd / && {command}"], capture_output=True, text=True,
+                                 timeout=300, stdin=subprocess.DEVNULL,
+                                 env={"PATH": "/usr/bin:/bin", "SHELL": "/bin/sh", "HOME": "/nonexistent",
+                                      "LOGNAME": "cron"})
+        assert process.returncode == 0, (line, process.stderr)
+        assert process.stderr == ""  # --quiet: nothing to mail when all is well
