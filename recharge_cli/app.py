@@ -113,7 +113,7 @@ def root(
 
 
 def _register() -> None:
-    from recharge_cli.commands import bench, cache, cards, database, local, stats, trips, verify
+    from recharge_cli.commands import bench, cache, cards, database, local, report, stats, trips, verify
 
     for module in (cards, verify):
         module.register(app)
@@ -123,6 +123,7 @@ def _register() -> None:
     app.add_typer(cache.app, name="cache", help="Cache statistics, flush and warm-up.")
     app.add_typer(database.app, name="db", help="Schema migrations and demo data.")
     app.add_typer(local.app, name="local", help="The embedded PostgreSQL and Valkey.")
+    app.add_typer(report.app, name="report", help="The daily operations report (for cron).")
     app.add_typer(bench.app, name="bench", help="Cached vs uncached latency, throughput, "
                   "reports; `bench compare` runs.")
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TextIO
 
 FORMATS = ("table", "json", "csv")
@@ -89,11 +90,7 @@ class Output:
             self._table(rows, columns, title)
 
     def _csv(self, rows: list[Row], columns: Sequence[str] | None) -> None:
-        cols = list(columns or _columns(rows))
-        writer = csv.writer(self.out, lineterminator="\n")
-        writer.writerow(cols)
-        for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in cols])
+        _write_csv(self.out, rows, columns)
 
     def _table(self, rows: list[Row], columns: Sequence[str] | None, title: str | None) -> None:
         cols = list(columns or _columns(rows))
@@ -167,6 +164,21 @@ class Progress:
     def advance(self, amount: float = 1) -> None:
         if self.bar is not None:
             self.bar.advance(self.task, amount)
+
+
+def _write_csv(stream: TextIO, rows: list[Row], columns: Sequence[str] | None = None) -> None:
+    cols = list(columns or _columns(rows))
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(cols)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in cols])
+
+
+def write_csv(path: Path, rows: list[Row]) -> Path:
+    """Rows to a CSV file (header = every key, in first-seen order), as `--format csv` prints."""
+    with path.open("w", newline="") as fh:
+        _write_csv(fh, rows)
+    return path
 
 
 def _columns(rows: Iterable[Row]) -> list[str]:

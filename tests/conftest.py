@@ -5,7 +5,6 @@ database and key prefix and removes them afterwards."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import os
 import uuid
@@ -121,13 +120,11 @@ def conn(database: Database) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         yield connection
 
 
-_card_ids = itertools.count(90_000_000 + os.getpid() % 1000 * 10_000)
-
-
 def new_card(conn: psycopg.Connection[Any], status: str = "active", balance: int = 0) -> int:
     """A fresh card for one test (owned by no user), optionally with an opening recharge."""
-    card_id = next(_card_ids)
-    conn.execute("INSERT INTO cards (card_id, status) VALUES (%s, 'active')", (card_id,))
+    card_id = conn.execute(  # above every existing card (bench scratch cards included)
+        "INSERT INTO cards (card_id, status) SELECT greatest(max(card_id), 89999999) + 1, 'active' "
+        "FROM cards RETURNING card_id").fetchone()["card_id"]
     for n, start in enumerate(range(0, balance, 200_000)):
         amount = min(200_000, balance - start)
         db.call(conn, "public.recharge_card", (card_id, amount, None, f"open-{card_id}-{n}"))

@@ -46,7 +46,8 @@ def test_backdated_trip_marks_its_day_dirty_until_rebuilt(cli, conn) -> None:
 
     rebuilt = cli("db", "rollup").json()
     assert rebuilt["days_built"] >= 1
-    assert conn.execute("SELECT count(*) AS n FROM rollup_dirty").fetchone()["n"] == 0
+    assert conn.execute("SELECT count(*) AS n FROM rollup_dirty WHERE day = '2026-11-19'"
+                        ).fetchone()["n"] == 0  # days not closed yet may stay dirty
     again = cli("trips", "total", "--from", "2026-11-19", "--to", "2026-11-19", "--fresh").json()
     assert (again["legs"], again["fares"]) == (after["legs"], after["fares"])
     assert cli("verify").exit_code == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from recharge_cli.bench import statistics
+from recharge_cli.charts import pyplot
 from recharge_cli.errors import InvalidInput
 
 
@@ -61,11 +62,9 @@ def verdict(ratio: dict[str, float]) -> str:
 
 def plot(runs: list[dict[str, Any]], path: Path) -> Path:
     """Median latency per series and run (log axis), whiskers from p25 to p75."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     series = list(runs[0]["samples_ns"])
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(series) * len(runs) + 1.5))

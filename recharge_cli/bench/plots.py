@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from recharge_cli.bench.runner import KINDS, Samples
+from recharge_cli.charts import pyplot
 
 SERIES_KINDS = (*KINDS, "write")
 COLORS = {"hit": "#2a9d8f", "miss": "#e76f51", "db": "#264653", "write": "#8a5a9e"}
 
 
 def draw_all(out: Path, samples: Samples) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     targets = sorted({s.split("/")[0] for s in samples.values if not s.startswith("baseline/")})
     us = {s: np.asarray(v) / 1000.0 for s, v in samples.values.items()}

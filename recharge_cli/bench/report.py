@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import platform
 import subprocess
@@ -11,6 +10,7 @@ from typing import Any
 
 from recharge_cli.bench import statistics
 from recharge_cli.bench.runner import BASELINES, KINDS, TARGETS, Samples
+from recharge_cli.render import write_csv
 
 # DESIGN §9 budgets that one bench run can check side by side.
 BUDGETS = [
@@ -88,10 +88,7 @@ def write(out: Path, samples: Samples, analysis: dict[str, Any], env: dict[str, 
         "environment": env, **analysis, "samples_ns": samples.values,
         "trial_order": [series for series, _ in samples.order]}, indent=1, default=str))
     rows = summary_rows(analysis)
-    with (out / "summary.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, list(dict.fromkeys(k for r in rows for k in r)))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "summary.csv", rows)
     if plots:
         from recharge_cli.bench import plots as plot
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import typer
@@ -22,3 +23,12 @@ def lock_option(default: str | None = None) -> Any:
 
 WAIT_OPTION = typer.Option(0.0, "--wait", min=0, max=86_400, metavar="SECONDS",
                            help="wait up to SECONDS for --lock before exiting 75")
+
+
+def whole_number(text: str | int) -> int:
+    """Strict integer options: ASCII digits only ("1000.0", "1e3" and "١٠٠٠" are errors, exit 2)."""
+    if isinstance(text, int):
+        return text
+    if not re.fullmatch(r"-?[0-9]+", text.strip()):
+        raise typer.BadParameter(f"{text!r} is not a whole number")
+    return int(text)

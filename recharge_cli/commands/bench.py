@@ -122,9 +122,8 @@ def compare(
     no_plot: bool = typer.Option(False, "--no-plot", help="skip compare.png"),
 ) -> None:
     """Change of every target/kind between runs: ratio of medians with a 95% interval."""
-    import csv
-
     from recharge_cli.bench import compare as comparison
+    from recharge_cli.render import write_csv
 
     rt = runtime(ctx)
     if len(results) < 2:
@@ -133,11 +132,7 @@ def compare(
     rows = comparison.changes(runs)
     out = out or _default_out("compare-")
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "compare.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, list(dict.fromkeys(k for r in rows for k in r)))
-        writer.writeheader()
-        writer.writerows(rows)
-    written = [out / "compare.csv"]
+    written = [write_csv(out / "compare.csv", rows)]
     if not no_plot:
         written.append(comparison.plot(runs, out / "compare.png"))
     rt.output.message(f"ratio = later p50 / {runs[0]['label']} p50 (below 1 is faster); "

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from recharge_cli import bulk, cards
-from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
+from recharge_cli.commands import WAIT_OPTION, lock_option, runtime, whole_number
 from recharge_cli.errors import InvalidInput
 
 CARD_HELP = "card id"
@@ -16,9 +16,10 @@ KEY_HELP = "idempotency key (1-128 of A-Z a-z 0-9 . _ : -); a UUID is generated 
 
 def recharge(
     ctx: typer.Context,
-    card: int | None = typer.Option(None, "--card", help=CARD_HELP),
-    amount: int | None = typer.Option(None, "--amount", help="pesos, a positive integer"),
-    point: int | None = typer.Option(None, "--point", help="recharge point id"),
+    card: int | None = typer.Option(None, "--card", parser=whole_number, help=CARD_HELP),
+    amount: int | None = typer.Option(None, "--amount", parser=whole_number,
+                                      help="pesos, a positive integer"),
+    point: int | None = typer.Option(None, "--point", parser=whole_number, help="recharge point id"),
     key: str | None = typer.Option(None, "--key", help=KEY_HELP),
     from_csv: Path | None = typer.Option(None, "--from-csv", help="bulk: a CSV file with "
                                          "columns card_id,amount[,key]; - reads stdin"),
@@ -48,7 +49,7 @@ def recharge(
 
 def balance(
     ctx: typer.Context,
-    card: list[int] = typer.Option(..., "--card", help="card id; repeat for several"),
+    card: list[int] = typer.Option(..., "--card", parser=whole_number, help="card id; repeat for several"),
 ) -> None:
     """Card balances (cache-aside; --no-cache reads PostgreSQL)."""
     rt = runtime(ctx)
@@ -61,8 +62,8 @@ def balance(
 
 def recharges(
     ctx: typer.Context,
-    card: int = typer.Option(..., "--card", help=CARD_HELP),
-    limit: int = typer.Option(20, "--limit", help="how many, newest first"),
+    card: int = typer.Option(..., "--card", parser=whole_number, help=CARD_HELP),
+    limit: int = typer.Option(20, "--limit", parser=whole_number, help="how many, newest first"),
 ) -> None:
     """A card's latest recharges."""
     rt = runtime(ctx)

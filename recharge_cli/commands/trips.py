@@ -7,7 +7,7 @@ import datetime as dt
 import typer
 
 from recharge_cli import cards
-from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
+from recharge_cli.commands import WAIT_OPTION, lock_option, runtime, whole_number
 from recharge_cli.commands.cards import KEY_HELP
 from recharge_cli.errors import InvalidInput
 
@@ -34,9 +34,9 @@ def parse_time(value: str | None) -> str | None:
 @app.command("record")
 def record(
     ctx: typer.Context,
-    card: int = typer.Option(..., "--card", help="card id"),
-    station: int = typer.Option(..., "--station", help="boarding station id"),
-    route: int | None = typer.Option(None, "--route", help="route id"),
+    card: int = typer.Option(..., "--card", parser=whole_number, help="card id"),
+    station: int = typer.Option(..., "--station", parser=whole_number, help="boarding station id"),
+    route: int | None = typer.Option(None, "--route", parser=whole_number, help="route id"),
     at: str | None = typer.Option(None, "--at", help="boarding time, ISO 8601 (default: now)"),
     key: str | None = typer.Option(None, "--key", help=KEY_HELP),
     lock: str | None = lock_option(),
@@ -54,8 +54,8 @@ def record(
 @app.command("list")
 def list_trips(
     ctx: typer.Context,
-    card: int = typer.Option(..., "--card", help="card id"),
-    limit: int = typer.Option(20, "--limit", help="how many legs, newest first"),
+    card: int = typer.Option(..., "--card", parser=whole_number, help="card id"),
+    limit: int = typer.Option(20, "--limit", parser=whole_number, help="how many legs, newest first"),
 ) -> None:
     """A card's latest trip legs (cache-aside)."""
     rt = runtime(ctx)

@@ -1,0 +1,41 @@
+"""recharge report daily"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+
+from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
+from recharge_cli.errors import ExitStatus
+from recharge_cli.stats import parse_date
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("daily")
+def daily(
+    ctx: typer.Context,
+    date: str | None = typer.Option(None, "--date", help="the day, YYYY-MM-DD (default: yesterday)"),
+    out: Path | None = typer.Option(None, "--out", help="report folder (default "
+                                    "reports/daily-<date>)"),
+    no_plot: bool = typer.Option(False, "--no-plot", help="skip the PNG charts"),
+    lock: str | None = lock_option("report-daily"),
+    wait: float = WAIT_OPTION,
+) -> None:
+    """The morning operations report: report.md, PNG charts and CSV; exit 1 if verify fails."""
+    from recharge_cli import daily_report
+
+    rt = runtime(ctx)
+    day = parse_date(date, "--date") or dt.date.today() - dt.timedelta(days=1)
+    out = out or Path("reports") / f"daily-{day.isoformat()}"
+    with rt.locked(lock, wait):
+        report = daily_report.gather(rt.read_db(), day)
+    files = daily_report.write(out, report, plots=not no_plot)
+    rt.output.message(f"report written to {out}/ ({', '.join(f.name for f in files)})")
+    rt.output.emit({"date": report["date"], "out": str(out), **report["day"],
+                    "verify_violations": report["violations"]})
+    if report["violations"]:
+        rt.output.error(f"verify found {report['violations']} violation(s); see {out}/report.md")
+        raise typer.Exit(ExitStatus.INTERNAL)

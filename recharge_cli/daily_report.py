@@ -1,0 +1,136 @@
+"""`recharge report daily`: the morning operations report — the day against the 7 days
+before it, busiest stations and localities, recharge points, cards by status, verify."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from recharge_cli import db, verify
+from recharge_cli.charts import pyplot
+from recharge_cli.render import write_csv
+
+Row = dict[str, Any]
+PREVIOUS_DAYS = 7
+TOP = 10
+
+
+def gather(conn: psycopg.Connection[Row], day: dt.date) -> Row:
+    """Every figure of the report, from the stored functions."""
+    first = day - dt.timedelta(days=PREVIOUS_DAYS)
+    revenue = {r["bucket"]: r for r in db.call(conn, "public.stats_revenue", (first, day, "day"))}
+    trips = {r["bucket"]: r for r in db.call(conn, "public.stats_trips", (first, day, "day"))}
+    days = []
+    for n in range(PREVIOUS_DAYS + 1):
+        key = (first + dt.timedelta(days=n)).isoformat()
+        money, legs = revenue.get(key, {}), trips.get(key, {})
+        days.append({"day": key, "recharged": money.get("recharged", 0),
+                     "recharges": money.get("recharges", 0), "fares": legs.get("fares", 0),
+                     "legs": legs.get("legs", 0), "journeys": legs.get("journeys", 0),
+                     "transfers": legs.get("transfers", 0),
+                     "transfer_share": round(legs["transfers"] / legs["legs"], 4)
+                     if legs.get("legs") else 0.0})
+    localities = sorted(db.call(conn, "public.stats_trips", (day, day, "locality")),
+                        key=lambda r: (-r["legs"], r["bucket"]))[:TOP]
+    found = verify.violations(conn)
+    zone = conn.execute("SELECT current_setting('TimeZone') AS tz").fetchone()
+    return {
+        "date": day.isoformat(), "time_zone": zone["tz"] if zone else None, "days": days,
+        "day": days[-1], "previous_mean": {k: sum(d[k] for d in days[:-1]) / PREVIOUS_DAYS
+                                           for k in ("recharged", "fares", "legs", "journeys")},
+        "stations": db.call(conn, "public.report_top_stations", (day, TOP)),
+        "localities": [{"locality": r["bucket"], "legs": r["legs"], "transfers": r["transfers"],
+                        "fares": r["fares"]} for r in localities],
+        "points": db.call(conn, "public.report_recharge_points", (day, TOP)),
+        "cards_by_status": db.call(conn, "public.report_card_status"),
+        "verify": verify.summary(found), "violations": len(found),
+    }
+
+
+def change(today: float, mean: float) -> str:
+    return f"{(today - mean) / mean:+.1%}" if mean else "n/a"
+
+
+def write(out: Path, report: Row, plots: bool = True) -> list[Path]:
+    """report.md, CSV files and PNG charts into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [write_csv(out / "days.csv", report["days"]),
+               write_csv(out / "stations.csv", report["stations"]),
+               write_csv(out / "localities.csv", report["localities"]),
+               write_csv(out / "points.csv", report["points"]),
+               write_csv(out / "cards_by_status.csv", report["cards_by_status"])]
+    if plots:
+        written += _charts(out, report)
+    (out / "report.md").write_text(markdown(report, plots))
+    return [*written, out / "report.md"]
+
+
+def markdown(report: Row, plots: bool) -> str:
+    from tabulate import tabulate
+
+    day, mean = report["day"], report["previous_mean"]
+    ok = report["violations"] == 0
+
+    def table(rows: list[Row]) -> str:
+        return tabulate(rows, headers="keys", tablefmt="github", intfmt=",")
+
+    lines = [
+        f"# Daily report {report['date']}", "",
+        f"Days in {report['time_zone']}. Verify: "
+        + ("**all invariants hold**" if ok else f"**{report['violations']} violation(s)**"), "",
+        "| | the day | mean of previous 7 days | change |", "|---|---:|---:|---:|",
+        *(f"| {label} | {day[k]:,} | {mean[k]:,.0f} | {change(day[k], mean[k])} |"
+          for label, k in (("recharged (pesos)", "recharged"), ("fares (pesos)", "fares"),
+                           ("trip legs", "legs"), ("journeys", "journeys"))),
+        f"| transfer share | {day['transfer_share']:.1%} | | |", "",
+    ]
+    if plots:
+        lines += ["![Revenue and trips, last 8 days](days.png)", ""]
+    lines += ["## Busiest stations", "", table(report["stations"]), ""]
+    if plots:
+        lines += ["![Busiest stations](stations.png)", ""]
+    lines += ["## Localities", "", table(report["localities"]), "",
+              "## Recharge points", "", table(report["points"]), "",
+              "## Cards by status (now)", "", table(report["cards_by_status"]), "",
+              "## Verify", "", table(report["verify"]), "",
+              "## Last 8 days", "", table(report["days"]), ""]
+    return "\n".join(lines)
+
+
+def _charts(out: Path, report: Row) -> list[Path]:
+    plt = pyplot()
+    days = report["days"]
+    labels = [d["day"][5:] for d in days]
+    colors = ["#bbbbbb"] * (len(days) - 1) + ["#2a9d8f"]
+    fig, (money, legs) = plt.subplots(1, 2, figsize=(11, 3.8))
+    money.bar(labels, [d["recharged"] / 1e6 for d in days], color=colors)
+    money.plot(labels, [d["fares"] / 1e6 for d in days], "o-", color="#e76f51", label="fares")
+    money.set_title("recharged (bars) and fares (line), million pesos")
+    money.legend(fontsize=8)
+    legs.bar(labels, [d["legs"] for d in days], color=colors)
+    legs.set_title("trip legs (bars) and transfer share (line)")
+    share = legs.twinx()
+    share.plot(labels, [d["transfer_share"] * 100 for d in days], "o-", color="#264653")
+    share.set_ylabel("transfers, % of legs")
+    for ax in (money, legs):
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"Daily report {report['date']} (highlighted) vs previous 7 days")
+    fig.tight_layout()
+    fig.savefig(out / "days.png", dpi=110)
+    plt.close(fig)
+
+    stations = list(reversed(report["stations"]))
+    fig, ax = plt.subplots(figsize=(8, 0.35 * max(len(stations), 1) + 1.5))
+    ax.barh([f"{s['station']} ({s['locality']})" for s in stations],
+            [s["legs"] for s in stations], color="#2a9d8f")
+    ax.set_xlabel("trip legs")
+    ax.set_title(f"Busiest stations on {report['date']}")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(out / "stations.png", dpi=110)
+    plt.close(fig)
+    return [out / "days.png", out / "stations.png"]

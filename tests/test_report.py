@@ -1,0 +1,64 @@
+"""`recharge report daily` on the demo data: figures equal SQL, files written, verify gates the exit."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from recharge_cli.locks import LOCK_CLASS
+
+DAY = "2026-11-20"
+IN_DAY = "%(col)s >= '2026-11-20'::date::timestamptz AND %(col)s < '2026-11-21'::date::timestamptz"
+
+
+def test_daily_report_figures_equal_sql(cli, conn, tmp_path: Path) -> None:
+    out = tmp_path / "daily"
+    result = cli("report", "daily", "--date", DAY, "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    body = result.json()
+    trips = conn.execute(
+        "SELECT count(*) AS legs, count(*) FILTER (WHERE is_transfer) AS transfers, "
+        "sum(fare_charged) AS fares FROM trips WHERE " + IN_DAY % {"col": "boarding_time"}).fetchone()
+    money = conn.execute("SELECT coalesce(sum(amount), 0) AS recharged, count(*) AS n FROM recharges "
+                         "WHERE " + IN_DAY % {"col": "recharged_at"}).fetchone()
+    assert (body["legs"], body["transfers"], body["fares"]) == (trips["legs"], trips["transfers"],
+                                                                trips["fares"])
+    assert (body["recharged"], body["recharges"]) == (money["recharged"], money["n"])
+    assert body["verify_violations"] == 0 and body["legs"] > 10_000
+
+    top = conn.execute("SELECT station_id, count(*) AS legs FROM trips WHERE "
+                       + IN_DAY % {"col": "boarding_time"}
+                       + " GROUP BY station_id ORDER BY legs DESC, station_id LIMIT 1").fetchone()
+    stations = list(csv.DictReader((out / "stations.csv").open()))
+    assert (int(stations[0]["station_id"]), int(stations[0]["legs"])) == (top["station_id"], top["legs"])
+    days = list(csv.DictReader((out / "days.csv").open()))
+    assert [d["day"] for d in days][-1] == DAY and len(days) == 8
+    statuses = {r["status"]: int(r["cards"]) for r in csv.DictReader((out / "cards_by_status.csv").open())}
+    assert statuses["lost"] == conn.execute("SELECT count(*) AS n FROM cards WHERE status = 'lost'"
+                                            ).fetchone()["n"]
+    for png in ("days.png", "stations.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (out / "report.md").read_text()
+    assert f"# Daily report {DAY}" in text and "all invariants hold" in text and "](days.png)" in text
+    assert f"| trip legs | {trips['legs']:,} |" in text
+
+
+def test_daily_report_exits_1_when_verify_fails(cli, conn, tmp_path: Path) -> None:
+    conn.execute("UPDATE entity_counts SET users = users + 1")
+    try:
+        result = cli("report", "daily", "--date", DAY, "--out", str(tmp_path), "--no-plot")
+    finally:
+        conn.execute("UPDATE entity_counts SET users = users - 1")
+    assert result.exit_code == 1 and "verify found 1 violation" in result.stderr
+    assert "**1 violation(s)**" in (tmp_path / "report.md").read_text()
+
+
+def test_daily_report_takes_its_lock_by_default(cli, conn, tmp_path: Path) -> None:
+    conn.execute("SELECT pg_advisory_lock(%s, hashtext('report-daily'))", (LOCK_CLASS,))
+    try:
+        assert cli("report", "daily", "--date", DAY, "--out", str(tmp_path)).exit_code == 75
+        assert cli("report", "daily", "--date", DAY, "--out", str(tmp_path), "--no-plot",
+                   "--lock", "").exit_code == 0
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s, hashtext('report-daily'))", (LOCK_CLASS,))
+    assert cli("report", "daily", "--date", "2026-13-01").exit_code == 2
