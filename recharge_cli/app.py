@@ -91,6 +91,9 @@ def root(
     ctx: typer.Context,
     dsn: str | None = typer.Option(None, "--dsn", help="PostgreSQL conninfo or URL "
                                    "[env RECHARGE_DSN, DATABASE_URL, PG*]", show_default=False),
+    admin_dsn: str | None = typer.Option(None, "--admin-dsn", help="schema owner for db migrate, "
+                                         "db seed and bench [env RECHARGE_ADMIN_DSN; default "
+                                         "--dsn]"),
     read_dsn: str | None = typer.Option(None, "--read-dsn", help="read replica for statistics "
                                         "[env RECHARGE_READ_DSN]"),
     redis_url: str | None = typer.Option(None, "--redis-url", help="redis://, rediss:// or "
@@ -107,8 +110,8 @@ def root(
     from recharge_cli.settings import resolve
 
     output = Output(format=output_format.value if output_format else None, quiet=quiet)
-    settings = resolve(dsn=dsn, read_dsn=read_dsn, redis_url=redis_url, no_cache=no_cache,
-                       config=config)
+    settings = resolve(dsn=dsn, admin_dsn=admin_dsn, read_dsn=read_dsn, redis_url=redis_url,
+                       no_cache=no_cache, config=config)
     ctx.obj = RechargeGroup.runtime = Runtime(settings=settings, output=output, debug=debug)
 
 

@@ -28,6 +28,7 @@ class Runtime:
     debug: bool = False
     _conn: Any = None
     _read_conn: Any = None
+    _admin_conn: Any = None
     _cache: Any = None
     _resolved: Settings | None = None
     _closers: list[Any] = field(default_factory=list)
@@ -62,6 +63,16 @@ class Runtime:
         from recharge_cli import locks
 
         return locks.held(self.db(), name, wait)
+
+    def admin_db(self) -> psycopg.Connection[dict[str, Any]]:
+        """A connection as the schema owner (`--admin-dsn`) for migrations, seeding and bench;
+        the application connection when no admin DSN is set."""
+        admin_dsn = self.servers().admin_dsn
+        if not admin_dsn:
+            return self.db()
+        if self._admin_conn is None:
+            self._admin_conn = self._connect(admin_dsn)
+        return self._admin_conn
 
     def read_db(self) -> psycopg.Connection[dict[str, Any]]:
         """A connection for statistics: the read replica when one is set, else the primary."""

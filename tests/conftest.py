@@ -4,6 +4,7 @@ database and key prefix and removes them afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -53,7 +54,13 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         redis_url = os.environ.get("RECHARGE_TEST_REDIS_URL")
         if not redis_url:
             pytest.exit("RECHARGE_TEST_DSN needs RECHARGE_TEST_REDIS_URL too", returncode=2)
+        with psycopg.connect(external, autocommit=True) as admin:
+            had_role = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'recharge_app'").fetchone()
         yield Servers(external, redis_url, None)
+        if not had_role:  # created by our migrations: leave the shared server as we found it
+            with psycopg.connect(external, autocommit=True) as admin, \
+                    contextlib.suppress(psycopg.errors.DependentObjectsStillExist):
+                admin.execute("DROP ROLE IF EXISTS recharge_app")
         return
     home = tmp_path_factory.mktemp("embedded-home")
     state = local.start(home)

@@ -49,13 +49,14 @@ def bench(
     servers = rt.servers()
     if not servers.redis_url:
         raise ServiceUnavailable("bench needs Redis: set --redis-url or RECHARGE_REDIS_URL")
-    conn = rt.db()
+    conn = rt.admin_db()  # scratch cards, raw baseline queries: the schema owner
     if demo.is_empty(conn):
         rt.output.message("The database is empty: loading the demo data set first …")
         demo.seed(conn, output=rt.output)
     out = out or _default_out()
     prefix = f"{servers.cache_prefix}bench:{dt.datetime.now(dt.UTC):%H%M%S%f}:"
-    conns = runner.open_connections(servers.dsn or "", servers.redis_url, prefix)
+    dsn = servers.admin_dsn or servers.dsn or ""
+    conns = runner.open_connections(dsn, servers.redis_url, prefix)
     scratch = None
     if runner.WRITE_TARGET in targets:
         writes = iterations + warmup + (load.scratch_cards_needed(concurrency, duration)
@@ -72,7 +73,7 @@ def bench(
         throughput = {}
         if concurrency:
             rt.output.message(f"throughput: {concurrency} processes × {duration:g} s per target …")
-            throughput = load.run(servers.dsn or "", servers.redis_url, prefix, targets,
+            throughput = load.run(dsn, servers.redis_url, prefix, targets,
                                   concurrency, duration, card_ids,
                                   scratch.card_ids if scratch else [])
         analysis = report.analyse(samples, targets, seed)

@@ -18,7 +18,7 @@ def migrate(ctx: typer.Context, lock: str | None = lock_option(), wait: float = 
     """Apply pending migrations (idempotent: a second run applies nothing)."""
     rt = runtime(ctx)
     with rt.locked(lock, wait):
-        applied = migrations.migrate(rt.db())
+        applied = migrations.migrate(rt.admin_db())
     rt.output.message(f"applied {len(applied)} migration(s)" if applied else "nothing to apply")
     rt.output.emit([{"migration": name, "state": "applied now"} for name in applied])
 
@@ -27,7 +27,7 @@ def migrate(ctx: typer.Context, lock: str | None = lock_option(), wait: float = 
 def status(ctx: typer.Context) -> None:
     """Applied and pending migrations; exit 1 when an applied one was changed."""
     rt = runtime(ctx)
-    states = migrations.status(rt.db())
+    states = migrations.status(rt.admin_db())
     rt.output.emit([{"migration": s.migration.name, "kind": s.migration.kind, "state": s.state}
                     for s in states])
     changed = [s.migration.name for s in states if s.state == "changed"]
@@ -53,7 +53,7 @@ def seed_command(
         end_date = dt.date.fromisoformat(end) if end else None
     except ValueError as exc:
         raise InvalidInput(f"invalid --end {end!r}: use YYYY-MM-DD") from exc
-    conn = rt.db()
+    conn = rt.admin_db()
     with rt.locked(lock, wait):
         migrations.migrate(conn)
         result = seed.seed(conn, scale=scale, seed=seed_value, end=end_date, output=rt.output)

@@ -43,7 +43,8 @@ CREATE OR REPLACE FUNCTION recharge_card(
     p_card_id bigint, p_amount bigint, p_point_id integer, p_key text)
 RETURNS TABLE (card_id bigint, recharge_id bigint, amount bigint, balance bigint,
                version bigint, recharged_at timestamptz, replayed boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     v_request jsonb := jsonb_build_object(
@@ -114,7 +115,8 @@ RETURNS TABLE (card_id bigint, trip_id bigint, station_id integer, route_id inte
                boarding_time timestamptz, fare_charged bigint, is_transfer boolean,
                transfer_group bigint, leg_number smallint, balance bigint, version bigint,
                replayed boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     v_request jsonb := jsonb_build_object('card_id', p_card_id, 'station_id', p_station_id,
@@ -211,21 +213,27 @@ BEGIN
                         coalesce(v_group, v_trip_id), v_leg, v_balance, v_card.version + 1, false;
 END $$;
 
+-- Reads are plpgsql, not sql: a SECURITY DEFINER sql function is never inlined and
+-- (before PostgreSQL 18) is planned on every call; plpgsql caches its plan per session.
 CREATE OR REPLACE FUNCTION card_balances(p_card_ids bigint[])
 RETURNS TABLE (card_id bigint, balance bigint, status text, version bigint,
                last_movement_at timestamptz)
-LANGUAGE sql STABLE AS $$
-    SELECT c.card_id, c.balance, c.status, c.version, c.last_movement_at
-    FROM public.cards c WHERE c.card_id = ANY (p_card_ids)
-$$;
+LANGUAGE plpgsql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    RETURN QUERY SELECT c.card_id, c.balance, c.status, c.version, c.last_movement_at
+                 FROM public.cards c WHERE c.card_id = ANY (p_card_ids);
+END $$;
 
 CREATE OR REPLACE FUNCTION card_balance(p_card_id bigint)
 RETURNS TABLE (card_id bigint, balance bigint, status text, version bigint,
                last_movement_at timestamptz)
-LANGUAGE sql STABLE AS $$
-    SELECT c.card_id, c.balance, c.status, c.version, c.last_movement_at
-    FROM public.cards c WHERE c.card_id = p_card_id
-$$;
+LANGUAGE plpgsql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    RETURN QUERY SELECT c.card_id, c.balance, c.status, c.version, c.last_movement_at
+                 FROM public.cards c WHERE c.card_id = p_card_id;
+END $$;
 
 CREATE OR REPLACE FUNCTION require_card(p_card_id bigint) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
@@ -243,7 +251,8 @@ RETURNS TABLE (card_id bigint, trip_id bigint, boarding_time timestamptz, statio
                station_name text, route_id integer, route_code text, service text,
                fare_charged bigint, is_transfer boolean, transfer_group bigint,
                leg_number smallint, balance_after bigint)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
     PERFORM public.require_card(p_card_id);
@@ -266,7 +275,8 @@ CREATE OR REPLACE FUNCTION card_recharges(
     p_before_time timestamptz DEFAULT NULL, p_before_id bigint DEFAULT NULL)
 RETURNS TABLE (card_id bigint, recharge_id bigint, recharged_at timestamptz, amount bigint,
                point_id integer, balance_after bigint)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
     PERFORM public.require_card(p_card_id);

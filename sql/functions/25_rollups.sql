@@ -108,7 +108,8 @@ $$;
 -- either seen by it or marks its day dirty.
 CREATE OR REPLACE FUNCTION rollup_build()
 RETURNS TABLE (days_built integer, rolled_until timestamptz, time_zone text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     v_zone text := current_setting('TimeZone');

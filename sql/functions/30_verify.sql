@@ -2,7 +2,8 @@
 CREATE OR REPLACE FUNCTION verify_ledger()
 RETURNS TABLE (invariant integer, check_name text, card_id bigint, expected bigint,
                actual bigint, detail text)
-LANGUAGE sql AS $$
+LANGUAGE sql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
     -- 1. balance = sum of the card's ledger entries
     SELECT 1, 'balance equals ledger sum', c.card_id, coalesce(l.total, 0), c.balance, NULL
     FROM public.cards c

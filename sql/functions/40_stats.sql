@@ -5,7 +5,8 @@
 
 CREATE OR REPLACE FUNCTION stats_revenue(p_from date, p_to date, p_by text)
 RETURNS TABLE (bucket text, recharged bigint, fares bigint, recharges bigint, legs bigint)
-LANGUAGE plpgsql STABLE SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET jit = off
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
     IF p_by NOT IN ('total', 'day', 'locality') THEN
@@ -48,7 +49,8 @@ END $$;
 CREATE OR REPLACE FUNCTION stats_trips(p_from date, p_to date, p_by text)
 RETURNS TABLE (bucket text, legs bigint, journeys bigint, transfers bigint, completed bigint,
                fares bigint)
-LANGUAGE plpgsql STABLE SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET jit = off
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     v_dimension text := CASE p_by WHEN 'hour' THEN 'hour' WHEN 'route' THEN 'route'
@@ -89,7 +91,8 @@ END $$;
 -- Current counts, kept by triggers (migrations/0004_counts.sql; checked by verify).
 CREATE OR REPLACE FUNCTION stats_users_count()
 RETURNS TABLE (users bigint, cards bigint, active_cards bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT e.users, e.cards, e.active_cards FROM public.entity_counts e
 $$;
 
@@ -99,7 +102,8 @@ $$;
 -- card is blocked or lost. Distinct counts come from OR-ing the daily rider bitmaps.
 CREATE OR REPLACE FUNCTION stats_users_active(p_from date, p_to date)
 RETURNS TABLE (active_users bigint, active_cards bigint)
-LANGUAGE sql STABLE SET jit = off AS $$
+LANGUAGE sql STABLE SET jit = off
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WITH bitmaps AS (
         SELECT d.kind, d.chunk, d.members
         FROM public.rollup_window(p_from, p_to) w
@@ -118,7 +122,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION stats_users_latest(p_limit integer)
 RETURNS TABLE (user_id bigint, full_name text, registered_at timestamptz, cards bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT u.user_id, u.full_name, u.registered_at,
            (SELECT count(*) FROM public.cards c WHERE c.user_id = u.user_id)
     FROM public.users u

@@ -4,7 +4,8 @@
 CREATE OR REPLACE FUNCTION report_top_stations(p_day date, p_limit integer)
 RETURNS TABLE (station_id integer, station text, locality text, legs bigint, transfers bigint,
                fares bigint)
-LANGUAGE sql STABLE SET jit = off AS $$
+LANGUAGE sql STABLE SET jit = off
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT s.station_id, s.name, l.name, t.legs, t.transfers, t.fares
     FROM (SELECT tr.station_id, count(*) AS legs, count(*) FILTER (WHERE tr.is_transfer) AS transfers,
                  sum(tr.fare_charged)::bigint AS fares
@@ -19,7 +20,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION report_recharge_points(p_day date, p_limit integer)
 RETURNS TABLE (point_id integer, point text, locality text, recharges bigint, recharged bigint)
-LANGUAGE sql STABLE SET jit = off AS $$
+LANGUAGE sql STABLE SET jit = off
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT r.point_id, coalesce(p.name, 'no point'), coalesce(l.name, 'unknown'), r.recharges,
            r.recharged
     FROM (SELECT rc.point_id, count(*) AS recharges, sum(rc.amount)::bigint AS recharged
@@ -34,6 +36,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION report_card_status()
 RETURNS TABLE (status text, cards bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT c.status, count(*) FROM public.cards c GROUP BY c.status ORDER BY c.status
 $$;
