@@ -20,8 +20,12 @@ def draw_all(out: Path, samples: Samples) -> list[Path]:
     us = {s: np.asarray(v) / 1000.0 for s, v in samples.values.items()}
     paths = [out / "ecdf.png", out / "box.png", out / "timeline.png"]
 
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.8), squeeze=False)
-    for ax, target in zip(axes[0], targets, strict=True):
+    cols = min(3, len(targets))
+    rows = -(-len(targets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(targets):]:
+        ax.set_visible(False)
+    for ax, target in zip(axes.flat, targets, strict=False):
         for kind in (k for k in SERIES_KINDS if f"{target}/{k}" in us):
             data = np.sort(us[f"{target}/{kind}"])
             ax.step(data, np.arange(1, data.size + 1) / data.size, where="post",
@@ -33,8 +37,9 @@ def draw_all(out: Path, samples: Samples) -> list[Path]:
         ax.set_title(target)
         ax.set_xlabel("latency (µs, log)")
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel("fraction of samples ≤ x")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    for row in axes:
+        row[0].set_ylabel("fraction of samples ≤ x")
+    axes.flat[len(targets) - 1].legend(fontsize=7, loc="lower right")
     fig.suptitle("Latency ECDF: hit vs miss vs db (and writes)")
     fig.tight_layout()
     fig.savefig(paths[0], dpi=110)
