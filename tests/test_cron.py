@@ -7,13 +7,16 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 from psycopg import conninfo
 
+from recharge_cli import local
 from recharge_cli.locks import LOCK_CLASS
-from tests.conftest import Database
+from tests.conftest import Database, Servers
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -69,6 +72,36 @@ def test_password_redacted_in_a_wrong_database_error(cli_env: Database) -> None:
                              stdin=subprocess.DEVNULL)
     assert process.returncode == 69 and "recharge_no_such_db" in process.stderr
     assert secret not in process.stdout + process.stderr
+
+
+def test_a_wrong_password_is_refused_and_never_shown(servers: Servers, database: Database) -> None:
+    """The embedded server checks passwords on TCP (scram-sha-256); the external one in CI
+    trusts every connection, so this runs on the embedded setup only."""
+    if servers.embedded_home is None:
+        pytest.skip("the external test server does not check passwords")
+    state = local.read_state(servers.embedded_home)
+    assert state is not None
+    role, right, wrong = f"recharge_test_pw_{uuid.uuid4().hex[:8]}", "Right-Pw-123", "Wr0ng-Pw-456"
+    with psycopg.connect(database.dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{right}' IN ROLE recharge_app")
+    try:
+        dbname = conninfo.conninfo_to_dict(database.dsn)["dbname"]
+        for debug in ([], ["--debug"]):
+            dsn = f"postgresql://{role}:{wrong}@127.0.0.1:{state.pg_port}/{dbname}"
+            process = subprocess.run([sys.executable, "-m", "recharge_cli", *debug, "--dsn", dsn,
+                                      "balance", "--card", "1"], capture_output=True, text=True,
+                                     timeout=60, stdin=subprocess.DEVNULL)
+            assert process.returncode == 69 and "password authentication failed" in process.stderr
+            assert wrong not in process.stdout + process.stderr
+        good = subprocess.run([sys.executable, "-m", "recharge_cli", "--dsn",
+                               f"postgresql://{role}:{right}@127.0.0.1:{state.pg_port}/{dbname}",
+                               "stats", "users", "count"], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "RECHARGE_NO_CACHE": "1"})
+        assert good.returncode == 0, good.stderr
+    finally:
+        with psycopg.connect(database.dsn, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}")
 
 
 def _cron_lines() -> list[str]:
