@@ -58,30 +58,26 @@ LANGUAGE sql STABLE AS $$
     GROUP BY 1, 2
 $$;
 
--- Legs per day by hour, by station locality and by route, in one scan. `completed`
+-- Legs per day along one dimension: hour of day, station locality or route. `completed`
 -- counts journeys whose transfer window has closed.
-CREATE OR REPLACE FUNCTION trip_rows(p_lo timestamptz, p_hi timestamptz)
+CREATE OR REPLACE FUNCTION trip_rows(p_lo timestamptz, p_hi timestamptz, p_dimension text)
 RETURNS TABLE (day date, dimension text, key integer, legs bigint, journeys bigint,
                transfers bigint, completed bigint, fares bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT t.day,
-           CASE WHEN grouping(t.hour) = 0 THEN 'hour'
-                WHEN grouping(t.locality_id) = 0 THEN 'locality' ELSE 'route' END,
-           CASE WHEN grouping(t.hour) = 0 THEN t.hour
-                WHEN grouping(t.locality_id) = 0 THEN t.locality_id ELSE t.route_id END,
-           count(*), count(*) FILTER (WHERE NOT t.is_transfer),
-           count(*) FILTER (WHERE t.is_transfer),
-           count(*) FILTER (WHERE NOT t.is_transfer AND t.boarding_time + t.window_length < now()),
-           sum(t.fare_charged)::bigint
-    FROM (SELECT tr.boarding_time::date AS day, extract(hour FROM tr.boarding_time)::integer AS hour,
-                 s.locality_id::integer AS locality_id, tr.route_id, tr.is_transfer,
-                 tr.boarding_time, tr.fare_charged,
-                 make_interval(mins => lim.transfer_window_minutes) AS window_length
-          FROM public.trips tr
-          JOIN public.stations s ON s.station_id = tr.station_id
-          CROSS JOIN public.limits lim
-          WHERE tr.boarding_time >= p_lo AND tr.boarding_time < p_hi) t
-    GROUP BY GROUPING SETS ((t.day, t.hour), (t.day, t.locality_id), (t.day, t.route_id))
+    SELECT tr.boarding_time::date, p_dimension,
+           CASE p_dimension WHEN 'hour' THEN extract(hour FROM tr.boarding_time)::integer
+                            WHEN 'locality' THEN s.locality_id::integer
+                            ELSE tr.route_id END,
+           count(*), count(*) FILTER (WHERE NOT tr.is_transfer),
+           count(*) FILTER (WHERE tr.is_transfer),
+           count(*) FILTER (WHERE NOT tr.is_transfer AND tr.boarding_time
+                                      + make_interval(mins => lim.transfer_window_minutes) < now()),
+           sum(tr.fare_charged)::bigint
+    FROM public.trips tr
+    LEFT JOIN public.stations s ON p_dimension = 'locality' AND s.station_id = tr.station_id
+    CROSS JOIN public.limits lim
+    WHERE tr.boarding_time >= p_lo AND tr.boarding_time < p_hi
+    GROUP BY 1, 3
 $$;
 
 CREATE OR REPLACE FUNCTION rider_rows(p_lo timestamptz, p_hi timestamptz)
@@ -153,7 +149,8 @@ BEGIN
     SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.revenue_rows(lower(g), upper(g)) r;
     INSERT INTO public.daily_trips (day, dimension, key, legs, journeys, transfers, fares)
     SELECT t.day, t.dimension, t.key, t.legs, t.journeys, t.transfers, t.fares
-    FROM unnest(v_ranges) g CROSS JOIN LATERAL public.trip_rows(lower(g), upper(g)) t;
+    FROM unnest(v_ranges) g, unnest(ARRAY['hour', 'locality', 'route']) d (dimension),
+         LATERAL public.trip_rows(lower(g), upper(g), d.dimension) t;
     INSERT INTO public.daily_riders
     SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.rider_rows(lower(g), upper(g)) r;
 
@@ -189,7 +186,8 @@ BEGIN
         SELECT coalesce(s.day, r.day), 'daily_trips ' || coalesce(s.dimension, r.dimension) || ' ' || coalesce(s.key, r.key),
                (s.legs, s.journeys, s.transfers, s.fares)::text, (r.legs, r.journeys, r.transfers, r.fares)::text
         FROM public.daily_trips s
-        FULL JOIN public.trip_rows('-infinity', v_until) r
+        FULL JOIN (SELECT t.* FROM unnest(ARRAY['hour', 'locality', 'route']) d (dimension),
+                   LATERAL public.trip_rows('-infinity', v_until, d.dimension) t) r
                ON r.day = s.day AND r.dimension = s.dimension AND coalesce(r.key, -1) = coalesce(s.key, -1)
         WHERE (s.legs, s.journeys, s.transfers, s.fares) IS DISTINCT FROM (r.legs, r.journeys, r.transfers, r.fares)
     ), riders AS (

@@ -30,8 +30,8 @@ BEGIN
                                  AND d.day <> ALL (w.dirty)
         UNION ALL
         SELECT v.day, v.key, 0, v.fares, 0, v.legs
-        FROM public.live_ranges(p_from, p_to) g CROSS JOIN LATERAL public.trip_rows(g.lo, g.hi) v
-        WHERE v.dimension = 'locality'
+        FROM public.live_ranges(p_from, p_to) g,
+             LATERAL public.trip_rows(g.lo, g.hi, 'locality') v
     )
     SELECT CASE p_by WHEN 'total' THEN 'all'
                      WHEN 'day' THEN to_char(m.day, 'YYYY-MM-DD')
@@ -69,8 +69,8 @@ BEGIN
                                  AND d.day <> ALL (w.dirty)
         UNION ALL
         SELECT v.day, v.key, v.legs, v.journeys, v.transfers, v.completed, v.fares
-        FROM public.live_ranges(p_from, p_to) g CROSS JOIN LATERAL public.trip_rows(g.lo, g.hi) v
-        WHERE v.dimension = v_dimension
+        FROM public.live_ranges(p_from, p_to) g,
+             LATERAL public.trip_rows(g.lo, g.hi, v_dimension) v
     )
     SELECT CASE p_by WHEN 'total' THEN 'all'
                      WHEN 'day' THEN to_char(t.day, 'YYYY-MM-DD')
