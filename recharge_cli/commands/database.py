@@ -63,11 +63,11 @@ def seed_command(
 @app.command("rollup")
 def rollup(ctx: typer.Context, lock: str | None = lock_option("db-rollup"),
            wait: float = WAIT_OPTION) -> None:
-    """Roll up closed days for fast statistics and rebuild days changed since (run nightly)."""
+    """Roll up everything older than ~2 hours for fast statistics; rebuild changed days."""
     rt = runtime(ctx)
     with rt.locked(lock, wait):
         result = stats.build_rollups(rt.db())
     rt.output.message(f"rolled up {result['days_built']} day(s) in {result['seconds']} s; "
-                      f"rollups cover days before {result['rolled_until']:%Y-%m-%d} "
+                      f"rollups cover everything before {result['rolled_until']:%Y-%m-%d %H:%M} "
                       f"({result['time_zone']})")
     rt.output.emit(result)

@@ -14,35 +14,37 @@ BEGIN
                    'STYPE = bit varying, INITCOND = %L)', repeat('0', 4096));
 END $$;
 
--- The first day that is not rolled up, in the session's time zone; '-infinity' when the
+-- Everything before this instant is rolled up (except dirty days); '-infinity' when the
 -- rollups were built in another time zone (then every statistic scans the base tables).
-CREATE OR REPLACE FUNCTION rolled_until_day() RETURNS date
+-- It need not be midnight: the last rolled-up day may be partial, up to this instant.
+CREATE OR REPLACE FUNCTION rolled_until() RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN s.time_zone = current_setting('TimeZone') AND s.rolled_until > '-infinity'
-                THEN (s.rolled_until AT TIME ZONE s.time_zone)::date
-                ELSE '-infinity'::date END
+    SELECT CASE WHEN s.time_zone = current_setting('TimeZone') THEN s.rolled_until
+                ELSE '-infinity' END
     FROM public.rollup_state s
 $$;
 
--- Which stored days a statistic over [p_from, p_to] may read: first_day <= day <= last_day,
--- day < until, and day not dirty. Everything else comes from live_ranges().
+-- Which stored days a statistic over [p_from, p_to] may read: first_day <= day <= last_day
+-- and day not dirty. Everything else comes from live_ranges().
 CREATE OR REPLACE FUNCTION rollup_window(p_from date, p_to date)
-RETURNS TABLE (first_day date, last_day date, until date, dirty date[])
+RETURNS TABLE (first_day date, last_day date, dirty date[])
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(p_from, '-infinity'), coalesce(p_to, 'infinity'), public.rolled_until_day(),
+    SELECT coalesce(p_from, '-infinity'),
+           least(coalesce(p_to, 'infinity'), (public.rolled_until() - interval '1 microsecond')::date),
            (SELECT coalesce(array_agg(d.day), '{}') FROM public.rollup_dirty d)
 $$;
 
--- The parts of [p_from, p_to] (whole days; NULL = unbounded) the rollups do not cover.
+-- The parts of [p_from, p_to] (whole days; NULL = unbounded) the rollups do not cover:
+-- from rolled_until on, and the rolled-up part of each dirty day.
 CREATE OR REPLACE FUNCTION live_ranges(p_from date, p_to date)
 RETURNS TABLE (lo timestamptz, hi timestamptz)
 LANGUAGE sql STABLE AS $$
     WITH w AS (SELECT coalesce(p_from, '-infinity')::timestamptz AS lo,
                       coalesce(p_to + 1, 'infinity')::timestamptz AS hi,
-                      public.rolled_until_day()::timestamptz AS until)
+                      public.rolled_until() AS until)
     SELECT greatest(w.lo, w.until), w.hi FROM w WHERE greatest(w.lo, w.until) < w.hi
     UNION ALL
-    SELECT greatest(w.lo, d.day::timestamptz), least(w.hi, (d.day + 1)::timestamptz)
+    SELECT greatest(w.lo, d.day::timestamptz), least(w.hi, (d.day + 1)::timestamptz, w.until)
     FROM public.rollup_dirty d CROSS JOIN w
     WHERE d.day::timestamptz < w.until
       AND d.day::timestamptz < w.hi AND (d.day + 1)::timestamptz > w.lo
@@ -98,9 +100,9 @@ LANGUAGE sql STABLE AS $$
     GROUP BY 1, 2, 3
 $$;
 
--- Roll up every closed day not rolled up yet, and rebuild dirty days. A day is closed
--- once it ended more than three hours plus the transfer window ago: writers mark the
--- day of any row older than two hours dirty, so a row committed during a build is
+-- Roll up everything up to 30 minutes plus the transfer window ago (so every journey in
+-- it is completed), rebuilding the last, partial day and every dirty day. Writers mark
+-- the day of any row older than 15 minutes dirty, so a row committed during a build is
 -- either seen by it or marks its day dirty.
 CREATE OR REPLACE FUNCTION rollup_build()
 RETURNS TABLE (days_built integer, rolled_until timestamptz, time_zone text)
@@ -110,7 +112,7 @@ LANGUAGE plpgsql
 DECLARE
     v_zone text := current_setting('TimeZone');
     v_state public.rollup_state;
-    v_last date;
+    v_until timestamptz;
     v_from timestamptz;
     v_days date[];
     v_ranges tstzrange[];
@@ -121,26 +123,28 @@ BEGIN
         TRUNCATE public.daily_revenue, public.daily_trips, public.daily_riders, public.rollup_dirty;
         v_state.rolled_until := '-infinity';
     END IF;
-    SELECT ((now() - interval '3 hours' - make_interval(mins => lim.transfer_window_minutes))
-            AT TIME ZONE v_zone)::date - 1
-    INTO v_last FROM public.limits lim;
+    SELECT greatest(v_state.rolled_until, now() - interval '30 minutes'
+                    - make_interval(mins => lim.transfer_window_minutes))
+    INTO v_until FROM public.limits lim;
+    -- start of the day the last build stopped in (or of the oldest data)
     v_from := CASE WHEN v_state.rolled_until > '-infinity' THEN v_state.rolled_until
                    ELSE least((SELECT min(recharged_at) FROM public.recharges),
                               (SELECT min(boarding_time) FROM public.trips)) END;
-    v_from := coalesce(v_from::date::timestamptz, (v_last + 1)::timestamptz);
+    v_from := coalesce(v_from::date::timestamptz, v_until);
 
-    WITH dirty AS (DELETE FROM public.rollup_dirty d WHERE d.day <= v_last RETURNING d.day)
+    WITH dirty AS (DELETE FROM public.rollup_dirty d WHERE d.day::timestamptz < v_until
+                   RETURNING d.day)
     SELECT coalesce(array_agg(day ORDER BY day), '{}') INTO v_days
     FROM (SELECT day FROM dirty WHERE day::timestamptz < v_from
           UNION
-          SELECT g::date FROM generate_series(v_from, v_last::timestamptz, interval '1 day') g) d;
+          SELECT g::date FROM generate_series(v_from, v_until - interval '1 microsecond',
+                                              interval '1 day') g) d;
 
     SELECT coalesce(array_agg(r), '{}') INTO v_ranges
     FROM (SELECT tstzrange(d::timestamptz, (d + 1)::timestamptz) AS r FROM unnest(v_days) d
           WHERE d::timestamptz < v_from
           UNION ALL
-          SELECT tstzrange(v_from, (v_last + 1)::timestamptz)
-          WHERE v_from < (v_last + 1)::timestamptz) ranges;
+          SELECT tstzrange(v_from, v_until) WHERE v_from < v_until) ranges;
 
     DELETE FROM public.daily_revenue WHERE day = ANY (v_days);
     DELETE FROM public.daily_trips WHERE day = ANY (v_days);
@@ -154,10 +158,8 @@ BEGIN
     INSERT INTO public.daily_riders
     SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.rider_rows(lower(g), upper(g)) r;
 
-    UPDATE public.rollup_state s
-    SET time_zone = v_zone, built_at = now(),
-        rolled_until = greatest(v_state.rolled_until, (v_last + 1)::timestamptz)
-    RETURNING s.rolled_until INTO v_state.rolled_until;
+    UPDATE public.rollup_state s SET time_zone = v_zone, built_at = now(), rolled_until = v_until;
+    v_state.rolled_until := v_until;
     RETURN QUERY SELECT cardinality(v_days), v_state.rolled_until, v_zone;
 END $$;
 

@@ -1,6 +1,6 @@
 -- Statistics over an optional date range [p_from, p_to] (inclusive days in the session's
 -- time zone; NULL means unbounded). Buckets are returned as text so one shape fits all.
--- Closed days come from the daily rollups (25_rollups.sql), the rest from a live scan;
+-- Rolled-up days come from the daily rollups (25_rollups.sql), the rest from a live scan;
 -- JIT is off because its compile time (~15 ms) dwarfs these short queries.
 
 CREATE OR REPLACE FUNCTION stats_revenue(p_from date, p_to date, p_by text)
@@ -18,7 +18,7 @@ BEGIN
                d.recharges, 0::bigint AS legs
         FROM public.rollup_window(p_from, p_to) w
         JOIN public.daily_revenue d ON d.day >= w.first_day AND d.day <= w.last_day
-                                   AND d.day < w.until AND d.day <> ALL (w.dirty)
+                                   AND d.day <> ALL (w.dirty)
         UNION ALL
         SELECT v.day, v.locality_id, v.recharged, 0, v.recharges, 0
         FROM public.live_ranges(p_from, p_to) g CROSS JOIN LATERAL public.revenue_rows(g.lo, g.hi) v
@@ -26,7 +26,7 @@ BEGIN
         SELECT d.day, d.key, 0, d.fares, 0, d.legs
         FROM public.rollup_window(p_from, p_to) w
         JOIN public.daily_trips d ON d.dimension = 'locality' AND d.day >= w.first_day
-                                 AND d.day <= w.last_day AND d.day < w.until
+                                 AND d.day <= w.last_day
                                  AND d.day <> ALL (w.dirty)
         UNION ALL
         SELECT v.day, v.key, 0, v.fares, 0, v.legs
@@ -65,7 +65,7 @@ BEGIN
         SELECT d.day, d.key, d.legs, d.journeys, d.transfers, d.journeys AS completed, d.fares
         FROM public.rollup_window(p_from, p_to) w
         JOIN public.daily_trips d ON d.dimension = v_dimension AND d.day >= w.first_day
-                                 AND d.day <= w.last_day AND d.day < w.until
+                                 AND d.day <= w.last_day
                                  AND d.day <> ALL (w.dirty)
         UNION ALL
         SELECT v.day, v.key, v.legs, v.journeys, v.transfers, v.completed, v.fares
@@ -108,7 +108,7 @@ LANGUAGE sql STABLE SET jit = off
         SELECT d.kind, d.chunk, d.members
         FROM public.rollup_window(p_from, p_to) w
         JOIN public.daily_riders d ON d.day >= w.first_day AND d.day <= w.last_day
-                                  AND d.day < w.until AND d.day <> ALL (w.dirty)
+                                  AND d.day <> ALL (w.dirty)
         UNION ALL
         SELECT v.kind, v.chunk, v.members
         FROM public.live_ranges(p_from, p_to) g CROSS JOIN LATERAL public.rider_rows(g.lo, g.hi) v

@@ -13,7 +13,7 @@ CREATE TABLE rollup_state (
 INSERT INTO rollup_state DEFAULT VALUES;
 
 -- Days whose base rows changed after (or while) they were rolled up: a backdated trip,
--- or any row more than two hours old when written. Statistics scan these days live.
+-- or any row more than 15 minutes old when written. Statistics scan these days live.
 CREATE TABLE rollup_dirty (
     day       date PRIMARY KEY,
     marked_at timestamptz NOT NULL DEFAULT now()
@@ -61,13 +61,13 @@ BEGIN
         INSERT INTO public.rollup_dirty (day)
         SELECT DISTINCT (n.boarding_time AT TIME ZONE s.time_zone)::date
         FROM new_rows n CROSS JOIN public.rollup_state s
-        WHERE n.boarding_time < now() - interval '2 hours'
+        WHERE n.boarding_time < now() - interval '15 minutes'
         ON CONFLICT DO NOTHING;
     ELSE
         INSERT INTO public.rollup_dirty (day)
         SELECT DISTINCT (n.recharged_at AT TIME ZONE s.time_zone)::date
         FROM new_rows n CROSS JOIN public.rollup_state s
-        WHERE n.recharged_at < now() - interval '2 hours'
+        WHERE n.recharged_at < now() - interval '15 minutes'
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
