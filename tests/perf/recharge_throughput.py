@@ -75,43 +75,45 @@ def main() -> None:
     prefix = f"recharge:perf:{uuid.uuid4().hex[:6]}:"
     conn = db.connect(args.dsn)
     cache = Cache.from_url(args.redis_url, prefix)
-    card_ids = [r["card_id"] for r in conn.execute(
-        "SELECT card_id FROM cards WHERE status = 'active' AND balance < 300000 "
-        "ORDER BY card_id LIMIT 2000").fetchall()]
+    try:
+        card_ids = [r["card_id"] for r in conn.execute(
+            "SELECT card_id FROM cards WHERE status = 'active' AND balance < 300000 "
+            "ORDER BY card_id LIMIT 2000").fetchall()]
 
-    def p50(action, n=300) -> float:
-        samples = []
-        for _ in range(n):
-            start = time.perf_counter_ns()
-            action()
-            samples.append(time.perf_counter_ns() - start)
-        return statistics.median(samples) / 1000
+        def p50(action, n=300) -> float:
+            samples = []
+            for _ in range(n):
+                start = time.perf_counter_ns()
+                action()
+                samples.append(time.perf_counter_ns() - start)
+            return statistics.median(samples) / 1000
 
-    recharge_p50 = p50(lambda: cards.recharge(conn, cache, card_ids[0], 1000,
-                                              key=f"perf-{uuid.uuid4().hex}"), 200)
-    balance_p50 = p50(lambda: cards.balances(conn, Cache(None, prefix), [card_ids[1]]))
-    cached_p50 = p50(lambda: cards.balances(conn, cache, [card_ids[1]]))
-    print(f"in-process p50: recharge {recharge_p50:.0f} µs, balance (db) {balance_p50:.0f} µs, "
-          f"balance (cache hit) {cached_p50:.0f} µs")
-    scratch = runner.ScratchCards.create(conn, load.scratch_cards_needed(args.clients, args.seconds)
-                                         * runner.WRITES_PER_CARD)
-    result = load.run(args.dsn, args.redis_url, prefix, [runner.WRITE_TARGET], args.clients,
-                      args.seconds, [], scratch.card_ids)[runner.WRITE_TARGET]
-    check = scratch.check(conn, result["operations"])
-    print(f"recharges: {result['ops_per_second']:.0f}/s with {args.clients} client processes "
-          f"(p50 {result['p50_us']:.0f} µs, p99 {result['p99_us']:.0f} µs; write check "
-          f"{'ok' if check['ok'] else 'FAILED'})")
-    top = conn.execute("SELECT max(card_id) AS top FROM public.cards WHERE status = 'active' "
-                       "AND balance < 400000").fetchone()["top"]
-    own = pgbench_tps(args.dsn, args.clients, int(args.seconds), RECHARGE_SCRIPT.format(top=top))
-    tps = pgbench_tps(args.dsn, args.clients, int(args.seconds))
-    if tps and own:
-        print(f"pgbench running recharge_card itself: {own:.0f} tps with {args.clients} clients")
-        print(f"pgbench TPC-B-like: {tps:.0f} tps with {args.clients} clients; budget "
-              f"{'pass' if result['ops_per_second'] >= tps else 'FAIL'}")
-    else:
-        print("pgbench not found")
-    cache.flush()
+        recharge_p50 = p50(lambda: cards.recharge(conn, cache, card_ids[0], 1000,
+                                                  key=f"perf-{uuid.uuid4().hex}"), 200)
+        balance_p50 = p50(lambda: cards.balances(conn, Cache(None, prefix), [card_ids[1]]))
+        cached_p50 = p50(lambda: cards.balances(conn, cache, [card_ids[1]]))
+        print(f"in-process p50: recharge {recharge_p50:.0f} µs, balance (db) {balance_p50:.0f} µs, "
+              f"balance (cache hit) {cached_p50:.0f} µs")
+        scratch = runner.ScratchCards.create(conn, load.scratch_cards_needed(args.clients, args.seconds)
+                                             * runner.WRITES_PER_CARD)
+        result = load.run(args.dsn, args.redis_url, prefix, [runner.WRITE_TARGET], args.clients,
+                          args.seconds, [], scratch.card_ids)[runner.WRITE_TARGET]
+        check = scratch.check(conn, result["operations"])
+        print(f"recharges: {result['ops_per_second']:.0f}/s with {args.clients} client processes "
+              f"(p50 {result['p50_us']:.0f} µs, p99 {result['p99_us']:.0f} µs; write check "
+              f"{'ok' if check['ok'] else 'FAILED'})")
+        top = conn.execute("SELECT max(card_id) AS top FROM public.cards WHERE status = 'active' "
+                           "AND balance < 400000").fetchone()["top"]
+        own = pgbench_tps(args.dsn, args.clients, int(args.seconds), RECHARGE_SCRIPT.format(top=top))
+        tps = pgbench_tps(args.dsn, args.clients, int(args.seconds))
+        if tps and own:
+            print(f"pgbench running recharge_card itself: {own:.0f} tps with {args.clients} clients")
+            print(f"pgbench TPC-B-like: {tps:.0f} tps with {args.clients} clients; budget "
+                  f"{'pass' if result['ops_per_second'] >= tps else 'FAIL'}")
+        else:
+            print("pgbench not found")
+    finally:  # the cache keys of this run, even when it fails
+        cache.flush()
 
 
 if __name__ == "__main__":
