@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,9 @@ from tests.conftest import new_card, run_cli
 # off a terminal every stderr line starts with a UTC timestamp
 ONE_ERROR_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ error: [^\n]+\n")
 ASCII_INTEGER = re.compile(r"\s*[0-9]+\s*")
-PROPERTY = settings(max_examples=25, deadline=None,
+# Derandomized: CI sees the same examples on every run (set HYPOTHESIS_SEARCH=1 to explore).
+PROPERTY = settings(max_examples=200 if os.environ.get("HYPOTHESIS_SEARCH") else 25, deadline=None,
+                    derandomize=not os.environ.get("HYPOTHESIS_SEARCH"),
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 SNAPSHOT_SQL = """
 SELECT (SELECT count(*) FROM ledger) AS entries, (SELECT max(entry_id) FROM ledger) AS last_entry,
@@ -112,7 +116,8 @@ def test_malformed_csv_rows_change_nothing(targets, conn, tmp_path_factory, rows
     if not rows:
         return
     path: Path = tmp_path_factory.mktemp("csv") / "bad.csv"
-    path.write_text("\n".join(f"{c.replace(',', ';')},{a.replace(',', ';')}" for c, a in rows))
+    with path.open("w", newline="") as fh:  # one CSV row per tuple, newlines and quotes quoted
+        csv.writer(fh).writerows(rows)
     before = conn.execute(SNAPSHOT_SQL).fetchone()
     result = run_cli("recharge", "--from-csv", str(path))
     assert result.exit_code in (0, 2, 3, 4), result.stderr
