@@ -112,7 +112,7 @@ class Runtime:
 
 def prepare_embedded(settings: Settings, state: Any, output: Output) -> None:
     """Migrate when the SQL changed and load the demo data once."""
-    from recharge_cli import db, local, migrations, seed
+    from recharge_cli import db, local, migrations, seed, stats
 
     current = migrations.fingerprint()
     if state.migrations == current and state.seeded:
@@ -121,6 +121,8 @@ def prepare_embedded(settings: Settings, state: Any, output: Output) -> None:
         applied = migrations.migrate(conn)
         if applied:
             output.message(f"Applied {len(applied)} migration(s) to the embedded database")
+            if state.seeded:  # data from an older version: bring the rollups up to date
+                stats.build_rollups(conn)
         if not state.seeded:
             if seed.is_empty(conn):
                 output.message("Loading the demo data set into the embedded database (once) …")
