@@ -96,7 +96,7 @@ def get(conn: psycopg.Connection[Row], cache: Cache, name: str, params: Row,
 
 
 def build_rollups(conn: psycopg.Connection[Row]) -> Row:
-    """Roll up every closed day not rolled up yet and rebuild dirty days (sql/functions/25)."""
+    """Roll up everything older than ~2 hours and rebuild dirty days (sql/functions/25)."""
     started = time.perf_counter()
     row = db.call_one(conn, "public.rollup_build")
     assert row is not None

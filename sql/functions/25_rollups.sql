@@ -1,6 +1,6 @@
 -- Daily rollups (tables in migrations/0003_rollups.sql). The *_rows functions aggregate
--- the base tables over a time range; rollup_build() stores their output for closed days,
--- the statistics use them live for what is not rolled up, and verify_rollups() compares.
+-- the base tables over a time range; rollup_build() stores their output up to
+-- rolled_until, the statistics use them live for the rest, and verify_rollups() compares.
 
 CREATE OR REPLACE FUNCTION with_bit(p_bits bit varying, p_position integer)
 RETURNS bit varying LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$

@@ -1,12 +1,14 @@
--- Daily rollups: statistics read closed days from these small tables and scan the base
--- tables only for what is not rolled up yet (recent days and days marked dirty).
+-- Daily rollups: statistics read everything before rollup_state.rolled_until from these
+-- small tables and scan the base tables only for the rest (the last ~2 hours and days
+-- marked dirty).
 -- Built by rollup_build() (`recharge db rollup`, and after `db seed`); see
 -- sql/functions/25_rollups.sql. Days are dates in rollup_state.time_zone.
 
 CREATE TABLE rollup_state (
     only_row     boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     time_zone    text NOT NULL DEFAULT 'UTC',
-    -- every day that starts before this instant is rolled up, except dirty days
+    -- everything before this instant is rolled up (the last day may be partial), except
+    -- dirty days
     rolled_until timestamptz NOT NULL DEFAULT '-infinity',
     built_at     timestamptz
 );
