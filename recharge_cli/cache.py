@@ -157,6 +157,12 @@ class Cache:
         if cached is not None and cached["expires_at"] > time.time():
             return cached["data"], "cache", cached["computed_at"]
         if self._lock(key):
+            # the holder before us may have stored a fresh value and released the lock
+            # between our GET and our SET NX: look again before recomputing
+            cached = self.get(key)
+            if cached is not None and cached["expires_at"] > time.time():
+                self._release(key)
+                return cached["data"], "cache", cached["computed_at"]
             return self._computed(key, compute, ttl, release=True)
         if cached is None:
             cached = self._wait_for(key)
@@ -189,9 +195,13 @@ class Cache:
                             "expires_at": time.time() + ttl})
             self._guard(lambda: self.client.set(key, value, ex=ttl * 2))
             if release:
-                script = self._script(_RELEASE_LOCK)
-                self._guard(lambda: script(keys=[f"{key}:lock"], args=[self._token]))
+                self._release(key)
         return data, "db", computed_at
+
+    def _release(self, key: str) -> None:
+        """Drop our recompute lock (only if it is still ours)."""
+        script = self._script(_RELEASE_LOCK)
+        self._guard(lambda: script(keys=[f"{key}:lock"], args=[self._token]))
 
     # administration -------------------------------------------------------------
     def scan_keys(self) -> Iterable[bytes]:
