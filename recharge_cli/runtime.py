@@ -27,8 +27,7 @@ class Runtime:
     output: Output
     debug: bool = False
     _conn: Any = None
-    _read_conn: Any = None
-    _admin_conn: Any = None
+    _others: dict[str, Any] = field(default_factory=dict)
     _cache: Any = None
     _resolved: Settings | None = None
     _closers: list[Any] = field(default_factory=list)
@@ -67,21 +66,19 @@ class Runtime:
     def admin_db(self) -> psycopg.Connection[dict[str, Any]]:
         """A connection as the schema owner (`--admin-dsn`) for migrations, seeding and bench;
         the application connection when no admin DSN is set."""
-        admin_dsn = self.servers().admin_dsn
-        if not admin_dsn:
-            return self.db()
-        if self._admin_conn is None:
-            self._admin_conn = self._connect(admin_dsn)
-        return self._admin_conn
+        return self._other("admin", self.servers().admin_dsn)
 
     def read_db(self) -> psycopg.Connection[dict[str, Any]]:
         """A connection for statistics: the read replica when one is set, else the primary."""
-        read_dsn = self.servers().read_dsn
-        if not read_dsn:
+        return self._other("read", self.servers().read_dsn)
+
+    def _other(self, role: str, dsn: str | None) -> psycopg.Connection[dict[str, Any]]:
+        """One extra connection per role when its DSN is set, else the primary connection."""
+        if not dsn:
             return self.db()
-        if self._read_conn is None:
-            self._read_conn = self._connect(read_dsn)
-        return self._read_conn
+        if role not in self._others:
+            self._others[role] = self._connect(dsn)
+        return self._others[role]
 
     def cache(self) -> Cache:
         """The cache; disabled (every read from PostgreSQL) with --no-cache or no Redis set."""
@@ -99,7 +96,8 @@ class Runtime:
             with contextlib.suppress(Exception):
                 item.close()
         self._closers.clear()
-        self._conn = self._read_conn = self._cache = None
+        self._conn = self._cache = None
+        self._others.clear()
 
     def _start_embedded(self) -> Settings:
         from recharge_cli import local
