@@ -51,6 +51,31 @@ def test_a_second_run_under_the_same_lock_exits_75_at_once(database: Database, c
     assert _start(database, "cache", "warm", "--lock", "warm").wait(timeout=60) == 0
 
 
+def test_two_concurrent_cache_warm_runs(database: Database, conn) -> None:
+    """The first warm holds lock 'warm' while it is held up on a table lock; the second
+    exits 75 at once; the first then finishes with exit 0."""
+    blocker = psycopg.connect(database.dsn)
+    blocker.execute("LOCK TABLE daily_revenue IN ACCESS EXCLUSIVE MODE")  # stalls stats_revenue
+    try:
+        first = _start(database, "cache", "warm", "--lock", "warm")
+        deadline = time.monotonic() + 30
+        waiting = ("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                   "AND datname = current_database()")
+        while conn.execute(waiting).fetchone()["n"] == 0:
+            assert time.monotonic() < deadline and first.poll() is None, "the first warm never started"
+            time.sleep(0.05)
+        started = time.monotonic()
+        second = _start(database, "cache", "warm", "--lock", "warm")
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 75 and "lock 'warm' is held by another run" in err, err
+        assert time.monotonic() - started < 10
+    finally:
+        blocker.rollback()
+        blocker.close()
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+
+
 @pytest.mark.parametrize("where", ["127.0.0.1:1", "no-such-host.invalid:5432"])
 @pytest.mark.parametrize("debug", [[], ["--debug"]])
 def test_a_dsn_password_never_appears(where: str, debug: list[str], cli_env: Database) -> None:
