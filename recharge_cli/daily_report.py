@@ -45,7 +45,7 @@ def gather(conn: psycopg.Connection[Row], day: dt.date) -> Row:
         "localities": [{"locality": r["bucket"], "legs": r["legs"], "transfers": r["transfers"],
                         "fares": r["fares"]} for r in localities],
         "points": db.call(conn, "public.report_recharge_points", (day, TOP)),
-        "cards_by_status": db.call(conn, "public.report_card_status"),
+        "cards_by_status": db.call(conn, "public.report_card_status", (day,)),
         "verify": verify.summary(found), "violations": len(found),
     }
 
@@ -94,7 +94,8 @@ def markdown(report: Row, plots: bool) -> str:
         lines += ["![Busiest stations](stations.png)", ""]
     lines += ["## Localities", "", table(report["localities"]), "",
               "## Recharge points", "", table(report["points"]), "",
-              "## Cards by status (now)", "", table(report["cards_by_status"]), "",
+              "## Cards by status (now, and changes to each status during the day)", "",
+              table(report["cards_by_status"]), "",
               "## Verify", "", table(report["verify"]), "",
               "## Last 8 days", "", table(report["days"]), ""]
     return "\n".join(lines)

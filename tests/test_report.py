@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from recharge_cli.locks import LOCK_CLASS
+from tests.conftest import new_card
 
 DAY = "2026-11-20"
 IN_DAY = "%(col)s >= '2026-11-20'::date::timestamptz AND %(col)s < '2026-11-21'::date::timestamptz"
@@ -62,3 +63,15 @@ def test_daily_report_takes_its_lock_by_default(cli, conn, tmp_path: Path) -> No
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s, hashtext('report-daily'))", (LOCK_CLASS,))
     assert cli("report", "daily", "--date", "2026-13-01").exit_code == 2
+
+
+def test_daily_report_counts_the_days_status_changes(cli, conn, tmp_path: Path) -> None:
+    today = conn.execute("SELECT current_date AS d").fetchone()["d"].isoformat()
+    before = conn.execute("SELECT count(*) AS n FROM card_status_changes WHERE new_status = 'lost' "
+                          "AND changed_at >= current_date::timestamptz").fetchone()["n"]
+    card = new_card(conn)
+    conn.execute("UPDATE cards SET status = 'lost' WHERE card_id = %s", (card,))
+    conn.execute("UPDATE cards SET status = 'lost' WHERE card_id = %s", (card,))  # no change: not counted
+    assert cli("report", "daily", "--date", today, "--out", str(tmp_path), "--no-plot").exit_code == 0
+    rows = {r["status"]: r for r in csv.DictReader((tmp_path / "cards_by_status.csv").open())}
+    assert int(rows["lost"]["changed_to_on_day"]) == before + 1

@@ -34,9 +34,15 @@ LANGUAGE sql STABLE SET jit = off
     LIMIT p_limit
 $$;
 
-CREATE OR REPLACE FUNCTION report_card_status()
-RETURNS TABLE (status text, cards bigint)
+-- Cards by status now, and how many changed to each status during the day.
+CREATE OR REPLACE FUNCTION report_card_status(p_day date)
+RETURNS TABLE (status text, cards bigint, changed_to_on_day bigint)
 LANGUAGE sql STABLE
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT c.status, count(*) FROM public.cards c GROUP BY c.status ORDER BY c.status
+    SELECT s.status,
+           (SELECT count(*) FROM public.cards c WHERE c.status = s.status),
+           (SELECT count(*) FROM public.card_status_changes h
+            WHERE h.new_status = s.status AND h.changed_at >= p_day::timestamptz
+              AND h.changed_at < (p_day + 1)::timestamptz)
+    FROM unnest(ARRAY['active', 'inactive', 'blocked', 'lost']) s (status)
 $$;
