@@ -60,7 +60,7 @@ def test_two_concurrent_cache_warm_runs(database: Database, conn) -> None:
         first = _start(database, "cache", "warm", "--lock", "warm")
         deadline = time.monotonic() + 30
         waiting = ("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                   "AND datname = current_database()")
+                   "AND datname = current_database() AND application_name = 'recharge'")
         while conn.execute(waiting).fetchone()["n"] == 0:
             assert time.monotonic() < deadline and first.poll() is None, "the first warm never started"
             time.sleep(0.05)
