@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,6 @@ from recharge_cli.cache import Cache
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database
 from recharge_cli.render import Output
 
-INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also accepts "¹"
 REJECT_COLUMNS = ["line", "card_id", "amount", "key", "exit_code", "error"]
 
 
@@ -51,10 +49,10 @@ def _read(path: Path) -> tuple[str, str]:
 
 
 def _parse_int(text: str, what: str) -> int:
-    text = text.strip()
-    if not INTEGER.fullmatch(text):
-        raise InvalidInput(f"{what} must be an integer, got {text!r}")
-    return int(text)
+    number = cards.whole_number(text)
+    if number is None:
+        raise InvalidInput(f"{what} must be an integer, got {text.strip()!r}")
+    return number
 
 
 def recharge_file(conn: psycopg.Connection[Any], cache: Cache, path: Path, point_id: int | None,

@@ -17,6 +17,13 @@ Row = dict[str, Any]
 MAX_BIGINT = 2**63 - 1
 MAX_INTEGER = 2**31 - 1
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also accepts "¹"
+
+
+def whole_number(text: str) -> int | None:
+    """`text` (surrounding blanks allowed) as an integer, or None if it is not ASCII digits."""
+    text = text.strip()
+    return int(text) if WHOLE_NUMBER.fullmatch(text) else None
 
 
 def check_id(value: int, what: str, maximum: int = MAX_BIGINT) -> int:

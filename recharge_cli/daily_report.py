@@ -36,9 +36,8 @@ def gather(conn: psycopg.Connection[Row], day: dt.date) -> Row:
     localities = sorted(db.call(conn, "public.stats_trips", (day, day, "locality")),
                         key=lambda r: (-r["legs"], r["bucket"]))[:TOP]
     found = verify.violations(conn)
-    zone = conn.execute("SELECT current_setting('TimeZone') AS tz").fetchone()
     return {
-        "date": day.isoformat(), "time_zone": zone["tz"] if zone else None, "days": days,
+        "date": day.isoformat(), "time_zone": db.time_zone(conn), "days": days,
         "day": days[-1], "previous_mean": {k: sum(d[k] for d in days[:-1]) / PREVIOUS_DAYS
                                            for k in ("recharged", "fares", "legs", "journeys")},
         "stations": db.call(conn, "public.report_top_stations", (day, TOP)),

@@ -26,6 +26,13 @@ def call(conn: psycopg.Connection[Row], function: str, args: Sequence[Any] = ())
     return conn.execute(f"SELECT * FROM {function}({placeholders})", tuple(args)).fetchall()
 
 
+def time_zone(conn: psycopg.Connection[Row]) -> str:
+    """The session's time zone: the one days and dates in statistics are counted in."""
+    row = conn.execute("SELECT current_setting('TimeZone') AS tz").fetchone()
+    assert row is not None
+    return row["tz"]
+
+
 def call_one(conn: psycopg.Connection[Row], function: str, args: Sequence[Any] = ()) -> Row | None:
     rows = call(conn, function, args)
     return rows[0] if rows else None

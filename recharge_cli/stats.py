@@ -71,8 +71,7 @@ def compute(conn: psycopg.Connection[Row], name: str, params: Row) -> Row:
     """Run the statistic's stored function now; rows plus the database's time zone."""
     stat = STATISTICS[name]
     rows = db.call(conn, stat.function, stat.arguments(params))
-    zone = conn.execute("SELECT current_setting('TimeZone') AS tz").fetchone()
-    return {"rows": rows, "time_zone": zone["tz"] if zone else None}
+    return {"rows": rows, "time_zone": db.time_zone(conn)}
 
 
 def get(conn: psycopg.Connection[Row], cache: Cache, name: str, params: Row,

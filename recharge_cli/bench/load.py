@@ -24,20 +24,13 @@ def _client(dsn: str, redis_url: str, prefix: str, target: str, card_ids: list[i
     """One closed-loop client: latencies (ns) of the operations finished in the window."""
     conn = db.connect(dsn, application_name=f"recharge-bench-load-{target}")
     cache = Cache.from_url(redis_url, prefix)
-    if target == runner.WRITE_TARGET:
-        def operation(card: int) -> Any:
-            return runner.write(conn, cache, card)
-    else:
-        read = runner.TARGETS[target].read
-
-        def operation(card: int) -> Any:
-            return read(conn, cache, card)
+    operation = runner.write if target == runner.WRITE_TARGET else runner.TARGETS[target].read
     latencies: list[int] = []
     time.sleep(max(0.0, start_at - time.time()))
     deadline = time.perf_counter_ns() + int(seconds * 1e9)
     i = 0
     while (start := time.perf_counter_ns()) < deadline:
-        operation(card_ids[i % len(card_ids)])
+        operation(conn, cache, card_ids[i % len(card_ids)])
         latencies.append(time.perf_counter_ns() - start)
         i += 1
     conn.close()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recharge_cli.bench.runner import KINDS, Samples
+from recharge_cli.bench.runner import SERIES_KINDS, Samples
 from recharge_cli.charts import pyplot
 
-SERIES_KINDS = (*KINDS, "write")
 COLORS = {"hit": "#2a9d8f", "miss": "#e76f51", "db": "#264653", "write": "#8a5a9e"}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from recharge_cli.bench import statistics
-from recharge_cli.bench.runner import BASELINES, KINDS, TARGETS, Samples
+from recharge_cli.bench.runner import BASELINES, SERIES_KINDS, TARGETS, Samples
 from recharge_cli.render import write_csv
 
 # DESIGN §9 budgets that one bench run can check side by side.
@@ -51,7 +51,7 @@ def summary_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             sp = analysis["speedups"][target]["miss_over_hit"]
             row["miss_over_hit"] = f"{sp['ratio']:.1f}× [{sp['ci_low']:.1f}, {sp['ci_high']:.1f}]"
         rows.append(row)
-    order = {k: i for i, k in enumerate((*KINDS, "write", *BASELINES))}
+    order = {k: i for i, k in enumerate((*SERIES_KINDS, *BASELINES))}
     return sorted(rows, key=lambda r: (r["target"] == "baseline", r["target"], order[r["kind"]]))
 
 

@@ -24,6 +24,8 @@ from recharge_cli import cards, db, stats
 from recharge_cli.cache import Cache
 
 KINDS = ("miss", "hit", "db")
+WRITE_KIND = "write"  # the `recharge` target's only kind
+SERIES_KINDS = (*KINDS, WRITE_KIND)
 BASELINES = ("redis_ping", "redis_get", "pg_select_1", "pg_point_query")
 
 
@@ -75,7 +77,7 @@ ALL_TARGETS = (*TARGETS, WRITE_TARGET)
 
 def kinds_of(target: str) -> list[tuple[str, str]]:
     """The (target, kind) series one target produces."""
-    return [(target, "write")] if target == WRITE_TARGET else [(target, k) for k in KINDS]
+    return [(target, WRITE_KIND)] if target == WRITE_TARGET else [(target, k) for k in KINDS]
 
 
 def write(conn: psycopg.Connection[Any], cache: Cache, card: int) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import typer
@@ -27,8 +26,9 @@ WAIT_OPTION = typer.Option(0.0, "--wait", min=0, max=86_400, metavar="SECONDS",
 
 def whole_number(text: str | int) -> int:
     """Strict integer options: ASCII digits only ("1000.0", "1e3" and "١٠٠٠" are errors, exit 2)."""
-    if isinstance(text, int):
-        return text
-    if not re.fullmatch(r"-?[0-9]+", text.strip()):
+    from recharge_cli.cards import whole_number as parse
+
+    number = text if isinstance(text, int) else parse(text)
+    if number is None:
         raise typer.BadParameter(f"{text!r} is not a whole number")
-    return int(text)
+    return number

@@ -57,7 +57,7 @@ def bench(
     prefix = f"{servers.cache_prefix}bench:{dt.datetime.now(dt.UTC):%H%M%S%f}:"
     dsn = servers.admin_dsn or servers.dsn or ""
     conns = runner.open_connections(dsn, servers.redis_url, prefix)
-    scratch = None
+    scratch = runner.ScratchCards([])
     if runner.WRITE_TARGET in targets:
         writes = iterations + warmup + (load.scratch_cards_needed(concurrency, duration)
                                         * runner.WRITES_PER_CARD if concurrency else 0)
@@ -69,16 +69,15 @@ def bench(
         total = iterations * (sum(len(runner.kinds_of(t)) for t in targets) + len(runner.BASELINES))
         with rt.output.progress("Benchmarking", total=total) as bar:
             samples = runner.run(conns, targets, iterations, warmup, seed, card_ids,
-                                 scratch.card_ids if scratch else [], bar.advance)
+                                 scratch.card_ids, bar.advance)
         throughput = {}
         if concurrency:
             rt.output.message(f"throughput: {concurrency} processes × {duration:g} s per target …")
             throughput = load.run(dsn, servers.redis_url, prefix, targets,
-                                  concurrency, duration, card_ids,
-                                  scratch.card_ids if scratch else [])
+                                  concurrency, duration, card_ids, scratch.card_ids)
         analysis = report.analyse(samples, targets, seed)
         analysis["throughput"] = throughput
-        if scratch:
+        if scratch.card_ids:
             done = iterations + warmup + throughput.get(runner.WRITE_TARGET, {}).get("operations", 0)
             analysis["write_check"] = scratch.check(conn, done)
         params = {"iterations": iterations, "warmup": warmup, "targets": targets, "seed": seed,
