@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from recharge_cli import interrupts
 from recharge_cli.errors import EXIT_CODES_HELP, ExitStatus, RechargeError, redact
 from recharge_cli.render import Output
 from recharge_cli.runtime import Runtime
@@ -30,12 +31,18 @@ class RechargeGroup(TyperGroup):
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         RechargeGroup.runtime = None
         argv = list(sys.argv[1:] if args is None else args)
+        interrupts.reset()
         try:
             result = super().main(argv, prog_name or "recharge", complete_var,
                                   standalone_mode=False, **extra)
             status = result if isinstance(result, int) else ExitStatus.OK
-        except typer.Abort:
-            status = 130
+            if interrupts.pending():
+                _output().error("interrupted; the operation under way was completed first "
+                                "(its result is above)")
+                status = ExitStatus.INTERRUPTED
+        except (KeyboardInterrupt, typer.Abort):
+            _output().error("interrupted; nothing was left half done")
+            status = ExitStatus.INTERRUPTED
         except Exception as exc:
             if _is_usage_error(exc):
                 Output().error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
@@ -55,14 +62,20 @@ def _is_usage_error(exc: BaseException) -> bool:
     return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
 
 
+def _output() -> Output:
+    return RechargeGroup.runtime.output if RechargeGroup.runtime else Output()
+
+
 def handle(exc: BaseException, debug: bool) -> int:
     """Map an exception to its exit status, printing one line (and a traceback with --debug)."""
-    from recharge_cli.errors import from_database
+    from recharge_cli.errors import from_database, from_redis
 
-    output = RechargeGroup.runtime.output if RechargeGroup.runtime else Output()
+    output = _output()
     error: RechargeError | None = exc if isinstance(exc, RechargeError) else None
     if error is None and type(exc).__module__.startswith("psycopg"):
         error = from_database(exc)
+    if error is None and type(exc).__module__.startswith("redis"):
+        error = from_redis(exc)
     if debug:
         import traceback
 
@@ -98,6 +111,9 @@ def root(
                                         "[env RECHARGE_READ_DSN]"),
     redis_url: str | None = typer.Option(None, "--redis-url", help="redis://, rediss:// or "
                                          "unix:// URL [env RECHARGE_REDIS_URL, REDIS_URL]"),
+    redis_cluster: bool = typer.Option(False, "--redis-cluster", help="the Redis URL names one "
+                                       "node of a Redis/Valkey Cluster [env "
+                                       "RECHARGE_REDIS_CLUSTER=1]"),
     config: Path | None = typer.Option(None, "--config", help="TOML config file "
                                        "[env RECHARGE_CONFIG; default <home>/config.toml]"),
     output_format: Format | None = typer.Option(None, "--format", help="output format "
@@ -111,7 +127,7 @@ def root(
 
     output = Output(format=output_format.value if output_format else None, quiet=quiet)
     settings = resolve(dsn=dsn, admin_dsn=admin_dsn, read_dsn=read_dsn, redis_url=redis_url,
-                       no_cache=no_cache, config=config)
+                       redis_cluster=redis_cluster, no_cache=no_cache, config=config)
     ctx.obj = RechargeGroup.runtime = Runtime(settings=settings, output=output, debug=debug)
 
 
@@ -135,4 +151,5 @@ _register()
 
 
 def main() -> None:
+    interrupts.install()
     app()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -32,10 +33,17 @@ def check_id(value: int, what: str, maximum: int = MAX_BIGINT) -> int:
     return value
 
 
-def idempotency_key(key: str | None) -> str:
-    """The user's key, checked, or a fresh UUID."""
+Announce = Callable[[str], None]
+
+
+def idempotency_key(key: str | None, announce: Announce | None = None) -> str:
+    """The user's key, checked, or a fresh UUID handed to `announce` (which prints it before
+    the write is sent, so that an unclear outcome can always be retried with it)."""
     if key is None:
-        return str(uuid.uuid4())
+        key = str(uuid.uuid4())
+        if announce is not None:
+            announce(key)
+        return key
     if not KEY_PATTERN.match(key):
         raise InvalidInput("invalid idempotency key: use 1-128 letters, digits or ._:-")
     return key
@@ -51,7 +59,8 @@ def _at(row: Row) -> Any:
 
 
 def recharge(conn: psycopg.Connection[Row], cache: Cache, card_id: int, amount: int,
-             point_id: int | None = None, key: str | None = None) -> Row:
+             point_id: int | None = None, key: str | None = None,
+             announce: Announce | None = None) -> Row:
     check_id(card_id, "card id")
     if amount <= 0:
         raise InvalidInput(f"amount must be a positive whole number of pesos, got {amount}")
@@ -59,9 +68,8 @@ def recharge(conn: psycopg.Connection[Row], cache: Cache, card_id: int, amount: 
         raise Rejected(f"amount {amount} is outside the recharge limits")
     if point_id is not None:
         check_id(point_id, "point id", MAX_INTEGER)
-    key = idempotency_key(key)
-    row = db.call_one(conn, "public.recharge_card", (card_id, amount, point_id, key))
-    assert row is not None
+    key = idempotency_key(key, announce)
+    row = db.write(conn, "public.recharge_card", (card_id, amount, point_id, key), key)
     if not row["replayed"]:
         cache.card_written(card_id, row["version"], _balance_payload(row), trips_changed=False)
     return {"card_id": row["card_id"], "amount": row["amount"], "balance": row["balance"],
@@ -70,15 +78,14 @@ def recharge(conn: psycopg.Connection[Row], cache: Cache, card_id: int, amount: 
 
 
 def record_trip(conn: psycopg.Connection[Row], cache: Cache, card_id: int, station_id: int,
-                route_id: int | None = None, at: dt.datetime | None = None,
-                key: str | None = None) -> Row:
+                route_id: int | None = None, at: dt.datetime | str | None = None,
+                key: str | None = None, announce: Announce | None = None) -> Row:
     check_id(card_id, "card id")
     check_id(station_id, "station id", MAX_INTEGER)
     if route_id is not None:
         check_id(route_id, "route id", MAX_INTEGER)
-    key = idempotency_key(key)
-    row = db.call_one(conn, "public.record_trip", (card_id, station_id, route_id, at, key))
-    assert row is not None
+    key = idempotency_key(key, announce)
+    row = db.write(conn, "public.record_trip", (card_id, station_id, route_id, at, key), key)
     if not row["replayed"]:
         cache.card_written(card_id, row["version"], _balance_payload(row), trips_changed=True)
     result = {k: v for k, v in row.items() if k != "version"}
@@ -91,17 +98,14 @@ def balances(conn: psycopg.Connection[Row], cache: Cache, card_ids: list[int]) -
     for card_id in card_ids:
         check_id(card_id, "card id")
     unique = list(dict.fromkeys(card_ids))
-    found: dict[int, Row] = {}
-    if cache.enabled:
-        keys = [cache.card_key(c, "balance") for c in unique]
-        cached = [cache.get(keys[0])] if len(keys) == 1 else cache.get_many(keys)
-        found = {c: {**hit, "source": "cache"} for c, hit in zip(unique, cached, strict=True)
-                 if hit is not None}
+    cached, tickets = cache.card_lookup(unique, "balance")
+    found = {c: {**hit, "source": "cache"} for c, hit in cached.items()}
     missing = [c for c in unique if c not in found]
     if missing:
         rows = (db.call(conn, "public.card_balances", (missing,)) if len(missing) > 1
                 else db.call(conn, "public.card_balance", (missing[0],)))
-        cache.card_reads(((r["card_id"], "balance", r["version"], r) for r in rows), BALANCE_TTL)
+        cache.card_fill(((r["card_id"], "balance", r["version"], r) for r in rows), tickets,
+                        BALANCE_TTL)
         found.update({r["card_id"]: {**r, "source": "db"} for r in rows})
     absent = [c for c in unique if c not in found]
     if absent:
@@ -113,17 +117,17 @@ def trips(conn: psycopg.Connection[Row], cache: Cache, card_id: int, limit: int 
     """A card's latest legs. The first page is cache-aside, versioned with the card."""
     check_id(card_id, "card id")
     check_id(limit, "limit", 10_000)
-    if cache.enabled:
-        hit = cache.get(cache.card_key(card_id, "trips"))
-        if hit is not None and (hit["complete"] or len(hit["trips"]) >= limit):
-            return {"trips": hit["trips"][:limit], "source": "cache"}
+    cached, tickets = cache.card_lookup([card_id], "trips")
+    hit = cached.get(card_id)
+    if hit is not None and (hit["complete"] or len(hit["trips"]) >= limit):
+        return {"trips": hit["trips"][:limit], "source": "cache"}
     version_row = db.call_one(conn, "public.card_balance", (card_id,))
     if version_row is None:
         raise NotFound(f"card {card_id} not found")
     rows = db.call(conn, "public.card_trips", (card_id, limit))
     # A short list holds all of the card's trips and answers any limit.
     payload = {"trips": rows, "complete": len(rows) < limit}
-    cache.card_reads([(card_id, "trips", version_row["version"], payload)], TRIPS_TTL)
+    cache.card_fill([(card_id, "trips", version_row["version"], payload)], tickets, TRIPS_TTL)
     return {"trips": rows, "source": "db"}
 
 

@@ -36,3 +36,24 @@ def time_zone(conn: psycopg.Connection[Row]) -> str:
 def call_one(conn: psycopg.Connection[Row], function: str, args: Sequence[Any] = ()) -> Row | None:
     rows = call(conn, function, args)
     return rows[0] if rows else None
+
+
+def write(conn: psycopg.Connection[Row], function: str, args: Sequence[Any], key: str) -> Row:
+    """One write (a stored function that moves money or changes a card), idempotent by `key`.
+
+    Ctrl-C/SIGTERM wait until the answer is in, so the outcome is always known to us; a
+    connection lost after sending is OutcomeUnknown (exit 75) naming the key to retry with.
+    """
+    from recharge_cli import interrupts
+    from recharge_cli.errors import outcome_unknown
+
+    try:
+        with interrupts.deferred():
+            row = call_one(conn, function, args)
+    except psycopg.Error as exc:
+        error = outcome_unknown(exc, key)
+        if error is None:
+            raise
+        raise error from exc
+    assert row is not None, f"{function} returned no row"
+    return row

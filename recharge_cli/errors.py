@@ -17,13 +17,15 @@ class ExitStatus(IntEnum):
     IDEMPOTENCY_CONFLICT = 5
     UNAVAILABLE = 69
     TEMPORARY = 75
+    INTERRUPTED = 130
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 internal error; 2 invalid usage or input; 3 not found; "
     "4 rejected by a business rule; 5 idempotency key reused with other parameters; "
-    "69 PostgreSQL unreachable; 75 temporary failure, safe to retry."
-)
+    "69 a required service unreachable (PostgreSQL; Redis for cache commands); "
+    "75 temporary failure or unknown outcome, safe to retry with the same --key; "
+    "130 interrupted.")
 
 
 class RechargeError(Exception):
@@ -61,6 +63,14 @@ class TemporaryFailure(RechargeError):
     status = ExitStatus.TEMPORARY
 
 
+class OutcomeUnknown(TemporaryFailure):
+    """The connection was lost after a write was sent: it may or may not have committed."""
+
+    def __init__(self, key: str, cause: str) -> None:
+        super().__init__(f"outcome unknown: {cause} after the request was sent — "
+                         f"retry with --key {key} (a retry with the same key never moves money twice)")
+
+
 class MigrationError(RechargeError):
     status = ExitStatus.INTERNAL
 
@@ -75,6 +85,8 @@ _SQLSTATE_ERRORS: dict[str, type[RechargeError]] = {
 # PostgreSQL conditions that are safe to retry.
 _RETRYABLE = {"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "08000", "08003",
               "08006", "08001", "08004"}
+# Failures after which PostgreSQL certainly rolled the statement back.
+ROLLED_BACK = {"40001", "40P01", "55P03", "57014"}
 
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
 _PASSWORD_IN_CONNINFO = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -103,11 +115,29 @@ def from_database(exc: BaseException) -> RechargeError | None:
         return NotFound(message)
     if sqlstate in _RETRYABLE:
         return TemporaryFailure(f"temporary database failure, safe to retry: {message}")
-    if isinstance(exc, psycopg.OperationalError):
-        if sqlstate is None:
-            return ServiceUnavailable(f"PostgreSQL is unreachable: {redact(message)}")
-        return TemporaryFailure(f"temporary database failure, safe to retry: {message}")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        # connected earlier (connect failures are exit 69 where they happen): the
+        # server went away or restarted mid-command
+        return TemporaryFailure(f"lost the connection to PostgreSQL ({redact(message)}); "
+                                "safe to retry")
     return None
+
+
+def from_redis(exc: BaseException) -> RechargeError:
+    """A Redis failure where Redis itself is the job (cache administration): exit 69. (Reads
+    and writes never get here: they fall back to PostgreSQL.)"""
+    return ServiceUnavailable(f"Redis failed: {redact(_first_line(str(exc) or type(exc).__name__))}")
+
+
+def outcome_unknown(exc: BaseException, key: str) -> RechargeError | None:
+    """For a failed write: OutcomeUnknown when the connection broke after sending, else the
+    usual translation (or None for a bug)."""
+    import psycopg
+
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and \
+            getattr(exc, "sqlstate", None) not in ROLLED_BACK:
+        return OutcomeUnknown(key, "the connection to PostgreSQL was lost")
+    return from_database(exc)
 
 
 def _first_line(text: str) -> str:

@@ -17,20 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from recharge_cli.jsonable import to_jsonable
+
 FORMATS = ("table", "json", "csv")
 Row = dict[str, Any]
-
-
-def to_jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else str(value)
-    if isinstance(value, dict):
-        return {k: to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    return value
 
 
 def _cell(value: Any) -> str:
@@ -121,9 +111,9 @@ class Output:
         self.err.write(text + "\n")
         self.err.flush()
 
-    def message(self, text: str) -> None:
-        """An informational line on stderr (suppressed by --quiet)."""
-        if not self.quiet:
+    def message(self, text: str, always: bool = False) -> None:
+        """An informational line on stderr (suppressed by --quiet unless `always`)."""
+        if always or not self.quiet:
             self._log(text)
 
     def warn(self, text: str, once_key: str | None = None) -> None:

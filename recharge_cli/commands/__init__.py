@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -11,6 +12,32 @@ from recharge_cli.runtime import Runtime
 
 def runtime(ctx: typer.Context) -> Runtime:
     return ctx.find_root().obj
+
+
+def announce_key(rt: Runtime) -> Callable[[str], None]:
+    """Prints a generated idempotency key on stderr (even with --quiet) before the write is
+    sent, so that an unclear outcome can always be retried with the same key."""
+    return lambda key: rt.output.message(
+        f"idempotency key: {key} (retry with --key {key} if the outcome is unclear)", always=True)
+
+
+YES_OPTION = typer.Option(False, "--yes", "-y", help="do not ask for confirmation (needed off "
+                          "a terminal)")
+
+
+def confirm(rt: Runtime, action: str, yes: bool) -> None:
+    """Ask before destroying data: a prompt on a terminal; off a terminal refuse (exit 2)
+    unless --yes was given."""
+    import sys
+
+    from recharge_cli.errors import InvalidInput
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InvalidInput(f"{action} destroys data: add --yes to confirm (no terminal to ask on)")
+    if not typer.confirm(f"{action} destroys data. Continue?", default=False, err=True):
+        raise InvalidInput(f"{action}: not confirmed, nothing was changed")
 
 
 def lock_option(default: str | None = None) -> Any:

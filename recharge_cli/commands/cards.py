@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from recharge_cli import bulk, cards
-from recharge_cli.commands import WAIT_OPTION, lock_option, runtime, whole_number
+from recharge_cli.commands import WAIT_OPTION, announce_key, lock_option, runtime, whole_number
 from recharge_cli.errors import InvalidInput
 
 CARD_HELP = "card id"
@@ -41,9 +41,8 @@ def recharge(
     if card is None or amount is None:
         raise InvalidInput("--card and --amount are required (or use --from-csv)")
     with rt.locked(lock, wait):
-        result = cards.recharge(rt.db(), rt.cache(), card, amount, point, key)
-    if key is None:
-        rt.output.message(f"idempotency key: {result['idempotency_key']}")
+        result = cards.recharge(rt.db(), rt.cache(), card, amount, point, key,
+                                announce_key(rt))
     rt.output.emit(result)
 
 

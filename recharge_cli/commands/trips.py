@@ -7,7 +7,7 @@ import datetime as dt
 import typer
 
 from recharge_cli import cards
-from recharge_cli.commands import WAIT_OPTION, lock_option, runtime, whole_number
+from recharge_cli.commands import WAIT_OPTION, announce_key, lock_option, runtime, whole_number
 from recharge_cli.commands.cards import KEY_HELP
 from recharge_cli.errors import InvalidInput
 
@@ -45,9 +45,8 @@ def record(
     """A boarding tap: charges the fare (or transfer fare) and records the leg."""
     rt = runtime(ctx)
     with rt.locked(lock, wait):
-        result = cards.record_trip(rt.db(), rt.cache(), card, station, route, parse_time(at), key)
-    if key is None:
-        rt.output.message(f"idempotency key: {result['idempotency_key']}")
+        result = cards.record_trip(rt.db(), rt.cache(), card, station, route, parse_time(at),
+                                   key, announce_key(rt))
     rt.output.emit(result)
 
 
