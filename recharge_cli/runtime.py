@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from recharge_cli.errors import ServiceUnavailable
+from recharge_cli.errors import InvalidInput, ServiceUnavailable
 from recharge_cli.render import Output
 from recharge_cli.settings import Settings
 
@@ -51,6 +51,9 @@ class Runtime:
 
         try:
             conn = db.connect(dsn)
+        except psycopg.ProgrammingError as exc:  # libpq could not parse the conninfo
+            raise InvalidInput(f"invalid PostgreSQL DSN: {redact(_first_line(str(exc)))} (use "
+                               "key=value pairs or a postgresql:// URL)") from exc
         except psycopg.OperationalError as exc:
             raise ServiceUnavailable(
                 f"PostgreSQL is unreachable: {redact(_first_line(str(exc)))}") from exc
@@ -87,9 +90,31 @@ class Runtime:
 
             servers = self.servers()
             url = servers.redis_url if servers.cache_enabled else None
-            self._cache = Cache.from_url(url, servers.cache_prefix, self.output)
+            self._cache = Cache.from_url(url, servers.cache_prefix, cluster=servers.redis_cluster,
+                                         warn=lambda text: self.output.warn(text, "redis"),
+                                         epoch=self._cache_epoch, bump_epoch=self._bump_cache_epoch)
             self._closers.append(self._cache)
         return self._cache
+
+    def _cache_epoch(self) -> int:
+        from recharge_cli import db
+
+        row = db.call_one(self.db(), "public.cache_epoch")
+        assert row is not None
+        return int(row["epoch"])
+
+    def _bump_cache_epoch(self) -> None:
+        """After a write-through failed: make every process empty the cache before using it.
+        The write itself committed, so a failure here is a warning, never an error."""
+        import psycopg
+
+        from recharge_cli import db
+
+        try:
+            db.call(self.db(), "public.cache_epoch_bump")
+        except psycopg.Error as exc:
+            self.output.warn(f"could not record that the cache may be stale ({_first_line(str(exc))}); "
+                             "run `recharge cache flush` once Redis answers", "epoch")
 
     def close(self) -> None:
         for item in reversed(self._closers):
@@ -122,11 +147,15 @@ def prepare_embedded(settings: Settings, state: Any, output: Output) -> None:
             if state.seeded:  # data from an older version: bring the rollups up to date
                 stats.build_rollups(conn)
         if not state.seeded:
+            # the load is one transaction: data present means all of it (an interrupted
+            # first run left none, and this run loads it again)
             if seed.is_empty(conn):
                 output.message("Loading the demo data set into the embedded database (once) …")
                 result = seed.seed(conn, output=output)
                 output.message(f"Loaded {result['cards']:,} cards and {result['trips']:,} trip "
                                f"legs in {result['seconds']:.1f} s")
+            else:
+                seed.finish(conn)
             state.seeded = True
     state.migrations = current
     local.write_state(settings.home.resolve(), state)

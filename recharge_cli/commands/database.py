@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import typer
 
 from recharge_cli import migrations, seed, stats
-from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
-from recharge_cli.errors import ExitStatus, InvalidInput
+from recharge_cli.commands import WAIT_OPTION, YES_OPTION, confirm, lock_option, runtime
+from recharge_cli.errors import ExitStatus
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -44,19 +42,23 @@ def seed_command(
     seed_value: int = typer.Option(42, "--seed", help="random seed (same seed and --end, same data)"),
     end: str | None = typer.Option(None, "--end", help="last day of the data, YYYY-MM-DD "
                                    "(default today)"),
+    replace: bool = typer.Option(False, "--replace", help="empty every card, user, station and "
+                                 "movement first (in the same transaction as the load)"),
+    yes: bool = YES_OPTION,
     lock: str | None = lock_option(),
     wait: float = WAIT_OPTION,
 ) -> None:
-    """Load the demo data set into an empty database (server-side generation)."""
+    """Load the demo data set (server-side generation, one transaction: all or nothing).
+    Into an empty database, or with --replace instead of the data there."""
     rt = runtime(ctx)
-    try:
-        end_date = dt.date.fromisoformat(end) if end else None
-    except ValueError as exc:
-        raise InvalidInput(f"invalid --end {end!r}: use YYYY-MM-DD") from exc
+    end_date = stats.parse_date(end, "--end")
+    if replace:
+        confirm(rt, "db seed --replace", yes)
     conn = rt.admin_db()
     with rt.locked(lock, wait):
         migrations.migrate(conn)
-        result = seed.seed(conn, scale=scale, seed=seed_value, end=end_date, output=rt.output)
+        result = seed.seed(conn, scale=scale, seed=seed_value, end=end_date, output=rt.output,
+                           replace=replace)
     rt.output.emit(result)
 
 

@@ -82,6 +82,8 @@ DECLARE
     v_recharges bigint;
     v_base bigint;
 BEGIN
+    -- the whole load is one transaction: the previous batch's scratch tables still exist
+    DROP TABLE IF EXISTS seed_legs, seed_trips, seed_recharges, seed_ledger, seed_recharge_ids;
     CREATE TEMP TABLE seed_legs ON COMMIT DROP AS
     WITH days AS (
         SELECT d, w, sum(w) OVER (ORDER BY d) - w AS lo, sum(w) OVER (ORDER BY d) AS hi,
@@ -265,4 +267,25 @@ BEGIN
     WHERE s.card_id = c.card_id;
 
     RETURN QUERY SELECT v_recharges, v_legs;
+END $$;
+
+-- Empties every table that holds cards, people, places or movements (for `db seed
+-- --replace`), keeping the rules (localities, fares, transfer rules, limits) and the
+-- schema's own bookkeeping. Runs in the caller's transaction, so a replacement that is
+-- interrupted leaves the old data in place. Needs the table owner (the migrating role).
+CREATE OR REPLACE FUNCTION seed_clear() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_tables text;
+BEGIN
+    SELECT string_agg(format('public.%I', c.relname), ', ') INTO v_tables
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+      AND c.relname NOT IN ('localities', 'fares', 'transfer_rules', 'limits',
+                            'schema_migrations', 'entity_counts', 'rollup_state');
+    ALTER TABLE public.ledger DISABLE TRIGGER ledger_no_truncate;
+    EXECUTE 'TRUNCATE ' || v_tables || ' RESTART IDENTITY';
+    ALTER TABLE public.ledger ENABLE TRIGGER ledger_no_truncate;
+    UPDATE public.entity_counts SET users = 0, cards = 0, active_cards = 0;
+    UPDATE public.rollup_state SET rolled_until = '-infinity', built_at = NULL;
 END $$;
