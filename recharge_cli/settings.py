@@ -13,6 +13,9 @@ from recharge_cli.errors import InvalidInput
 
 DEFAULT_PREFIX = "recharge:v1:"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+# Keys a config file may hold, with their TOML type.
+CONFIG_TYPES: dict[str, type] = {"dsn": str, "admin_dsn": str, "read_dsn": str, "redis_url": str,
+                                 "redis_cluster": bool, "no_cache": bool, "cache_prefix": str}
 # libpq variables that name a server; any of them means "not the embedded default".
 LIBPQ_SERVER_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGSERVICE", "PGUSER")
 
@@ -26,6 +29,7 @@ class Settings:
     admin_dsn: str | None = None
     read_dsn: str | None = None
     redis_url: str | None = None
+    redis_cluster: bool = False
     cache_enabled: bool = True
     cache_prefix: str = DEFAULT_PREFIX
     config_file: Path | None = None
@@ -54,9 +58,17 @@ def load_config(path: Path, required: bool) -> dict[str, Any]:
         return {}
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except (tomllib.TOMLDecodeError, OSError) as exc:
-        raise InvalidInput(f"cannot read config file {path}: {exc}") from exc
+            values = tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise InvalidInput(f"cannot read config file {path}: {_first_line(exc)} "
+                           "(it must be UTF-8 TOML, e.g. dsn = \"postgresql://…\")") from exc
+    for name, value in values.items():
+        expected = CONFIG_TYPES.get(name)
+        if expected is not None and not isinstance(value, expected):
+            raise InvalidInput(f"config file {path}: {name} must be a "
+                               f"{'true/false value' if expected is bool else 'string'}, "
+                               f"got {value!r}")
+    return values
 
 
 def resolve(
@@ -65,6 +77,7 @@ def resolve(
     admin_dsn: str | None = None,
     read_dsn: str | None = None,
     redis_url: str | None = None,
+    redis_cluster: bool = False,
     no_cache: bool = False,
     config: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -74,8 +87,7 @@ def resolve(
     home = default_home(env)
     config_path = config or (Path(env["RECHARGE_CONFIG"]) if env.get("RECHARGE_CONFIG") else None)
     file_values = load_config(config_path or home / "config.toml", required=config_path is not None)
-    unknown = set(file_values) - {"dsn", "admin_dsn", "read_dsn", "redis_url", "no_cache",
-                                  "cache_prefix"}
+    unknown = set(file_values) - set(CONFIG_TYPES)
     if unknown:
         raise InvalidInput(f"unknown setting(s) in config file: {', '.join(sorted(unknown))}")
     sources: dict[str, str] = {}
@@ -101,6 +113,7 @@ def resolve(
     if chosen_redis is not None:
         validate_redis_url(str(chosen_redis))
     no_cache_value = pick("no_cache", no_cache, ("RECHARGE_NO_CACHE",))
+    cluster_value = pick("redis_cluster", redis_cluster, ("RECHARGE_REDIS_CLUSTER",))
     prefix = pick("cache_prefix", None, ("RECHARGE_CACHE_PREFIX",)) or DEFAULT_PREFIX
     return Settings(
         home=home,
@@ -108,6 +121,7 @@ def resolve(
         admin_dsn=pick("admin_dsn", admin_dsn, ("RECHARGE_ADMIN_DSN",)),
         read_dsn=pick("read_dsn", read_dsn, ("RECHARGE_READ_DSN",)),
         redis_url=None if chosen_redis is None else str(chosen_redis),
+        redis_cluster=_truthy(cluster_value),
         cache_enabled=not _truthy(no_cache_value),
         cache_prefix=str(prefix),
         config_file=config_path or home / "config.toml",
@@ -116,11 +130,28 @@ def resolve(
 
 
 def validate_redis_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in REDIS_SCHEMES:
         raise InvalidInput(
             f"invalid Redis URL scheme {scheme or '(none)'!r}: use redis://, rediss:// or unix://"
         )
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError as exc:
+        raise InvalidInput(f"invalid Redis URL: the port must be a number from 1 to 65535 "
+                           f"(e.g. redis://localhost:6379/0): {exc}") from exc
+    if scheme != "unix" and not parts.hostname:
+        raise InvalidInput("invalid Redis URL: no host (e.g. redis://localhost:6379/0)")
+    if scheme == "unix" and not parts.path:
+        raise InvalidInput("invalid Redis URL: no socket path (e.g. unix:///run/redis.sock)")
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                type(exc).__name__)
 
 
 def _truthy(value: Any) -> bool:

@@ -139,6 +139,12 @@ DECLARE
     v_balance bigint;
 BEGIN
     PERFORM public.check_idempotency_key(p_key);
+    IF v_at > now() + (SELECT make_interval(mins => lim.max_future_minutes) FROM public.limits lim)
+    THEN
+        RAISE EXCEPTION 'boarding time % is in the future (beyond the allowed clock skew of % '
+                        'minutes)', v_at, (SELECT lim.max_future_minutes FROM public.limits lim)
+            USING ERRCODE = 'RC002';
+    END IF;
     SELECT s.station_type INTO v_station_type FROM public.stations s
     WHERE s.station_id = p_station_id;
     IF NOT FOUND THEN
