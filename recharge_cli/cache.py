@@ -1,14 +1,26 @@
-"""Cache-aside on Redis: key schema, version-checked card writes, stampede-safe aggregates.
+"""Cache-aside on Redis or a Redis Cluster: key schema, coherent card keys, stampede-safe
+aggregates. Any Redis failure degrades to PostgreSQL; it never fails a command.
 
-Keys: `<prefix>{card:<id>}:balance`, `<prefix>{card:<id>}:trips`, `<prefix>{card:<id>}:ver`
-and `<prefix>stats:<name>:<params>`. The `{…}` hash tag keeps a card's keys in one
-Redis Cluster slot. Card keys are written only after COMMIT, and only when their
-version is not older than the newest one written (`:ver`), so a slow reader can
-never put an old balance back over a newer one.
+Keys: `<prefix>{card:<id>}:balance|trips|ver|fill` and `<prefix>stats:<name>:<params>`; the
+`{…}` hash tag keeps a card's keys in one Cluster slot, so every script touches one slot.
+
+Why a cached balance is never older than PostgreSQL's (see README "Cache and freshness"):
+- Writers write through after COMMIT with a version check (`:ver`), so an older version
+  never replaces a newer one.
+- A reader that missed takes a ticket (`:fill`) BEFORE it asks PostgreSQL and may store
+  what it read only while the ticket exists: `cache flush` deletes tickets with the data,
+  so a read that started before a flush can never store afterwards.
+- When a write-through fails (Redis down, slow, refusing), the writer bumps the cache epoch
+  in PostgreSQL. Before its first cache read a process compares PostgreSQL's epoch and
+  each primary's run id (which changes when Redis restarts, loads an older snapshot or
+  fails over to a replica) with the marker kept in Redis; on any difference it deletes
+  the prefix's keys before using the cache (one process does, the others read
+  PostgreSQL meanwhile).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import secrets
@@ -16,16 +28,26 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from recharge_cli.render import Output, to_jsonable
+from recharge_cli.jsonable import dumps, to_jsonable
 
 BALANCE_TTL = 300
 TRIPS_TTL = 300
 VERSION_TTL = 86_400
-LOCK_MS = 10_000
+FILL_TTL_MS = 10_000
+LOCK_SECONDS = 10
 POLL_SECONDS = 0.02
+SCAN_BATCH = 1000
 
-# Set a card's data key unless a newer version was already written.
-_SET_IF_CURRENT = """
+# Before a reader asks PostgreSQL: a fill ticket in the card's slot.
+_RESERVE = """
+redis.call('HSET', KEYS[1], ARGV[1], 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+# Store what a reader got from PostgreSQL, if its ticket survived and no newer version
+# was written meanwhile.
+_FILL = """
+if redis.call('HDEL', KEYS[3], ARGV[4]) == 0 then return 0 end
 local newest = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if tonumber(ARGV[1]) < newest then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
@@ -41,32 +63,47 @@ redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 if ARGV[5] == '1' then redis.call('DEL', KEYS[3]) end
 return 1
 """
-_RELEASE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+# Drop a card's cached data (status changes, replacements): readers refill from PostgreSQL.
+_CARD_INVALIDATED = """
+local newest = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > newest then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1
 """
 
 
-class Cache:
-    """A Redis client bound to a key prefix; disabled (all misses) when client is None."""
+def _quiet(_message: str) -> None:
+    pass
 
-    def __init__(self, client: Any, prefix: str, output: Output | None = None) -> None:
+
+class Cache:
+    """A Redis client bound to a key prefix; disabled (all misses) when client is None.
+
+    `warn` reports degradations (once each); `epoch` returns PostgreSQL's cache epoch and
+    `bump_epoch` raises it after a failed write-through (both optional: without them the
+    restart/failover checks are off, as in benchmarks of the raw paths).
+    """
+
+    def __init__(self, client: Any, prefix: str, warn: Callable[[str], None] = _quiet,
+                 epoch: Callable[[], int] | None = None,
+                 bump_epoch: Callable[[], None] | None = None, is_cluster: bool = False) -> None:
         self.client = client
+        self.is_cluster = is_cluster
         self.prefix = prefix
-        self.output = output or Output()
+        self.warn = warn
+        self._epoch = epoch
+        self._bump_epoch = bump_epoch
+        self._checked = epoch is None
+        self._stale_recorded = False
         self._scripts: dict[str, Any] = {}
 
     @classmethod
-    def from_url(cls, url: str | None, prefix: str, output: Output | None = None) -> Cache:
+    def from_url(cls, url: str | None, prefix: str, *, cluster: bool = False,
+                 warn: Callable[[str], None] = _quiet, epoch: Callable[[], int] | None = None,
+                 bump_epoch: Callable[[], None] | None = None) -> Cache:
         if not url:
-            return cls(None, prefix, output)
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1,
-                                      retry=Retry(NoBackoff(), 0), decode_responses=False)
-        return cls(client, prefix, output)
+            return cls(None, prefix, warn)
+        return cls(connect(url, cluster), prefix, warn, epoch, bump_epoch, cluster)
 
     @property
     def enabled(self) -> bool:
@@ -86,59 +123,156 @@ class Cache:
         return f"{self.prefix}stats:{name}:{encoded or 'all'}"
 
     # plumbing ---------------------------------------------------------------
-    def _guard(self, action: Callable[[], Any], default: Any = None) -> Any:
-        """Run a Redis call; on connection trouble warn once and carry on without the cache."""
-        if self.client is None:
+    def _guard(self, action: Callable[[], Any], default: Any = None, writing: bool = False) -> Any:
+        """Run a Redis call. On any Redis failure warn once, go on without the cache, and
+        after a failed write-through make sure no process trusts the cache unchecked."""
+        if self.client is None or not self._ready():
             return default
         import redis
 
         try:
             return action()
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            self.output.warn(f"Redis is unreachable ({_short(exc)}); reading from PostgreSQL",
-                             once_key="redis-down")
-            self.client = None
+        except (redis.RedisError, OSError) as exc:
+            self._degrade(exc, writing)
             return default
+
+    def _degrade(self, exc: BaseException, writing: bool) -> None:
+        self.warn(f"Redis failed ({_short(exc)}); reading from PostgreSQL")
+        self.client = None
+        if writing:
+            self._record_stale()
+
+    def _record_stale(self) -> None:
+        """A committed write did not reach Redis: raise the epoch (once per process)."""
+        if self._bump_epoch is not None and not self._stale_recorded:
+            self._stale_recorded = True
+            self._bump_epoch()
+
+    def _ready(self) -> bool:
+        """Before the first use: the coherence check (see the module's docstring)."""
+        if self._checked:
+            return True
+        self._checked = True
+        import redis
+
+        assert self._epoch is not None
+        try:
+            markers = self._markers(self._epoch())
+            stale = any(self.client.get(marker) != expected.encode() for marker, expected in markers)
+            if stale and not self._reset(dict(markers))[0]:
+                self.client = None  # another process is cleaning: use PostgreSQL meanwhile
+        except (redis.RedisError, OSError) as exc:
+            self._degrade(exc, writing=False)
+        return self.client is not None
+
+    def _markers(self, epoch: int) -> list[tuple[str, str]]:
+        """(marker key, expected value) per primary: the epoch and that primary's run id."""
+        if not self.is_cluster:
+            return [(f"{self.prefix}epoch", f"{epoch}:{self.client.info('server')['run_id']}")]
+        markers = []
+        for node in self.client.get_primaries():
+            run_id = self.client.info("server", target_nodes=node)["run_id"]
+            markers.append((self._key_on(node, "epoch"), f"{epoch}:{run_id}"))
+        return markers
+
+    def _key_on(self, node: Any, name: str) -> str:
+        """A key of this prefix that the Cluster stores on `node`."""
+        for n in range(100_000):
+            key = f"{self.prefix}{{{name}:{n}}}"
+            if self.client.get_node_from_key(key) == node:
+                return key
+        raise AssertionError(f"no key of {self.prefix!r} maps to {node}")
+
+    def _reset(self, markers: dict[str, str]) -> tuple[bool, int]:
+        """Delete the prefix's keys and write fresh markers, unless another process holds the
+        reset lock. Returns (done, keys deleted)."""
+        lock = self.client.lock(f"{self.prefix}reset-lock", timeout=60, blocking=False)
+        if not lock.acquire(blocking=False):
+            return False, 0
+        try:
+            deleted = self._delete_prefix()
+            for marker, value in markers.items():
+                self.client.set(marker, value)
+            return True, deleted
+        finally:
+            _release(lock)
 
     def _script(self, source: str) -> Any:
         if source not in self._scripts:
             self._scripts[source] = self.client.register_script(source)
         return self._scripts[source]
 
-    def get_many(self, keys: list[str]) -> list[Any]:
-        raw = self._guard(lambda: self.client.mget(keys), [None] * len(keys))
-        return [None if item is None else json.loads(item) for item in raw]
-
     def get(self, key: str) -> Any:
         raw = self._guard(lambda: self.client.get(key))
         return None if raw is None else json.loads(raw)
 
     # cards ------------------------------------------------------------------
-    def card_reads(self, items: Iterable[tuple[int, str, int, Any]], ttl: int) -> None:
+    def card_lookup(self, card_ids: list[int], kind: str) -> tuple[dict[int, Any], dict[int, str]]:
+        """Cached values of the cards' `kind` key, and a fill ticket for each miss (taken
+        before the caller reads PostgreSQL)."""
+        if self.client is None or not card_ids:
+            return {}, {}
+        keys = [self.card_key(card_id, kind) for card_id in card_ids]
+        if len(keys) == 1:
+            raw = [self._guard(lambda: self.client.get(keys[0]))]
+        elif self.is_cluster:
+            raw = self._guard(lambda: self.client.mget_nonatomic(keys), [None] * len(keys))
+        else:
+            raw = self._guard(lambda: self.client.mget(keys), [None] * len(keys))
+        found = {c: json.loads(v) for c, v in zip(card_ids, raw, strict=True) if v is not None}
+        missing = [c for c in card_ids if c not in found]
+        if not missing or self.client is None:
+            return found, {}
+        tickets = {card_id: secrets.token_hex(8) for card_id in missing}
+        script = self._script(_RESERVE)
+
+        def reserve() -> None:
+            for card_id, ticket in tickets.items():  # one slot each
+                script(keys=[self.card_key(card_id, "fill")], args=[ticket, FILL_TTL_MS])
+
+        self._guard(reserve)
+        return found, tickets if self.client is not None else {}
+
+    def card_fill(self, items: Iterable[tuple[int, str, int, Any]], tickets: dict[int, str],
+                  ttl: int) -> None:
         """Store what a reader got from PostgreSQL: (card_id, kind, version, payload)."""
-        items = list(items)
+        items = [item for item in items if item[0] in tickets]
         if not items or self.client is None:
             return
-        script = self._script(_SET_IF_CURRENT)
+        script = self._script(_FILL)
 
         def store() -> None:
-            pipe = self.client.pipeline(transaction=False)
             for card_id, kind, version, payload in items:
-                script(keys=[self.card_key(card_id, "ver"), self.card_key(card_id, kind)],
-                       args=[version, _dumps(payload), ttl], client=pipe)
-            pipe.execute()
+                script(keys=[self.card_key(card_id, "ver"), self.card_key(card_id, kind),
+                             self.card_key(card_id, "fill")],
+                       args=[version, dumps(payload), ttl, tickets[card_id]])
 
         self._guard(store)
 
     def card_written(self, card_id: int, version: int, balance: dict[str, Any],
                      trips_changed: bool) -> None:
         """After COMMIT: write the new balance through and drop stale trip lists."""
-        script = self._script(_CARD_WRITTEN) if self.client is not None else None
+        if self.client is None:
+            self._record_stale()  # Redis failed earlier in this process
+            return
+        script = self._script(_CARD_WRITTEN)
         self._guard(lambda: script(
             keys=[self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
                   self.card_key(card_id, "trips")],
-            args=[version, _dumps(balance), BALANCE_TTL, VERSION_TTL,
-                  "1" if trips_changed else "0"]))
+            args=[version, dumps(balance), BALANCE_TTL, VERSION_TTL,
+                  "1" if trips_changed else "0"]), writing=True)
+
+    def card_invalidated(self, card_id: int, version: int) -> None:
+        """After COMMIT of a change that is not a plain balance movement: drop the card's
+        data keys (readers refill from PostgreSQL)."""
+        if self.client is None:
+            self._record_stale()
+            return
+        script = self._script(_CARD_INVALIDATED)
+        self._guard(lambda: script(
+            keys=[self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
+                  self.card_key(card_id, "trips")],
+            args=[version, VERSION_TTL]), writing=True)
 
     # aggregates ---------------------------------------------------------------
     def aggregate(self, key: str, compute: Callable[[], Any], ttl: int,
@@ -156,27 +290,26 @@ class Cache:
         cached = self.get(key)
         if cached is not None and cached["expires_at"] > time.time():
             return cached["data"], "cache", cached["computed_at"]
-        if self._lock(key):
-            # the holder before us may have stored a fresh value and released the lock
-            # between our GET and our SET NX: look again before recomputing
-            cached = self.get(key)
-            if cached is not None and cached["expires_at"] > time.time():
-                self._release(key)
-                return cached["data"], "cache", cached["computed_at"]
-            return self._computed(key, compute, ttl, release=True)
-        if cached is None:
+        lock = self._guard(lambda: self.client.lock(f"{key}:lock", timeout=LOCK_SECONDS,
+                                                    blocking=False))
+        if lock is not None and self._guard(lambda: lock.acquire(blocking=False), False):
+            try:
+                # the holder before us may have stored a fresh value and released the lock
+                # between our GET and our acquire: look again before recomputing
+                cached = self.get(key)
+                if cached is not None and cached["expires_at"] > time.time():
+                    return cached["data"], "cache", cached["computed_at"]
+                return self._computed(key, compute, ttl)
+            finally:
+                self._guard(lambda: _release(lock))
+        if cached is None and lock is not None:
             cached = self._wait_for(key)
         if cached is not None:
             return cached["data"], "cache", cached["computed_at"]
         return self._computed(key, compute, ttl)
 
-    def _lock(self, key: str) -> bool:
-        self._token = secrets.token_hex(8)
-        return bool(self._guard(lambda: self.client.set(f"{key}:lock", self._token, nx=True,
-                                                        px=LOCK_MS), True))
-
     def _wait_for(self, key: str) -> Any:
-        deadline = time.monotonic() + LOCK_MS / 1000
+        deadline = time.monotonic() + LOCK_SECONDS
         while time.monotonic() < deadline and self.client is not None:
             time.sleep(POLL_SECONDS)
             cached = self.get(key)
@@ -186,47 +319,114 @@ class Cache:
                 return self.get(key)
         return None
 
-    def _computed(self, key: str, compute: Callable[[], Any], ttl: int, store: bool = True,
-                  release: bool = False) -> tuple[Any, str, str]:
+    def _computed(self, key: str, compute: Callable[[], Any], ttl: int,
+                  store: bool = True) -> tuple[Any, str, str]:
         data = to_jsonable(compute())
         computed_at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         if store and self.client is not None:
-            value = _dumps({"data": data, "computed_at": computed_at,
-                            "expires_at": time.time() + ttl})
+            value = dumps({"data": data, "computed_at": computed_at,
+                           "expires_at": time.time() + ttl})
             self._guard(lambda: self.client.set(key, value, ex=ttl * 2))
-            if release:
-                self._release(key)
         return data, "db", computed_at
 
-    def _release(self, key: str) -> None:
-        """Drop our recompute lock (only if it is still ours)."""
-        script = self._script(_RELEASE_LOCK)
-        self._guard(lambda: script(keys=[f"{key}:lock"], args=[self._token]))
+    # benchmarks -----------------------------------------------------------------
+    def delete(self, *keys: str) -> None:
+        """Delete keys (each card's keys share a slot; stats keys are deleted one by one)."""
+        for key in keys:
+            self._guard(lambda key=key: self.client.delete(key))
+
+    def raw_set(self, key: str, value: bytes) -> None:
+        self._guard(lambda: self.client.set(key, value))
+
+    def raw_get(self, key: str) -> Any:
+        """A plain GET: the baseline that the cached read paths are compared with."""
+        return self.client.get(key)
+
+    def ping(self) -> Any:
+        return self.client.ping()
 
     # administration -------------------------------------------------------------
     def scan_keys(self) -> Iterable[bytes]:
+        """Every key under the prefix (on every primary of a Cluster)."""
         if self.client is None:
             return []
-        pattern = self.prefix.replace("[", "\\[").replace("*", "\\*").replace("?", "\\?") + "*"
-        return self.client.scan_iter(match=pattern, count=1000)
+        return self.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=SCAN_BATCH)
+
+    def memory_usage(self, key: bytes) -> int:
+        return self.client.memory_usage(key) or 0
+
+    def server_info(self) -> dict[str, Any]:
+        """INFO of the server (summed counters of a Cluster's primaries)."""
+        if not self.is_cluster:
+            return self.client.info()
+        infos = list(self.client.info(target_nodes=self.client.PRIMARIES).values())
+        merged = dict(infos[0])
+        for key in ("keyspace_hits", "keyspace_misses", "connected_clients"):
+            merged[key] = sum(int(info.get(key, 0)) for info in infos)
+        return merged
 
     def flush(self) -> int:
         """Delete only this prefix's keys (SCAN + UNLINK); returns how many."""
+        if self.client is None:
+            return 0
+        return self._delete_prefix()
+
+    def _delete_prefix(self) -> int:
         deleted = 0
         batch: list[bytes] = []
         for key in self.scan_keys():
             batch.append(key)
-            if len(batch) >= 1000:
-                deleted += self.client.unlink(*batch)
+            if len(batch) >= SCAN_BATCH:
+                deleted += self._unlink(batch)
                 batch.clear()
         if batch:
-            deleted += self.client.unlink(*batch)
+            deleted += self._unlink(batch)
         return deleted
 
+    def _unlink(self, keys: list[bytes]) -> int:
+        if not self.is_cluster:
+            return int(self.client.unlink(*keys))
+        return sum(int(self.client.unlink(key)) for key in keys)  # keys of many slots
 
-def _dumps(value: Any) -> str:
-    return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False)
+
+def connect(url: str, cluster: bool = False) -> Any:
+    """A redis-py client with short timeouts, no retries and the shortest handshake (RESP2,
+    no client-name or maintenance-notification commands before the first command)."""
+    from redis.backoff import NoBackoff
+    from redis.driver_info import DriverInfo
+    from redis.maint_notifications import MaintNotificationsConfig
+    from redis.retry import Retry
+
+    options: dict[str, Any] = {
+        "socket_timeout": 2, "socket_connect_timeout": 1, "decode_responses": False,
+        "protocol": 2, "driver_info": DriverInfo(name=None, lib_version=None),
+    }
+    if cluster:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(url, retry=Retry(NoBackoff(), 1), **options)
+    import redis
+
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0),
+                                maint_notifications_config=MaintNotificationsConfig(enabled=False),
+                                **options)
+
+
+def _release(lock: Any) -> None:
+    """Release a lock we hold; one that expired meanwhile is simply gone."""
+    from redis.exceptions import LockError
+
+    with contextlib.suppress(LockError):
+        lock.release()
+
+
+def _glob_escape(text: str) -> str:
+    """`text` as a literal in a Redis MATCH pattern (backslash first)."""
+    for special in ("\\", "[", "]", "*", "?"):
+        text = text.replace(special, "\\" + special)
+    return text
 
 
 def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -16,9 +16,9 @@ def describe(cache: Cache) -> dict[str, Any]:
     for key in cache.scan_keys():
         keys += 1
         if keys <= MEMORY_SAMPLE:
-            sampled_bytes += cache.client.memory_usage(key) or 0
+            sampled_bytes += cache.memory_usage(key)
     memory = sampled_bytes if keys <= MEMORY_SAMPLE else round(sampled_bytes / MEMORY_SAMPLE * keys)
-    info = cache.client.info()
+    info = cache.server_info()
     hits, misses = info.get("keyspace_hits", 0), info.get("keyspace_misses", 0)
     return {
         "prefix": cache.prefix,

@@ -144,15 +144,15 @@ def test_stale_set_race_cannot_put_an_old_balance_back(database: Database, conn)
     card = new_card(conn, balance=1000)
     reader_cache, writer_cache = database.cache(), database.cache()
     read_done, write_done = threading.Event(), threading.Event()
-    original_reads = reader_cache.card_reads
+    original_fill = reader_cache.card_fill
 
-    def slow_reads(items, ttl):
+    def slow_fill(items, tickets, ttl):
         items = list(items)
         read_done.set()
         assert write_done.wait(10)  # the write commits and updates the cache meanwhile
-        original_reads(items, ttl)
+        original_fill(items, tickets, ttl)
 
-    reader_cache.card_reads = slow_reads  # type: ignore[method-assign]
+    reader_cache.card_fill = slow_fill  # type: ignore[method-assign]
     seen: list[Any] = []
     reader = threading.Thread(target=lambda: seen.extend(
         cards.balances(database.connect(), reader_cache, [card])))

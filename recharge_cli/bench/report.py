@@ -55,7 +55,7 @@ def summary_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["target"] == "baseline", r["target"], order[r["kind"]]))
 
 
-def environment(conn: Any, redis_client: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+def environment(conn: Any, cache: Any, parameters: dict[str, Any]) -> dict[str, Any]:
     import os
 
     import psycopg
@@ -64,7 +64,7 @@ def environment(conn: Any, redis_client: Any, parameters: dict[str, Any]) -> dic
     counts = conn.execute("SELECT (SELECT count(*) FROM public.cards) AS cards, "
                           "(SELECT count(*) FROM public.trips) AS trips, "
                           "(SELECT count(*) FROM public.recharges) AS recharges").fetchone()
-    info = redis_client.info("server")
+    info = cache.server_info()
     try:
         revision = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                   cwd=Path(__file__).parent, timeout=5).stdout.strip() or None

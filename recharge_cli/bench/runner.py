@@ -158,7 +158,7 @@ def _ensure_hit(spec: Target, conn: psycopg.Connection[Any], cache: Cache, card:
         stale = value is None or (isinstance(value, dict) and "expires_at" in value
                                   and value["expires_at"] - time.time() < 5)
         if stale:
-            cache.client.delete(key)
+            cache.delete(key)
             spec.read(conn, cache, card)
 
 
@@ -176,7 +176,7 @@ def run(conns: Connections, targets: list[str], iterations: int, warmup: int, se
     trials = [pair for t in targets for pair in kinds_of(t)]
     trials += [("baseline", b) for b in BASELINES]
     raw_key = conns.caches["baseline"].prefix + "bench:raw"
-    conns.caches["baseline"].client.set(raw_key, b"x" * 64)
+    conns.caches["baseline"].raw_set(raw_key, b"x" * 64)
     point_query = "SELECT balance, status, version FROM public.cards WHERE card_id = %s"
 
     def trial(target: str, kind: str, i: int) -> int:
@@ -186,10 +186,10 @@ def run(conns: Connections, targets: list[str], iterations: int, warmup: int, se
             action: Callable[[], Any] = lambda: write(conns.pg["db"], conns.caches["hit"],  # noqa: E731
                                                       scratch_card)
         elif target == "baseline":
-            client, pg = conns.caches["baseline"].client, conns.pg["baseline"]
+            client, pg = conns.caches["baseline"], conns.pg["baseline"]
             action = {
                 "redis_ping": client.ping,
-                "redis_get": lambda: client.get(raw_key),
+                "redis_get": lambda: client.raw_get(raw_key),
                 "pg_select_1": lambda: pg.execute("SELECT 1").fetchone(),
                 "pg_point_query": lambda: pg.execute(point_query, (card,),
                                                      prepare=True).fetchone(),
@@ -198,7 +198,7 @@ def run(conns: Connections, targets: list[str], iterations: int, warmup: int, se
             spec = TARGETS[target]
             cache = conns.caches[kind]
             if kind == "miss":
-                cache.client.delete(*spec.keys(cache, card))
+                cache.delete(*spec.keys(cache, card))
                 action = lambda: spec.read(conns.pg["miss"], cache, card)  # noqa: E731
             elif kind == "hit":
                 _ensure_hit(spec, conns.pg["hit"], cache, card)
@@ -224,5 +224,5 @@ def run(conns: Connections, targets: list[str], iterations: int, warmup: int, se
                 advance(50)
     finally:
         gc.enable()
-    conns.caches["baseline"].client.delete(raw_key)
+    conns.caches["baseline"].delete(raw_key)
     return samples

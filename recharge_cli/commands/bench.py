@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from recharge_cli.commands import runtime
-from recharge_cli.errors import InvalidInput, RechargeError, ServiceUnavailable
+from recharge_cli.errors import InvalidInput, RechargeError
 
 app = typer.Typer(invoke_without_command=True)
 
@@ -48,7 +48,8 @@ def bench(
                            f"{', '.join(runner.ALL_TARGETS)}")
     servers = rt.servers()
     if not servers.redis_url:
-        raise ServiceUnavailable("bench needs Redis: set --redis-url or RECHARGE_REDIS_URL")
+        raise InvalidInput("bench compares the Redis cache with PostgreSQL and needs Redis: give "
+                           "--redis-url or RECHARGE_REDIS_URL")
     conn = rt.admin_db()  # scratch cards, raw baseline queries: the schema owner
     if demo.is_empty(conn):
         rt.output.message("The database is empty: loading the demo data set first …")
@@ -83,7 +84,7 @@ def bench(
         params = {"iterations": iterations, "warmup": warmup, "targets": targets, "seed": seed,
                   "cards_sampled": len(card_ids), "concurrency": concurrency,
                   "duration": duration if concurrency else None}
-        env = report.environment(conn, conns.caches["baseline"].client, params)
+        env = report.environment(conn, conns.caches["baseline"], params)
         files = report.write(out, samples, analysis, env, plots=not no_plot)
     finally:
         conns.caches["baseline"].flush()

@@ -10,5 +10,6 @@ GRANT EXECUTE ON FUNCTION
     stats_revenue(date, date, text), stats_trips(date, date, text),
     stats_users_count(), stats_users_active(date, date), stats_users_latest(integer),
     report_top_stations(date, integer), report_recharge_points(date, integer),
-    report_card_status(date), verify_ledger(), rollup_build()
+    report_card_status(date), verify_ledger(), rollup_build(),
+    cache_epoch(), cache_epoch_bump()
 TO recharge_app;
