@@ -36,7 +36,9 @@ class RechargeGroup(TyperGroup):
             result = super().main(argv, prog_name or "recharge", complete_var,
                                   standalone_mode=False, **extra)
             status = result if isinstance(result, int) else ExitStatus.OK
-            if interrupts.pending():
+            if status == ExitStatus.INTERRUPTED:  # Typer turns KeyboardInterrupt into 130
+                _output().error("interrupted; nothing was left half done")
+            elif interrupts.pending():
                 _output().error("interrupted; the operation under way was completed first "
                                 "(its result is above)")
                 status = ExitStatus.INTERRUPTED

@@ -127,6 +127,8 @@ class Cache:
         """Run a Redis call. On any Redis failure warn once, go on without the cache, and
         after a failed write-through make sure no process trusts the cache unchecked."""
         if self.client is None or not self._ready():
+            if writing:
+                self._record_stale()
             return default
         import redis
 
@@ -252,11 +254,7 @@ class Cache:
     def card_written(self, card_id: int, version: int, balance: dict[str, Any],
                      trips_changed: bool) -> None:
         """After COMMIT: write the new balance through and drop stale trip lists."""
-        if self.client is None:
-            self._record_stale()  # Redis failed earlier in this process
-            return
-        script = self._script(_CARD_WRITTEN)
-        self._guard(lambda: script(
+        self._guard(lambda: self._script(_CARD_WRITTEN)(
             keys=[self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
                   self.card_key(card_id, "trips")],
             args=[version, dumps(balance), BALANCE_TTL, VERSION_TTL,
@@ -265,11 +263,7 @@ class Cache:
     def card_invalidated(self, card_id: int, version: int) -> None:
         """After COMMIT of a change that is not a plain balance movement: drop the card's
         data keys (readers refill from PostgreSQL)."""
-        if self.client is None:
-            self._record_stale()
-            return
-        script = self._script(_CARD_INVALIDATED)
-        self._guard(lambda: script(
+        self._guard(lambda: self._script(_CARD_INVALIDATED)(
             keys=[self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
                   self.card_key(card_id, "trips")],
             args=[version, VERSION_TTL]), writing=True)

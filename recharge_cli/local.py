@@ -164,7 +164,20 @@ def dsn_for(lay: Layout, state: LocalState) -> str:
 
 
 def redis_url_for(lay: Layout) -> str:
-    return f"unix://{lay.valkey_socket}"
+    """The unix-socket URL of the embedded Valkey, with its password (URL-quoted)."""
+    from urllib.parse import quote
+
+    return f"unix://:{quote(valkey_password(lay), safe='')}@{lay.valkey_socket}"
+
+
+def valkey_password(lay: Layout) -> str:
+    """The embedded Valkey's password, made once and kept in <home> with mode 0600."""
+    path = lay.home / "valkey.password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 def _free_port(preferred: int | None = None) -> int:
@@ -309,8 +322,13 @@ def _start_valkey(lay: Layout, state: LocalState) -> None:
     lay.valkey_dir.chmod(0o700)
     lay.valkey_pidfile.unlink(missing_ok=True)
     state.valkey_port = _free_port(state.valkey_port)
+    # the password goes in a 0600 file, not on the command line (which `ps` shows to all)
+    config = lay.valkey_dir / "valkey.conf"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"requirepass {valkey_password(lay)}\n")
     result = subprocess.run([
-        str(valkey_binary()), "--port", str(state.valkey_port), "--bind", "127.0.0.1",
+        str(valkey_binary()), str(config), "--port", str(state.valkey_port), "--bind", "127.0.0.1",
         "--unixsocket", str(lay.valkey_socket), "--unixsocketperm", "700",
         "--daemonize", "yes", "--pidfile", str(lay.valkey_pidfile),
         "--logfile", str(lay.valkey_dir / "valkey.log"), "--dir", str(lay.valkey_dir),
@@ -342,6 +360,8 @@ def start(home: Path, say: Callable[[str], None] = lambda _msg: None) -> LocalSt
         _start_postgres(lay, state, bin_dir)
         say(f"Started embedded PostgreSQL on 127.0.0.1:{state.pg_port}")
     _create_database(lay, state)
+    if _valkey_pid(lay) is not None and not (lay.valkey_dir / "valkey.conf").exists():
+        _stop_valkey(lay)  # started by a version without a password: restart it with one
     if _valkey_pid(lay) is None:
         _start_valkey(lay, state)
         say(f"Started embedded Valkey on 127.0.0.1:{state.valkey_port}")
@@ -361,6 +381,13 @@ def stop(home: Path) -> list[str]:
             if result.returncode != 0:
                 raise LocalServerError(f"PostgreSQL did not stop: {_last_line(result.stderr)}")
             stopped.append("postgresql")
+    if _stop_valkey(lay):
+        stopped.append("valkey")
+    return stopped
+
+
+def _stop_valkey(lay: Layout) -> bool:
+    """SIGTERM (then SIGKILL after 15 s) to the embedded Valkey; whether one was running."""
     pid = _valkey_pid(lay)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
@@ -371,9 +398,8 @@ def stop(home: Path) -> list[str]:
             time.sleep(0.02)
         if Path(f"/proc/{pid}").exists():
             os.kill(pid, signal.SIGKILL)
-        stopped.append("valkey")
     lay.valkey_pidfile.unlink(missing_ok=True)
-    return stopped
+    return pid is not None
 
 
 def purge(home: Path) -> list[str]:
@@ -381,7 +407,7 @@ def purge(home: Path) -> list[str]:
     lay = layout(home)
     stopped = stop(home)
     for path in (lay.pg_root, lay.server_dir / "pgbin", lay.valkey_dir, lay.home / STATE_FILE,
-                 lay.home / "pgpass"):
+                 lay.home / "pgpass", lay.home / "valkey.password"):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -417,7 +443,8 @@ def status(home: Path) -> dict:
         try:
             import redis
 
-            client = redis.Redis(unix_socket_path=str(lay.valkey_socket), socket_timeout=3)
+            client = redis.Redis(unix_socket_path=str(lay.valkey_socket), socket_timeout=3,
+                                 password=valkey_password(lay))
             valkey["version"] = client.info("server").get("valkey_version") or client.info(
                 "server").get("redis_version")
             valkey["answers"] = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -125,3 +126,33 @@ def test_malformed_csv_rows_change_nothing(targets, conn, tmp_path_factory, rows
     assert result.exit_code in (0, 2, 3, 4), result.stderr
     assert "Traceback" not in result.stderr
     assert conn.execute(SNAPSHOT_SQL).fetchone() == before
+
+
+@pytest.mark.parametrize("args", [
+    ["report", "daily", "--date", "0001-01-01", "--no-plot"],
+    ["stats", "revenue", "--from", "2024-02-30"],
+    ["stats", "revenue", "--from", "24-2-3"],
+    ["--dsn", "host=localhost port", "balance", "--card", "1"],
+    ["--redis-url", "redis://localhost:notaport/0", "balance", "--card", "1"],
+    ["--redis-url", "redis://:6379/0", "balance", "--card", "1"],
+])
+def test_malformed_values_and_settings_are_exit_2(cli_env, conn, args: list[str]) -> None:
+    assert_rejected(conn, args, {2})
+
+
+def test_boarding_times_beyond_the_clock_skew_margin_are_exit_2(targets, conn) -> None:
+    assert_rejected(conn, ["trips", "record", "--card", str(targets["active"]), "--station", "5",
+                           "--at", "9999-12-31T23:59:59"], {2})
+    soon = run_cli("trips", "record", "--card", str(targets["active"]), "--station", "5",
+                   "--at", (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)).isoformat())
+    assert soon.exit_code == 0, soon.stderr
+
+
+@pytest.mark.parametrize("content", [b"dsn = \"\xff\xfe\"\n", b"no_cache = \"maybe\"\n",
+                                     b"redis_url = 6379\n", b"dsn = [1, 2\n"])
+def test_bad_config_files_are_exit_2(cli_env, conn, tmp_path: Path, monkeypatch,
+                                     content: bytes) -> None:
+    config = tmp_path / "config.toml"
+    config.write_bytes(content)
+    monkeypatch.setenv("RECHARGE_CONFIG", str(config))
+    assert_rejected(conn, ["balance", "--card", "1"], {2})
