@@ -60,3 +60,62 @@ def read_statistic(dsn: str, redis_url: str, prefix: str, start_at: float) -> st
     conn.close()
     cache.close()
     return result["source"]
+
+
+def chaos_client(dsn: str, redis_url: str, prefix: str, card_ids: list[int], seed: int,
+                 worker: int, stop_at: float) -> list[dict[str, Any]]:
+    """Random recharges and taps with fresh and repeated keys until `stop_at`, through the
+    command's own runtime (connections, cache epoch); each outcome with its exit status."""
+    import time
+
+    from recharge_cli.render import Output
+    from recharge_cli.runtime import Runtime
+    from recharge_cli.settings import resolve
+
+    rng = random.Random(seed * 1000 + worker)
+    settings = resolve(dsn=dsn, redis_url=redis_url, env={"RECHARGE_CACHE_PREFIX": prefix})
+    used: list[tuple[str, str, int, int]] = []
+    outcomes: list[dict[str, Any]] = []
+    rt: Runtime | None = None
+    n = 0
+    while time.time() < stop_at:
+        n += 1
+        if used and rng.random() < 0.2:
+            key, kind, card_id, amount = rng.choice(used)
+        else:
+            kind = rng.choice(["recharge", "recharge", "trip"])
+            key, card_id = f"c{seed}-w{worker}-{n}", rng.choice(card_ids)
+            amount = rng.randrange(1000, 30001, 1000)
+            used.append((key, kind, card_id, amount))
+        rt = rt or Runtime(settings=settings, output=Output(quiet=True))
+        outcome: dict[str, Any] = {"key": key, "kind": kind, "card_id": card_id,
+                                   "amount": amount}
+        try:
+            outcome.update(chaos_operation(rt, kind, card_id, amount, key), status=0)
+        except Exception as exc:
+            outcome.update(status=exit_status(exc), error=str(exc).splitlines()[0][:200])
+            rt.close()
+            rt = None
+            time.sleep(0.05)
+        outcomes.append(outcome)
+    if rt is not None:
+        rt.close()
+    return outcomes
+
+
+def chaos_operation(rt: Any, kind: str, card_id: int, amount: int, key: str) -> dict[str, Any]:
+    if kind == "recharge":
+        row = cards.recharge(rt.db(), rt.cache(), card_id, amount, key=key)
+        return {"recharge_id": row["recharge_id"], "replayed": row["replayed"]}
+    row = cards.record_trip(rt.db(), rt.cache(), card_id, station_id=1, key=key)
+    return {"trip_id": row["trip_id"], "replayed": row["replayed"]}
+
+
+def exit_status(exc: BaseException) -> int:
+    """The exit status the command would give for `exc` (as the CLI's error handler maps)."""
+    import psycopg
+
+    if isinstance(exc, RechargeError):
+        return int(exc.status)
+    error = from_database(exc) if isinstance(exc, psycopg.Error) else None
+    return int(error.status) if error is not None else 1
