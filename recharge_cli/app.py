@@ -134,9 +134,20 @@ def root(
 
 
 def _register() -> None:
-    from recharge_cli.commands import bench, cache, cards, database, local, report, stats, trips, verify
+    from recharge_cli.commands import (
+        bench,
+        cache,
+        cards,
+        database,
+        lifecycle,
+        local,
+        report,
+        stats,
+        trips,
+        verify,
+    )
 
-    for module in (cards, verify):
+    for module in (cards, lifecycle, verify):
         module.register(app)
     trips.register_total()
     app.add_typer(trips.app, name="trips", help="Record, list and total trips.")

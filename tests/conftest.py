@@ -127,11 +127,13 @@ def conn(database: Database) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         yield connection
 
 
-def new_card(conn: psycopg.Connection[Any], status: str = "active", balance: int = 0) -> int:
-    """A fresh card for one test (owned by no user), optionally with an opening recharge."""
-    card_id = conn.execute(  # above every existing card (bench scratch cards included)
-        "INSERT INTO cards (card_id, status) SELECT greatest(max(card_id), 89999999) + 1, 'active' "
-        "FROM cards RETURNING card_id").fetchone()["card_id"]
+def new_card(conn: psycopg.Connection[Any], status: str = "active", balance: int = 0,
+             user_id: int | None = None) -> int:
+    """A fresh card for one test (anonymous unless user_id), optionally with an opening
+    recharge."""
+    card_id = conn.execute(  # from the same sequence as issued cards
+        "INSERT INTO cards (card_id, status, user_id) VALUES (nextval('card_id_seq'), 'active', %s) "
+        "RETURNING card_id", (user_id,)).fetchone()["card_id"]
     for n, start in enumerate(range(0, balance, 200_000)):
         amount = min(200_000, balance - start)
         db.call(conn, "public.recharge_card", (card_id, amount, None, f"open-{card_id}-{n}"))

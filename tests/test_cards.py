@@ -61,38 +61,47 @@ def test_balance_of_several_cards_and_unknown_card(cli, conn) -> None:
 
 
 def test_trip_charges_fare_then_transfer(cli, conn) -> None:
-    card = new_card(conn, balance=10_000)
+    """The rules valid at the boarding time: 3,550 since 2026-01-14, transfers free within
+    125 minutes (at most two) for a personalised card."""
+    card = new_card(conn, balance=20_000, user_id=1)
     first = cli("trips", "record", "--card", str(card), "--station", "5", "--route", "1",
                 "--at", "2026-11-23T07:00:00")
     assert first.exit_code == 0, first.stderr
-    assert (first.json()["fare_charged"], first.json()["is_transfer"]) == (2950, False)
-    # Zonal bus 30 minutes later: a transfer from TRONCAL to ZONAL_UCE costs 200.
+    assert (first.json()["fare_charged"], first.json()["is_transfer"]) == (3550, False)
     second = cli("trips", "record", "--card", str(card), "--station", "500", "--route", "300",
                  "--at", "2026-11-23T07:30:00").json()
-    assert (second["fare_charged"], second["is_transfer"], second["leg_number"]) == (200, True, 2)
+    assert (second["fare_charged"], second["is_transfer"], second["leg_number"]) == (0, True, 2)
     assert second["transfer_group"] == first.json()["trip_id"]
-    # A feeder (ALIMENTADORA) leg is free; a fourth leg is a new journey.
     third = cli("trips", "record", "--card", str(card), "--station", "3", "--route", "150",
                 "--at", "2026-11-23T08:00:00").json()
     assert (third["fare_charged"], third["leg_number"]) == (0, 3)
     fourth = cli("trips", "record", "--card", str(card), "--station", "4", "--route", "2",
-                 "--at", "2026-11-23T08:10:00").json()
-    assert (fourth["fare_charged"], fourth["is_transfer"]) == (2950, False)
-    # Outside the 95-minute window a journey starts again.
+                 "--at", "2026-11-23T08:10:00").json()  # a third transfer: a new journey
+    assert (fourth["fare_charged"], fourth["is_transfer"]) == (3550, False)
     late = cli("trips", "record", "--card", str(card), "--station", "500", "--route", "300",
-               "--at", "2026-11-23T11:00:00").json()
-    assert late["is_transfer"] is False
-    assert late["balance"] == 10_000 - 2950 - 200 - 0 - 2950 - 2950 == ledger_sum(conn, card)
+               "--at", "2026-11-23T10:20:00").json()  # 130 minutes: outside the window
+    assert (late["fare_charged"], late["is_transfer"]) == (3550, False)
+    earlier = cli("trips", "record", "--card", str(card), "--station", "5",
+                  "--at", "2025-06-01T07:00:00").json()  # charged by the 2025 rules
+    assert earlier["fare_charged"] == 3200
+    assert earlier["balance"] == ledger_sum(conn, card) == 20_000 - 3 * 3550 - 3200
     listed = cli("trips", "list", "--card", str(card), "--limit", "2")
     assert [t["trip_id"] for t in listed.json()] == [late["trip_id"], fourth["trip_id"]]
 
 
+def test_anonymous_cards_pay_every_leg(cli, conn) -> None:
+    card = new_card(conn, balance=10_000)
+    for at in ("2026-11-23T07:00:00", "2026-11-23T07:20:00"):
+        leg = cli("trips", "record", "--card", str(card), "--station", "5", "--at", at).json()
+        assert (leg["fare_charged"], leg["is_transfer"]) == (3550, False)
+
+
 def test_credit_allowance_and_status_rules(cli, conn) -> None:
-    card = new_card(conn, balance=1000)
+    card = new_card(conn, balance=3000)
     ok = cli("trips", "record", "--card", str(card), "--station", "5", "--at", "2026-11-23T07:00")
-    assert ok.exit_code == 0 and ok.json()["balance"] == -1950  # on credit
+    assert ok.exit_code == 0 and ok.json()["balance"] == -550  # on credit
     ok2 = cli("trips", "record", "--card", str(card), "--station", "6", "--at", "2026-11-23T10:00")
-    assert ok2.exit_code == 0 and ok2.json()["balance"] == -4900
+    assert ok2.exit_code == 0 and ok2.json()["balance"] == -4100
     refused = cli("trips", "record", "--card", str(card), "--station", "7",
                   "--at", "2026-11-23T13:00")
     assert refused.exit_code == 4 and "insufficient" in refused.stderr
@@ -106,7 +115,7 @@ def test_recharge_limits(cli, conn) -> None:
     card = new_card(conn, balance=200_000)
     cli("recharge", "--card", str(card), "--amount", "200000")
     cli("recharge", "--card", str(card), "--amount", "50000")
-    assert cli("recharge", "--card", str(card), "--amount", "999").exit_code == 4
+    assert cli("recharge", "--card", str(card), "--amount", "499").exit_code == 4
     assert cli("recharge", "--card", str(card), "--amount", "200001").exit_code == 4
     over = cli("recharge", "--card", str(card), "--amount", "60000")
     assert over.exit_code == 4 and "maximum balance" in over.stderr
@@ -118,7 +127,7 @@ def test_trips_replay_with_same_key(cli, conn) -> None:
     args = ("trips", "record", "--card", str(card), "--station", "5", "--key", f"t-{card}")
     first, again = cli(*args), cli(*args)
     assert again.json()["replayed"] and again.json()["trip_id"] == first.json()["trip_id"]
-    assert ledger_sum(conn, card) == 10_000 - 2950
+    assert ledger_sum(conn, card) == 10_000 - 3550
 
 
 def test_bulk_csv_is_idempotent_and_reports_rejects(cli, conn, tmp_path: Path) -> None:

@@ -57,23 +57,26 @@ def test_demo_data_shape(conn: psycopg.Connection[Any]) -> None:
                (SELECT count(*) FROM routes) AS routes,
                (SELECT count(*) FROM fares) AS fares,
                (SELECT count(*) FROM users) AS users,
-               (SELECT count(*) FROM cards WHERE card_id < 90000000) AS cards,
-               (SELECT count(*) FROM recharges WHERE card_id < 90000000) AS recharges,
-               (SELECT count(*) FROM trips WHERE card_id < 90000000) AS legs,
-               (SELECT avg((is_transfer)::int) FROM trips WHERE card_id < 90000000) AS transfer_share,
-               (SELECT avg((status = 'active')::int) FROM cards WHERE card_id < 90000000) AS active
+               (SELECT count(*) FROM cards WHERE card_id <= 24000) AS cards,
+               (SELECT count(*) FROM recharges WHERE card_id <= 24000) AS recharges,
+               (SELECT count(*) FROM trips WHERE card_id <= 24000) AS legs,
+               (SELECT avg((is_transfer)::int) FROM trips WHERE card_id <= 24000) AS transfer_share,
+               (SELECT avg((status = 'active')::int) FROM cards WHERE card_id <= 24000) AS active
     """).fetchone()
     assert counts["localities"] == 13
     assert 7_500 <= counts["stations"] <= 7_900
     assert 540 <= counts["routes"] <= 580
-    assert counts["fares"] == 4
+    assert counts["fares"] == 7
     assert counts["users"] == 25_000 and counts["cards"] == 24_000
     assert 60_000 <= counts["recharges"] <= 75_000
     assert 240_000 <= counts["legs"] <= 265_000
     assert 0.16 <= counts["transfer_share"] <= 0.20
     assert 0.86 <= counts["active"] <= 0.90
-    fares = {r["code"]: r["amount"] for r in conn.execute("SELECT code, amount FROM fares")}
-    assert fares == {"STANDARD": 2950, "TRANSFER_FREE": 0, "TRANSFER": 200, "CABLE": 2950}
+    fares = {(r["code"], r["valid_from"].date().isoformat()): r["amount"]
+             for r in conn.execute("SELECT code, amount, valid_from FROM fares")}
+    assert fares[("STANDARD", "2026-01-14")] == fares[("CABLE", "2026-01-14")] == 3550
+    assert fares[("STANDARD", "2025-01-18")] == 3200 and fares[("STANDARD", "2024-02-12")] == 2950
+    assert fares[("TRANSFER_FREE", "2024-02-12")] == 0
 
 
 def test_invariants_hold_after_seed(conn: psycopg.Connection[Any]) -> None:

@@ -96,8 +96,8 @@ class ScratchCards:
         count = max(1, math.ceil(writes / WRITES_PER_CARD))
         rows = conn.execute(
             "INSERT INTO public.cards (card_id, status) "
-            "SELECT m.top + g, 'active' FROM (SELECT coalesce(max(card_id), 0) AS top "
-            "FROM public.cards) m, generate_series(1, %s) g RETURNING card_id", (count,)).fetchall()
+            "SELECT nextval('public.card_id_seq'), 'active' FROM generate_series(1, %s) "
+            "RETURNING card_id", (count,)).fetchall()
         return cls([r["card_id"] for r in rows])
 
     def check(self, conn: psycopg.Connection[Any], writes: int) -> dict[str, Any]:

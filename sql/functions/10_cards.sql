@@ -24,14 +24,18 @@ BEGIN
     RETURN v_card;
 END $$;
 
--- The earlier use of an idempotency key, or NULL. Raises RC005 when it named another request.
-CREATE OR REPLACE FUNCTION claimed_key(p_key text, p_operation text, p_request jsonb)
+-- The earlier use of an idempotency key on this card, or NULL. Raises RC005 when it named
+-- another request. Keys are scoped per card: call it with the card row locked.
+DROP FUNCTION IF EXISTS claimed_key(text, text, jsonb);
+CREATE OR REPLACE FUNCTION claimed_key(p_card_id bigint, p_key text, p_operation text,
+                                       p_request jsonb)
 RETURNS public.idempotency_keys
 LANGUAGE plpgsql AS $$
 DECLARE
     v_key public.idempotency_keys;
 BEGIN
-    SELECT * INTO v_key FROM public.idempotency_keys k WHERE k.idempotency_key = p_key;
+    SELECT * INTO v_key FROM public.idempotency_keys k
+    WHERE k.card_id = p_card_id AND k.idempotency_key = p_key;
     IF FOUND AND (v_key.operation <> p_operation OR v_key.request <> p_request) THEN
         RAISE EXCEPTION 'idempotency key % was already used with different parameters', p_key
             USING ERRCODE = 'RC005';
@@ -60,7 +64,7 @@ BEGIN
         RAISE EXCEPTION 'amount must be a positive whole number of pesos' USING ERRCODE = 'RC002';
     END IF;
     v_card := public.lock_card(p_card_id);
-    v_key := public.claimed_key(p_key, 'recharge', v_request);
+    v_key := public.claimed_key(p_card_id, p_key, 'recharge', v_request);
     IF v_key.idempotency_key IS NOT NULL THEN
         RETURN QUERY
             SELECT r.card_id, r.recharge_id, r.amount, r.balance_after, NULL::bigint,
@@ -128,6 +132,7 @@ DECLARE
     v_card public.cards;
     v_key public.idempotency_keys;
     v_limits public.limits;
+    v_window public.transfer_windows;
     v_prev public.trips;
     v_group_start timestamptz;
     v_transfer_fare text;
@@ -158,7 +163,7 @@ BEGIN
     END IF;
     v_service := public.leg_service(v_station_type, v_route_type);
     v_card := public.lock_card(p_card_id);
-    v_key := public.claimed_key(p_key, 'trip', v_request);
+    v_key := public.claimed_key(p_card_id, p_key, 'trip', v_request);
     IF v_key.idempotency_key IS NOT NULL THEN
         RETURN QUERY
             SELECT t.card_id, t.trip_id, t.station_id, t.route_id, t.boarding_time,
@@ -172,15 +177,19 @@ BEGIN
         RAISE EXCEPTION 'card % is %', p_card_id, v_card.status USING ERRCODE = 'RC004';
     END IF;
     SELECT * INTO v_limits FROM public.limits;
+    SELECT * INTO v_window FROM public.transfer_windows w
+    WHERE w.valid_from <= v_at AND (w.valid_to IS NULL OR v_at < w.valid_to);
 
-    -- A boarding within the window of the journey's first (paid) leg is a transfer.
+    -- A boarding within the window of the journey's first (paid) leg is a transfer (for a
+    -- personalised card, under the transfer window valid at the boarding time).
     SELECT * INTO v_prev FROM public.trips t
     WHERE t.card_id = p_card_id AND t.boarding_time <= v_at
     ORDER BY t.boarding_time DESC, t.trip_id DESC LIMIT 1;
-    IF FOUND AND v_prev.leg_number <= v_limits.max_transfers THEN
+    IF FOUND AND v_card.user_id IS NOT NULL AND v_window.valid_from IS NOT NULL
+       AND v_prev.leg_number <= v_window.max_transfers THEN
         SELECT t.boarding_time INTO v_group_start FROM public.trips t
         WHERE t.card_id = p_card_id AND t.trip_id = v_prev.transfer_group;
-        IF v_at - v_group_start <= make_interval(mins => v_limits.transfer_window_minutes) THEN
+        IF v_at - v_group_start <= make_interval(mins => v_window.window_minutes) THEN
             SELECT tr.fare_code INTO v_transfer_fare FROM public.transfer_rules tr
             WHERE tr.from_service = v_prev.service AND tr.to_service = v_service;
         END IF;

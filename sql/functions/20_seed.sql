@@ -13,7 +13,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_users bigint := greatest(1, round(25000 * p_scale));
     v_cards bigint := greatest(1, round(24000 * p_scale));
-    v_start timestamptz := p_end - interval '3 years';
+    v_start timestamptz := p_end - interval '90 days';
 BEGIN
     IF EXISTS (SELECT 1 FROM public.cards) OR EXISTS (SELECT 1 FROM public.stations) THEN
         RAISE EXCEPTION 'the database already holds demo or live data; seed an empty database'
@@ -59,13 +59,19 @@ BEGIN
            v_start + make_interval(secs => public.seed_rand(p_seed, 5, i) % (3 * 365 * 86400))
     FROM generate_series(1, v_users) AS i;
 
+    -- One card in ten is anonymous; card 789 (the documented example) is personalised and
+    -- active. The history of the other statuses is written after each card's activity, in
+    -- seed_activity.
     INSERT INTO public.cards (card_id, user_id, status, balance, version, issued_at)
-    SELECT i, 1 + public.seed_rand(p_seed, 6, i) % v_users,
-           CASE WHEN r < 880 THEN 'active' WHEN r < 940 THEN 'inactive'
+    SELECT i, CASE WHEN i = 789 OR public.seed_rand(p_seed, 8, i) % 10 <> 0
+                   THEN 1 + public.seed_rand(p_seed, 6, i) % v_users END,
+           CASE WHEN i = 789 OR r < 880 THEN 'active' WHEN r < 940 THEN 'inactive'
                 WHEN r < 975 THEN 'blocked' ELSE 'lost' END,
            0, 0, v_start - interval '1 day'
     FROM (SELECT i, public.seed_rand(p_seed, 7, i) % 1000 AS r
           FROM generate_series(1, v_cards) AS i) AS c;
+    PERFORM setval('public.card_id_seq', v_cards);
+    PERFORM setval('public.user_id_seq', v_users);
     RETURN QUERY SELECT v_users, v_cards;
 END $$;
 
@@ -76,21 +82,21 @@ CREATE OR REPLACE FUNCTION seed_activity(p_from bigint, p_to bigint, p_seed bigi
 RETURNS TABLE (recharges bigint, legs bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_week_start date := p_end - 7;
-    v_history_start timestamptz := p_end - interval '3 years';
+    v_start date := p_end - 90;
     v_legs bigint;
     v_recharges bigint;
     v_base bigint;
 BEGIN
     -- the whole load is one transaction: the previous batch's scratch tables still exist
-    DROP TABLE IF EXISTS seed_legs, seed_trips, seed_recharges, seed_ledger, seed_recharge_ids;
+    DROP TABLE IF EXISTS seed_legs, seed_trips, seed_recharges, seed_ledger, seed_recharge_ids,
+        seed_status;
     CREATE TEMP TABLE seed_legs ON COMMIT DROP AS
     WITH days AS (
         SELECT d, w, sum(w) OVER (ORDER BY d) - w AS lo, sum(w) OVER (ORDER BY d) AS hi,
-               extract(isodow FROM v_week_start + d) >= 6 AS weekend
-        FROM (SELECT d, CASE extract(isodow FROM v_week_start + d)
+               sum(w) OVER () AS total, extract(isodow FROM v_start + d) >= 6 AS weekend
+        FROM (SELECT d, CASE extract(isodow FROM v_start + d)
                             WHEN 6 THEN 11 WHEN 7 THEN 8 ELSE 16 END AS w
-              FROM generate_series(0, 6) AS d) AS x
+              FROM generate_series(0, 89) AS d) AS x
     ), hours AS (
         SELECT weekend, h, sum(w) OVER (PARTITION BY weekend ORDER BY h) - w AS lo,
                sum(w) OVER (PARTITION BY weekend ORDER BY h) AS hi,
@@ -103,7 +109,8 @@ BEGIN
               FROM unnest(ARRAY[1, 1, 1, 1, 2, 4, 6, 8, 10, 11, 12, 12, 12, 12, 11, 11, 10, 10,
                                  9, 8, 6, 4, 3, 2]) WITH ORDINALITY AS u(w, h)) AS y
     ), journeys AS (
-        SELECT c.card_id, j AS journey_no, c.card_id * 64 + j AS jid
+        SELECT c.card_id, j AS journey_no, c.card_id * 64 + j AS jid,
+               c.user_id IS NOT NULL AS personalised
         FROM public.cards c
         CROSS JOIN LATERAL generate_series(
             1, 1 + (public.seed_rand(p_seed, 10, c.card_id) % 17)::integer
@@ -111,8 +118,8 @@ BEGIN
         ) AS j
         WHERE c.card_id BETWEEN p_from AND p_to AND c.status <> 'inactive'
     ), timed AS (
-        SELECT jn.card_id, jn.jid,
-               v_week_start::timestamptz + make_interval(days => dd.d, hours => hh.h::integer,
+        SELECT jn.card_id, jn.jid, jn.personalised,
+               v_start::timestamptz + make_interval(days => dd.d, hours => hh.h::integer,
                                             secs => public.seed_rand(p_seed, 14, jn.jid) % 3600)
                    AS t0,
                public.seed_rand(p_seed, 15, jn.jid) % 1000 AS transfer_draw,
@@ -122,8 +129,8 @@ BEGIN
                     ELSE 'CABLE' END AS s1,
                public.seed_rand(p_seed, 17, jn.jid) % 2 AS branch
         FROM journeys jn
-        JOIN days dd ON public.seed_rand(p_seed, 12, jn.jid) % 99 >= dd.lo
-                    AND public.seed_rand(p_seed, 12, jn.jid) % 99 < dd.hi
+        JOIN days dd ON public.seed_rand(p_seed, 12, jn.jid) % dd.total >= dd.lo
+                    AND public.seed_rand(p_seed, 12, jn.jid) % dd.total < dd.hi
         JOIN hours hh ON hh.weekend = dd.weekend
                      AND public.seed_rand(p_seed, 13, jn.jid) % hh.total >= hh.lo
                      AND public.seed_rand(p_seed, 13, jn.jid) % hh.total < hh.hi
@@ -148,7 +155,8 @@ BEGIN
            public.seed_rand(p_seed, 20 + leg, ch.jid) AS draw
     FROM chained ch
     CROSS JOIN LATERAL generate_series(
-        1, CASE WHEN ch.transfer_draw < 180 THEN 2 WHEN ch.transfer_draw < 200 THEN 3 ELSE 1 END
+        1, CASE WHEN NOT ch.personalised THEN 1  -- transfers are for personalised cards
+                WHEN ch.transfer_draw < 180 THEN 2 WHEN ch.transfer_draw < 200 THEN 3 ELSE 1 END
     ) AS leg;
 
     -- Stations, routes and fares per leg; ids in time order per card.
@@ -185,8 +193,8 @@ BEGIN
           FROM seed_trips) AS o
     WHERE o.card_id = st.card_id AND o.jid = st.jid AND o.leg_number = st.leg_number;
 
-    -- Recharges: 1-5 per card over three years; the first, before the trip week, also
-    -- covers the week's fares.
+    -- Recharges: 1-5 per card over the same 90 days; the first, in the hours before the
+    -- period's first day, also covers the period's fares.
     CREATE TEMP TABLE seed_recharges ON COMMIT DROP AS
     WITH fares_due AS (
         SELECT card_id, sum(fare) AS due FROM seed_trips GROUP BY card_id
@@ -204,10 +212,10 @@ BEGIN
                 THEN greatest(base.amount, ((d.due + 999) / 1000) * 1000)
                 ELSE base.amount END AS amount,
            CASE WHEN d.k = 1
-                THEN v_history_start + make_interval(secs => public.seed_rand(p_seed, 32, d.rid_key)
-                                                      % ((3 * 365 - 8) * 86400))
-                ELSE v_history_start + make_interval(secs => public.seed_rand(p_seed, 32, d.rid_key)
-                                                      % (3 * 365 * 86400)) END AS recharged_at,
+                THEN v_start - make_interval(secs => 1 + public.seed_rand(p_seed, 32, d.rid_key)
+                                                          % (6 * 3600))
+                ELSE v_start + make_interval(secs => public.seed_rand(p_seed, 32, d.rid_key)
+                                                      % (90 * 86400)) END AS recharged_at,
            (1 + public.seed_rand(p_seed, 33, d.rid_key) % 400)::integer AS point_id,
            d.k
     FROM draws d
@@ -266,11 +274,31 @@ BEGIN
           FROM seed_ledger GROUP BY card_id) AS s
     WHERE s.card_id = c.card_id;
 
+    -- The history of the final statuses: inactive (never used), blocked and lost, each an
+    -- hour after the card's last movement, by the demo operator, with its audit row.
+    CREATE TEMP TABLE seed_status ON COMMIT DROP AS
+    SELECT c.card_id, c.status,
+           coalesce(c.last_movement_at, c.issued_at) + interval '1 hour' AS changed_at
+    FROM public.cards c
+    WHERE c.card_id BETWEEN p_from AND p_to AND c.status <> 'active';
+    INSERT INTO public.card_status_changes (card_id, changed_at, old_status, new_status, operator,
+                                            reason)
+    SELECT card_id, changed_at, 'active', status, 'demo',
+           CASE status WHEN 'inactive' THEN 'never used' WHEN 'blocked' THEN 'reported stolen'
+                       ELSE 'reported lost' END
+    FROM seed_status;
+    INSERT INTO public.audit_log (card_id, at, operator, action, reason, details)
+    SELECT card_id, changed_at, 'demo', 'status',
+           CASE status WHEN 'inactive' THEN 'never used' WHEN 'blocked' THEN 'reported stolen'
+                       ELSE 'reported lost' END,
+           jsonb_build_object('from', 'active', 'to', status)
+    FROM seed_status;
+
     RETURN QUERY SELECT v_recharges, v_legs;
 END $$;
 
 -- Empties every table that holds cards, people, places or movements (for `db seed
--- --replace`), keeping the rules (localities, fares, transfer rules, limits) and the
+-- --replace`), keeping the rules (localities, fares, transfer rules and windows, limits) and the
 -- schema's own bookkeeping. Runs in the caller's transaction, so a replacement that is
 -- interrupted leaves the old data in place. Needs the table owner (the migrating role).
 CREATE OR REPLACE FUNCTION seed_clear() RETURNS void
@@ -281,8 +309,9 @@ BEGIN
     SELECT string_agg(format('public.%I', c.relname), ', ') INTO v_tables
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
-      AND c.relname NOT IN ('localities', 'fares', 'transfer_rules', 'limits',
-                            'schema_migrations', 'entity_counts', 'rollup_state');
+      AND c.relname NOT IN ('localities', 'fares', 'transfer_rules', 'transfer_windows',
+                            'limits', 'schema_migrations', 'entity_counts', 'rollup_state',
+                            'cache_state');
     ALTER TABLE public.ledger DISABLE TRIGGER ledger_no_truncate;
     EXECUTE 'TRUNCATE ' || v_tables || ' RESTART IDENTITY';
     ALTER TABLE public.ledger ENABLE TRIGGER ledger_no_truncate;

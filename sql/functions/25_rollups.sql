@@ -17,6 +17,12 @@ END $$;
 -- Everything before this instant is rolled up (except dirty days); '-infinity' when the
 -- rollups were built in another time zone (then every statistic scans the base tables).
 -- It need not be midnight: the last rolled-up day may be partial, up to this instant.
+-- The longest transfer window of any period: how long a journey may still gain legs.
+CREATE OR REPLACE FUNCTION longest_transfer_window() RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(max(w.window_minutes), 0) FROM public.transfer_windows w
+$$;
+
 CREATE OR REPLACE FUNCTION rolled_until() RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN s.time_zone = current_setting('TimeZone') THEN s.rolled_until
@@ -73,7 +79,7 @@ LANGUAGE sql STABLE AS $$
            count(*), count(*) FILTER (WHERE NOT tr.is_transfer),
            count(*) FILTER (WHERE tr.is_transfer),
            count(*) FILTER (WHERE NOT tr.is_transfer AND tr.boarding_time
-                                      + make_interval(mins => lim.transfer_window_minutes) < now()),
+                                      + make_interval(mins => public.longest_transfer_window()) < now()),
            sum(tr.fare_charged)::bigint
     FROM public.trips tr
     LEFT JOIN public.stations s ON p_dimension = 'locality' AND s.station_id = tr.station_id
@@ -124,7 +130,7 @@ BEGIN
         v_state.rolled_until := '-infinity';
     END IF;
     SELECT greatest(v_state.rolled_until, now() - interval '30 minutes'
-                    - make_interval(mins => lim.transfer_window_minutes))
+                    - make_interval(mins => public.longest_transfer_window()))
     INTO v_until FROM public.limits lim;
     -- start of the day the last build stopped in (or of the oldest data)
     v_from := CASE WHEN v_state.rolled_until > '-infinity' THEN v_state.rolled_until

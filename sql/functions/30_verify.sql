@@ -35,6 +35,38 @@ LANGUAGE sql
        OR (l.kind = 'fare' AND NOT EXISTS (
               SELECT 1 FROM public.trips t WHERE t.card_id = l.card_id AND t.trip_id = l.trip_id))
     UNION ALL
+    -- 7. a reversal reverses one recharge entry of its card, by its whole amount (at most
+    --    once: ledger_corrects_once)
+    SELECT 7, 'reversal reverses one recharge', l.card_id, -r.amount, l.amount,
+           'entry ' || l.entry_id || ' corrects entry ' || l.corrects_entry_id
+    FROM public.ledger l
+    LEFT JOIN public.ledger r ON r.card_id = l.card_id AND r.entry_id = l.corrects_entry_id
+    WHERE l.kind = 'correction' AND (r.kind IS DISTINCT FROM 'recharge' OR l.amount <> -r.amount)
+    UNION ALL
+    -- 8. replacement entries come in linked pairs that sum to zero; a replaced card holds 0
+    SELECT 8, 'linked entries sum to zero', l.card_id, -l.amount, o.amount,
+           'entry ' || l.entry_id || ' and card ' || l.counterpart_card_id || ' entry '
+             || l.counterpart_entry_id
+    FROM public.ledger l
+    LEFT JOIN public.ledger o ON o.card_id = l.counterpart_card_id
+                             AND o.entry_id = l.counterpart_entry_id
+    WHERE l.kind = 'transfer' AND (o.kind IS DISTINCT FROM 'transfer' OR o.amount <> -l.amount
+                                   OR o.counterpart_entry_id <> l.entry_id)
+    UNION ALL
+    SELECT 8, 'replaced card holds 0', c.card_id, 0, c.balance, 'replaced by ' || c.replaced_by
+    FROM public.cards c
+    LEFT JOIN public.cards n ON n.card_id = c.replaced_by
+    WHERE c.replaced_by IS NOT NULL AND (c.balance <> 0 OR n.replaces IS DISTINCT FROM c.card_id)
+    UNION ALL
+    -- 9. every status change has its audit row
+    SELECT 9, 'status change has its audit row', s.card_id, 1, 0,
+           s.old_status || ' -> ' || s.new_status || ' at ' || s.changed_at
+    FROM public.card_status_changes s
+    WHERE s.operator IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM public.audit_log a
+        WHERE a.card_id = s.card_id AND a.action = 'status' AND a.at = s.changed_at
+          AND a.details ->> 'to' = s.new_status)
+    UNION ALL
     -- 3. balances within [-credit allowance, maximum balance]
     SELECT 3, 'balance within limits', c.card_id,
            CASE WHEN c.balance > lim.max_balance THEN lim.max_balance
@@ -59,15 +91,17 @@ LANGUAGE sql
     GROUP BY k.card_id, k.operation, coalesce(k.recharge_id, k.trip_id)
     HAVING count(*) > 1
     UNION ALL
-    -- 5. totals: sum of balances = recharges - fares + corrections
+    -- 5. totals: sum of balances = recharges - fares + corrections (+ transfers, which sum to 0)
     SELECT 5, 'total balances equal recharges minus fares plus corrections', NULL,
            (SELECT coalesce(sum(r.amount), 0) FROM public.recharges r)
              - (SELECT coalesce(sum(t.fare_charged), 0) FROM public.trips t)
-             + (SELECT coalesce(sum(l.amount), 0) FROM public.ledger l WHERE l.kind = 'correction'),
+             + (SELECT coalesce(sum(l.amount), 0) FROM public.ledger l
+                WHERE l.kind IN ('correction', 'transfer')),
            (SELECT coalesce(sum(c.balance), 0) FROM public.cards c), NULL
     WHERE (SELECT coalesce(sum(r.amount), 0) FROM public.recharges r)
             - (SELECT coalesce(sum(t.fare_charged), 0) FROM public.trips t)
-            + (SELECT coalesce(sum(l.amount), 0) FROM public.ledger l WHERE l.kind = 'correction')
+            + (SELECT coalesce(sum(l.amount), 0) FROM public.ledger l
+               WHERE l.kind IN ('correction', 'transfer'))
           <> (SELECT coalesce(sum(c.balance), 0) FROM public.cards c)
     UNION ALL
     -- 6. derived tables (counts, rollups) equal a recomputation from the base tables

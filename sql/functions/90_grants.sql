@@ -11,5 +11,11 @@ GRANT EXECUTE ON FUNCTION
     stats_users_count(), stats_users_active(date, date), stats_users_latest(integer),
     report_top_stations(date, integer), report_recharge_points(date, integer),
     report_card_status(date), verify_ledger(), rollup_build(),
-    cache_epoch(), cache_epoch_bump()
+    cache_epoch(), cache_epoch_bump(),
+    user_add(text, text, text, text), card_issue(bigint, text, text),
+    card_set_status(bigint, text, text, text, text), card_replace(bigint, text, text, text),
+    recharge_reverse(bigint, bigint, text, text, text), card_show(bigint, integer),
+    cards_list(text, bigint, integer, bigint), card_statement(bigint, date, date),
+    fares_list(timestamptz), fare_set(text, bigint, timestamptz, text, text), limits_show(),
+    limits_set(bigint, bigint, bigint, bigint, text, text), audit_list(bigint, integer)
 TO recharge_app;

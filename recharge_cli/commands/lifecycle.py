@@ -1,0 +1,176 @@
+"""recharge users add | cards issue|show|list|block|unblock|lost|replace|statement | reverse |
+fares list|set | limits show|set | audit list"""
+
+from __future__ import annotations
+
+import typer
+
+from recharge_cli import lifecycle
+from recharge_cli.commands import announce_key, runtime, whole_number
+from recharge_cli.commands.cards import KEY_HELP
+from recharge_cli.commands.trips import parse_time
+from recharge_cli.stats import check_range, parse_date
+
+OPERATOR = typer.Option(None, "--operator", help="who acts, for the audit (default: the OS user)")
+REASON = typer.Option(None, "--reason", help="why, for the audit")
+KEY = typer.Option(None, "--key", help=KEY_HELP)
+CARD = typer.Option(..., "--card", parser=whole_number, help="card id")
+
+users = typer.Typer(no_args_is_help=True, help="Registered users.")
+cards = typer.Typer(no_args_is_help=True, help="Issue, inspect, block, replace cards.")
+fares = typer.Typer(no_args_is_help=True, help="Fares and their validity periods.")
+limits = typer.Typer(no_args_is_help=True, help="Recharge and balance limits (audited).")
+audit = typer.Typer(no_args_is_help=True, help="Administrative actions.")
+
+
+@users.command("add")
+def users_add(ctx: typer.Context,
+              document: str = typer.Option(..., "--document", help="identity document number"),
+              name: str = typer.Option(..., "--name", help="full name"),
+              operator: str | None = OPERATOR, key: str | None = KEY) -> None:
+    """Register a user (example: recharge users add --document CC1020304050 --name "Ana Gómez")."""
+    rt = runtime(ctx)
+    rt.output.emit(lifecycle.add_user(rt.db(), document, name, operator, key, announce_key(rt)))
+
+
+@cards.command("issue")
+def cards_issue(ctx: typer.Context,
+                user: int | None = typer.Option(None, "--user", parser=whole_number,
+                                                help="personalise for this user (else anonymous)"),
+                operator: str | None = OPERATOR, key: str | None = KEY) -> None:
+    """A new active card with balance 0 (example: recharge cards issue --user 25001)."""
+    rt = runtime(ctx)
+    rt.output.emit(lifecycle.issue(rt.db(), user, operator, key, announce_key(rt)))
+
+
+@cards.command("show")
+def cards_show(ctx: typer.Context, card: int = CARD,
+               movements: int = typer.Option(10, "--movements", parser=whole_number,
+                                             help="latest ledger entries to include")) -> None:
+    """One card: owner, status, balance, version, dates, latest ledger entries."""
+    rt = runtime(ctx)
+    rt.output.emit(lifecycle.show(rt.db(), card, movements))
+
+
+@cards.command("list")
+def cards_list(ctx: typer.Context,
+               status: str | None = typer.Option(None, "--status",
+                                                 help="active, inactive, blocked or lost"),
+               user: int | None = typer.Option(None, "--user", parser=whole_number),
+               limit: int = typer.Option(50, "--limit", parser=whole_number),
+               after: int | None = typer.Option(None, "--after", parser=whole_number,
+                                                help="the last card id of the previous page")) -> None:
+    """Cards by id, keyset-paginated: pass the last card_id shown as --after for the next page."""
+    rt = runtime(ctx)
+    rt.output.emit(lifecycle.list_cards(rt.db(), status, user, limit, after))
+
+
+def _status_command(action: str, summary: str) -> None:
+    def command(ctx: typer.Context, card: int = CARD, reason: str | None = REASON,
+                operator: str | None = OPERATOR, key: str | None = KEY) -> None:
+        rt = runtime(ctx)
+        rt.output.emit(lifecycle.set_status(rt.db(), rt.cache(), card, action, reason, operator,
+                                            key, announce_key(rt)))
+
+    command.__doc__ = summary
+    cards.command(action)(command)
+
+
+_status_command("block", "Block an active card (reversible with unblock): no recharges, no trips.")
+_status_command("unblock", "Unblock a blocked card.")
+_status_command("lost", "Report a card lost (final); a personalised one can then be replaced.")
+
+
+@cards.command("replace")
+def cards_replace(ctx: typer.Context, card: int = CARD, reason: str | None = REASON,
+                  operator: str | None = OPERATOR, key: str | None = KEY) -> None:
+    """A new card for the owner of a blocked or lost personalised card, with its balance."""
+    rt = runtime(ctx)
+    rt.output.emit(lifecycle.replace(rt.db(), rt.cache(), card, reason, operator, key,
+                                     announce_key(rt)))
+
+
+@cards.command("statement")
+def cards_statement(ctx: typer.Context, card: int = CARD,
+                    date_from: str | None = typer.Option(None, "--from", help="YYYY-MM-DD"),
+                    date_to: str | None = typer.Option(None, "--to", help="YYYY-MM-DD, inclusive")
+                    ) -> None:
+    """Ledger entries with their running balance (accounting export: --format csv)."""
+    rt = runtime(ctx)
+    first, last = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    check_range(first, last)
+    rt.output.emit(lifecycle.statement(rt.db(), card, first, last))
+
+
+def reverse(ctx: typer.Context, card: int = CARD,
+            recharge: int = typer.Option(..., "--recharge", parser=whole_number,
+                                         help="the recharge_id to reverse"),
+            reason: str | None = REASON, operator: str | None = OPERATOR,
+            key: str | None = KEY) -> None:
+    """Reverse a recharge with a correcting entry (once, while the balance covers it)."""
+    rt = runtime(ctx)
+    rt.output.emit(lifecycle.reverse(rt.db(), rt.cache(), card, recharge, reason, operator, key,
+                                     announce_key(rt)))
+
+
+@fares.command("list")
+def fares_list(ctx: typer.Context,
+               at: str | None = typer.Option(None, "--at", help="only the fares valid at this "
+                                             "time (ISO 8601)")) -> None:
+    """Every fare period (or those valid --at a time)."""
+    rt = runtime(ctx)
+    rt.output.emit(lifecycle.fares(rt.db(), parse_time(at)))
+
+
+@fares.command("set")
+def fares_set(ctx: typer.Context, code: str = typer.Option(..., "--code", help="e.g. STANDARD"),
+              amount: int = typer.Option(..., "--amount", parser=whole_number, help="pesos"),
+              valid_from: str = typer.Option(..., "--from", help="start of the new period, "
+                                             "ISO 8601 (e.g. 2027-01-15)"),
+              operator: str | None = OPERATOR, key: str | None = KEY) -> None:
+    """Add a fare period from --from on (never rewrites a period that trips used)."""
+    rt = runtime(ctx)
+    start = parse_time(valid_from)
+    assert start is not None
+    rt.output.emit(lifecycle.set_fare(rt.db(), code, amount, start, operator, key,
+                                      announce_key(rt)))
+
+
+@limits.command("show")
+def limits_show(ctx: typer.Context) -> None:
+    """Recharge and balance limits, credit allowance, the transfer window in force."""
+    rt = runtime(ctx)
+    rt.output.emit(lifecycle.limits(rt.db()))
+
+
+@limits.command("set")
+def limits_set(ctx: typer.Context,
+               min_recharge: int | None = typer.Option(None, "--min-recharge", parser=whole_number),
+               max_recharge: int | None = typer.Option(None, "--max-recharge", parser=whole_number),
+               max_balance: int | None = typer.Option(None, "--max-balance", parser=whole_number),
+               credit_allowance: int | None = typer.Option(None, "--credit-allowance",
+                                                           parser=whole_number),
+               operator: str | None = OPERATOR, key: str | None = KEY) -> None:
+    """Change limits (audited); options left out keep their value."""
+    rt = runtime(ctx)
+    values = {"min_recharge": min_recharge, "max_recharge": max_recharge,
+              "max_balance": max_balance, "credit_allowance": credit_allowance}
+    rt.output.emit(lifecycle.set_limits(rt.db(), values, operator, key, announce_key(rt)))
+
+
+@audit.command("list")
+def audit_list(ctx: typer.Context,
+               card: int | None = typer.Option(None, "--card", parser=whole_number),
+               limit: int = typer.Option(50, "--limit", parser=whole_number)) -> None:
+    """Administrative actions, newest first."""
+    rt = runtime(ctx)
+    rt.output.emit(lifecycle.audit(rt.db(), card, limit))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users, name="users")
+    app.add_typer(cards, name="cards")
+    app.command("reverse")(reverse)
+    app.add_typer(fares, name="fares")
+    app.add_typer(limits, name="limits")
+    app.add_typer(audit, name="audit")

@@ -1,0 +1,161 @@
+"""A card's life: users, issue, status changes, replacement, reversal, statements, fares,
+limits and the audit. Each write is one stored-function call, then the cache after COMMIT."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from typing import Any
+
+import psycopg
+
+from recharge_cli import db
+from recharge_cli.cache import Cache
+from recharge_cli.cards import MAX_INTEGER, Announce, check_id, idempotency_key
+from recharge_cli.errors import InvalidInput
+
+Row = dict[str, Any]
+STATUS_ACTIONS = ("block", "unblock", "lost")
+STATUSES = ("active", "inactive", "blocked", "lost")
+MAX_LIMIT = 10_000
+
+
+def operator(name: str | None) -> str:
+    """Who acts: --operator, else the OS user."""
+    if name is not None and not name.strip():
+        raise InvalidInput("--operator must not be empty")
+    return (name or getpass.getuser()).strip()[:100]
+
+
+def _text(value: str | None, what: str, maximum: int = 500) -> str | None:
+    if value is not None and len(value) > maximum:
+        raise InvalidInput(f"{what} is longer than {maximum} characters")
+    return value
+
+
+def add_user(conn: psycopg.Connection[Row], document: str, name: str, who: str | None,
+             key: str | None = None, announce: Announce | None = None) -> Row:
+    _text(name, "--name", 200)
+    key = idempotency_key(key, announce)
+    row = db.write(conn, "public.user_add", (document.strip(), name, operator(who), key), key)
+    return {**row, "idempotency_key": key}
+
+
+def issue(conn: psycopg.Connection[Row], user_id: int | None, who: str | None,
+          key: str | None = None, announce: Announce | None = None) -> Row:
+    if user_id is not None:
+        check_id(user_id, "user id")
+    key = idempotency_key(key, announce)
+    row = db.write(conn, "public.card_issue", (user_id, operator(who), key), key)
+    return {**row, "idempotency_key": key}
+
+
+def set_status(conn: psycopg.Connection[Row], cache: Cache, card_id: int, action: str,
+               reason: str | None, who: str | None, key: str | None = None,
+               announce: Announce | None = None) -> Row:
+    check_id(card_id, "card id")
+    if action not in STATUS_ACTIONS:
+        raise InvalidInput(f"unknown action {action!r}: use {', '.join(STATUS_ACTIONS)}")
+    _text(reason, "--reason")
+    key = idempotency_key(key, announce)
+    row = db.write(conn, "public.card_set_status", (card_id, action, reason, operator(who), key),
+                   key)
+    if not row["replayed"]:
+        cache.card_invalidated(card_id, row["version"])
+    return {k: v for k, v in row.items() if k != "version"} | {"idempotency_key": key}
+
+
+def replace(conn: psycopg.Connection[Row], cache: Cache, card_id: int, reason: str | None,
+            who: str | None, key: str | None = None, announce: Announce | None = None) -> Row:
+    check_id(card_id, "card id")
+    _text(reason, "--reason")
+    key = idempotency_key(key, announce)
+    row = db.write(conn, "public.card_replace", (card_id, reason, operator(who), key), key)
+    if not row["replayed"]:
+        cache.card_invalidated(card_id, row["old_version"])
+        cache.card_invalidated(row["new_card_id"], row["new_version"])
+    return {"old_card_id": row["old_card_id"], "new_card_id": row["new_card_id"],
+            "amount_moved": row["amount_moved"], "replayed": row["replayed"],
+            "idempotency_key": key}
+
+
+def reverse(conn: psycopg.Connection[Row], cache: Cache, card_id: int, recharge_id: int,
+            reason: str | None, who: str | None, key: str | None = None,
+            announce: Announce | None = None) -> Row:
+    check_id(card_id, "card id")
+    check_id(recharge_id, "recharge id")
+    _text(reason, "--reason")
+    key = idempotency_key(key, announce)
+    row = db.write(conn, "public.recharge_reverse",
+                   (card_id, recharge_id, reason, operator(who), key), key)
+    if not row["replayed"]:
+        cache.card_invalidated(card_id, row["version"])
+    return {k: v for k, v in row.items() if k != "version"} | {"idempotency_key": key}
+
+
+def show(conn: psycopg.Connection[Row], card_id: int, movements: int) -> Row:
+    check_id(card_id, "card id")
+    check_id(movements, "--movements", MAX_LIMIT)
+    row = db.call_one(conn, "public.card_show", (card_id, movements))
+    assert row is not None
+    return row
+
+
+def list_cards(conn: psycopg.Connection[Row], status: str | None, user_id: int | None,
+               limit: int, after: int | None) -> list[Row]:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"unknown --status {status!r}: use {', '.join(STATUSES)}")
+    if user_id is not None:
+        check_id(user_id, "user id")
+    check_id(limit, "--limit", MAX_LIMIT)
+    if after is not None and after < 0:
+        raise InvalidInput("--after must be a card id (0 or more)")
+    return db.call(conn, "public.cards_list", (status, user_id, limit, after))
+
+
+def statement(conn: psycopg.Connection[Row], card_id: int, date_from: dt.date | None,
+              date_to: dt.date | None) -> list[Row]:
+    check_id(card_id, "card id")
+    return db.call(conn, "public.card_statement", (card_id, date_from, date_to))
+
+
+def fares(conn: psycopg.Connection[Row], at: str | None) -> list[Row]:
+    return db.call(conn, "public.fares_list", (at,))
+
+
+def set_fare(conn: psycopg.Connection[Row], code: str, amount: int, valid_from: str,
+             who: str | None, key: str | None = None, announce: Announce | None = None) -> Row:
+    if amount < 0 or amount > MAX_INTEGER:
+        raise InvalidInput(f"--amount must be a whole number of pesos from 0, got {amount}")
+    key = idempotency_key(key, announce)
+    row = db.write(conn, "public.fare_set", (code.strip().upper(), amount, valid_from,
+                                             operator(who), key), key)
+    return {**row, "idempotency_key": key}
+
+
+def limits(conn: psycopg.Connection[Row]) -> Row:
+    row = db.call_one(conn, "public.limits_show")
+    assert row is not None
+    return row
+
+
+def set_limits(conn: psycopg.Connection[Row], values: dict[str, int | None], who: str | None,
+               key: str | None = None, announce: Announce | None = None) -> Row:
+    if all(v is None for v in values.values()):
+        raise InvalidInput("give at least one of --min-recharge, --max-recharge, --max-balance, "
+                           "--credit-allowance")
+    for name, value in values.items():
+        if value is not None and not 0 <= value <= 2**62:
+            raise InvalidInput(f"--{name.replace('_', '-')} must be a whole number of pesos")
+    key = idempotency_key(key, announce)
+    row = db.write(conn, "public.limits_set",
+                   (values["min_recharge"], values["max_recharge"], values["max_balance"],
+                    values["credit_allowance"], operator(who), key), key)
+    return {**row, "idempotency_key": key}
+
+
+def audit(conn: psycopg.Connection[Row], card_id: int | None, limit: int) -> list[Row]:
+    if card_id is not None:
+        check_id(card_id, "card id")
+    check_id(limit, "--limit", MAX_LIMIT)
+    return db.call(conn, "public.audit_list", (card_id, limit))
