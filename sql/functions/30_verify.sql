@@ -84,11 +84,15 @@ LANGUAGE sql
               WHERE r.card_id = k.card_id AND r.recharge_id = k.recharge_id))
        OR (k.operation = 'trip' AND NOT EXISTS (
               SELECT 1 FROM public.trips t WHERE t.card_id = k.card_id AND t.trip_id = k.trip_id))
+       OR (k.operation IN ('replace', 'reverse') AND NOT EXISTS (
+              SELECT 1 FROM public.ledger l WHERE l.card_id = k.card_id AND l.entry_id = k.entry_id))
     UNION ALL
+    -- (a status change is its own operation: it has no other id)
     SELECT 4, 'operation has at most one idempotency key', k.card_id, 1, count(*),
-           k.operation || ' ' || coalesce(k.recharge_id, k.trip_id)
+           k.operation || ' ' || coalesce(k.recharge_id, k.trip_id, k.entry_id)
     FROM public.idempotency_keys k
-    GROUP BY k.card_id, k.operation, coalesce(k.recharge_id, k.trip_id)
+    WHERE k.operation <> 'status'
+    GROUP BY k.card_id, k.operation, coalesce(k.recharge_id, k.trip_id, k.entry_id)
     HAVING count(*) > 1
     UNION ALL
     -- 5. totals: sum of balances = recharges - fares + corrections (+ transfers, which sum to 0)
