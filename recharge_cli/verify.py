@@ -1,4 +1,4 @@
-"""`recharge verify`: the ledger invariants of DESIGN §5, checked by sql/functions/30_verify.sql."""
+"""`recharge verify`: the ledger invariants, checked by sql/functions/30_verify.sql."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ INVARIANTS = {
     4: "one operation per idempotency key",
     5: "totals agree",
     6: "counts and rollups = recomputation from base tables",
+    7: "a reversal reverses one recharge, whole and at most once",
+    8: "replacement entries sum to zero; a replaced card holds 0",
+    9: "every status change has its audit row",
 }
 
 

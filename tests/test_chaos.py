@@ -1,6 +1,7 @@
 """A seeded, replayable chaos test in the spirit of Jepsen's bank test: clients make random
-recharges and taps with fresh and repeated keys while an injector kills backends, restarts
-PostgreSQL, kills, pauses and restores Redis and flushes the cache. Afterwards every
+recharges, taps, status changes and reversals with fresh and repeated keys while an
+injector kills backends, restarts PostgreSQL, kills, pauses and restores Redis and flushes
+the cache. Afterwards every
 invariant holds, every reported success exists exactly once, every 75 converges when
 retried with its key, and every cached balance equals PostgreSQL.
 
@@ -147,12 +148,19 @@ def test_chaos(chaos_servers: tuple[Servers, Valkey]) -> None:
         assert conn.execute("SELECT count(*) AS n FROM verify_ledger()").fetchone()["n"] == 0
         # every reported success exists exactly once, under its key
         for outcome in (o for o in outcomes if o["status"] == 0):
-            column = "recharge_id" if outcome["kind"] == "recharge" else "trip_id"
-            row = conn.execute(
-                f"SELECT k.{column} AS id, (SELECT count(*) FROM ledger l WHERE l.card_id = "
-                f"k.card_id AND l.{column} = k.{column}) AS entries FROM idempotency_keys k "
-                "WHERE k.idempotency_key = %s", (outcome["key"],)).fetchone()
-            assert row is not None and row["id"] == outcome[column] and row["entries"] == 1, outcome
+            key = conn.execute("SELECT * FROM idempotency_keys WHERE card_id = %s AND "
+                               "idempotency_key = %s", (outcome["card_id"], outcome["key"])
+                               ).fetchone()
+            assert key is not None, outcome
+            if outcome["kind"] in ("block", "unblock"):
+                assert key["operation"] == "status", outcome
+                continue
+            column = {"recharge": "recharge_id", "trip": "trip_id", "reverse": "entry_id"}[
+                outcome["kind"]]
+            entries = conn.execute(f"SELECT count(*) AS n FROM ledger WHERE card_id = %s AND "
+                                   f"{column} = %s", (outcome["card_id"], outcome[column])
+                                   ).fetchone()["n"]
+            assert key[column] == outcome[column] and entries == 1, outcome
         # every cached balance equals PostgreSQL (through the read path, then raw)
         read = cards.balances(conn, rt.cache(), card_ids)
         truth = {r["card_id"]: r["balance"] for r in conn.execute(

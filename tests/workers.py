@@ -83,9 +83,16 @@ def chaos_client(dsn: str, redis_url: str, prefix: str, card_ids: list[int], see
         if used and rng.random() < 0.2:
             key, kind, card_id, amount = rng.choice(used)
         else:
-            kind = rng.choice(["recharge", "recharge", "trip"])
+            kind = rng.choice(["recharge"] * 8 + ["trip"] * 4 + ["block", "unblock", "unblock",
+                                                                 "reverse"])
             key, card_id = f"c{seed}-w{worker}-{n}", rng.choice(card_ids)
             amount = rng.randrange(1000, 30001, 1000)
+            if kind == "reverse":  # one of this worker's recharges that succeeded
+                done = [o for o in outcomes if o["kind"] == "recharge" and o["status"] == 0]
+                if not done:
+                    continue
+                chosen = rng.choice(done)
+                card_id, amount = chosen["card_id"], chosen["recharge_id"]
             used.append((key, kind, card_id, amount))
         rt = rt or Runtime(settings=settings, output=Output(quiet=True))
         outcome: dict[str, Any] = {"key": key, "kind": kind, "card_id": card_id,
@@ -104,11 +111,20 @@ def chaos_client(dsn: str, redis_url: str, prefix: str, card_ids: list[int], see
 
 
 def chaos_operation(rt: Any, kind: str, card_id: int, amount: int, key: str) -> dict[str, Any]:
+    """One operation; for a reversal `amount` holds the recharge_id to reverse."""
+    from recharge_cli import lifecycle
+
     if kind == "recharge":
         row = cards.recharge(rt.db(), rt.cache(), card_id, amount, key=key)
         return {"recharge_id": row["recharge_id"], "replayed": row["replayed"]}
-    row = cards.record_trip(rt.db(), rt.cache(), card_id, station_id=1, key=key)
-    return {"trip_id": row["trip_id"], "replayed": row["replayed"]}
+    if kind == "trip":
+        row = cards.record_trip(rt.db(), rt.cache(), card_id, station_id=1, key=key)
+        return {"trip_id": row["trip_id"], "replayed": row["replayed"]}
+    if kind == "reverse":
+        row = lifecycle.reverse(rt.db(), rt.cache(), card_id, amount, None, "chaos", key)
+        return {"entry_id": row["reversal_id"], "replayed": row["replayed"]}
+    row = lifecycle.set_status(rt.db(), rt.cache(), card_id, kind, None, "chaos", key)
+    return {"status_now": row["status"], "replayed": row["replayed"]}
 
 
 def exit_status(exc: BaseException) -> int:

@@ -12,7 +12,7 @@ from recharge_cli.bench import statistics
 from recharge_cli.bench.runner import BASELINES, SERIES_KINDS, TARGETS, Samples
 from recharge_cli.render import write_csv
 
-# DESIGN §9 budgets that one bench run can check side by side.
+# Performance budgets (README "Performance budgets") that one bench run can check side by side.
 BUDGETS = [
     ("cache hit path p50 ≤ 1.2 × raw redis-py GET p50", "balance/hit", "baseline/redis_get", 1.2),
     ("balance from PostgreSQL p50 ≤ 1.3 × raw prepared point query p50", "balance/db",
@@ -121,7 +121,7 @@ def markdown(rows: list[dict[str, Any]], analysis: dict[str, Any], env: dict[str
                 f"{s['db_over_hit']['ci_high']:.1f}]"]
                for t, s in analysis["speedups"].items()]
     lines.append(tabulate(sp_rows, headers=["target", "miss / hit", "db / hit"], tablefmt="github"))
-    lines += ["", "## Budgets (DESIGN §9)", ""]
+    lines += ["", "## Budgets", ""]
     lines.append(tabulate([[b["budget"], f"{b['ratio']:.2f}", b["limit"],
                             "pass" if b["pass"] else "FAIL"] for b in analysis["budgets"]],
                           headers=["budget", "measured ratio", "limit", "result"],

@@ -1,5 +1,5 @@
 """Recharge throughput with N concurrent clients next to pgbench's TPC-B-like number on the
-same server (DESIGN §9), plus in-process p50 of `recharge` and `balance`.
+same server (the README budget), plus in-process p50 of `recharge` and `balance`.
 
     python tests/perf/recharge_throughput.py --dsn postgresql://postgres@127.0.0.1:5432/bench \
         --redis-url redis://127.0.0.1:6379/0 [--clients 8] [--seconds 15]

@@ -1,4 +1,4 @@
-"""Process start-up budget (DESIGN §9): `recharge balance --card N` as a whole process against
+"""Process start-up budget: `recharge balance --card N` as a whole process against
 `python -c "import psycopg, redis"`, median of N runs each, interleaved.
 
     python tests/perf/startup.py --dsn postgresql://postgres@127.0.0.1:5432/bench \
