@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,12 +13,14 @@ from typing import Any
 
 import psycopg
 
-from recharge_cli import cards
+from recharge_cli import cards, interrupts
 from recharge_cli.cache import Cache
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database
 from recharge_cli.render import Output
 
 REJECT_COLUMNS = ["line", "card_id", "amount", "key", "exit_code", "error"]
+# A third column of exactly three digits after an amount: "3,1,000" meant 1,000.
+THOUSANDS = re.compile(r"[0-9]{3}")
 
 
 @dataclass
@@ -29,14 +32,19 @@ class BulkSummary:
     total_amount: int = 0
     first_failure: int = 0
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    stopped: RechargeError | None = None  # a lost connection: rows after it were not tried
+    interrupted: bool = False
 
     @property
     def exit_status(self) -> int:
+        if self.interrupted:
+            return int(ExitStatus.INTERRUPTED)
         return self.first_failure
 
     def as_row(self) -> dict[str, Any]:
         return {"rows": self.rows, "ok": self.ok, "replayed": self.replayed,
-                "rejected": self.rejected, "amount_recharged": self.total_amount}
+                "rejected": self.rejected, "amount_recharged": self.total_amount,
+                "complete": self.stopped is None and not self.interrupted}
 
 
 def _read(path: Path) -> tuple[str, str]:
@@ -62,8 +70,14 @@ def recharge_file(conn: psycopg.Connection[Any], cache: Cache, path: Path, point
     name, text = _read(path)
     digest = hashlib.sha256((name + "\0" + text).encode()).hexdigest()[:16]
     summary = BulkSummary()
-    reader = csv.reader(io.StringIO(text))
-    for line_no, fields in enumerate(reader, start=1):
+    try:  # the whole file parses before any money moves
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}: not a valid CSV file ({exc}); nothing was applied") from exc
+    for line_no, fields in enumerate(rows, start=1):
+        if interrupts.pending():
+            summary.interrupted = True
+            break
         if not fields or all(not f.strip() for f in fields):
             continue
         if line_no == 1 and fields[0].strip().lower() == "card_id":
@@ -75,11 +89,18 @@ def recharge_file(conn: psycopg.Connection[Any], cache: Cache, path: Path, point
                 raise InvalidInput(f"expected 2 or 3 columns (card_id,amount[,key]), got {len(fields)}")
             card_id = _parse_int(fields[0], "card_id")
             amount = _parse_int(fields[1], "amount")
+            if len(fields) == 3 and THOUSANDS.fullmatch(fields[2].strip()):
+                raise InvalidInput(f"amount {fields[1].strip()},{fields[2].strip()} looks like a "
+                                   "number with a thousands separator: write amounts without "
+                                   "separators (e.g. 1000), or quote the key")
             result = cards.recharge(conn, cache, card_id, amount, point_id, key)
         except (RechargeError, psycopg.Error) as exc:
             error = exc if isinstance(exc, RechargeError) else from_database(exc)
-            if error is None or error.status in (ExitStatus.UNAVAILABLE, ExitStatus.TEMPORARY):
+            if error is None:
                 raise
+            if error.status in (ExitStatus.UNAVAILABLE, ExitStatus.TEMPORARY):
+                summary.stopped = error  # rerunning the file completes it exactly once
+                break
             summary.rejected += 1
             summary.first_failure = summary.first_failure or int(error.status)
             summary.rejects.append({"line": line_no, "card_id": fields[0] if fields else "",

@@ -11,6 +11,7 @@ class ExitStatus(IntEnum):
 
     OK = 0
     INTERNAL = 1
+    CHECK_FAILED = 1  # verify, report daily, db status: a check found a violation
     USAGE = 2
     NOT_FOUND = 3
     REJECTED = 4

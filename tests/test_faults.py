@@ -285,3 +285,70 @@ def test_db_errors_after_connecting_are_temporary(private_db: Database) -> None:
         db.call(conn, "public.card_balance", (1,))
     error = from_database(caught.value)
     assert error is not None and error.status == ExitStatus.TEMPORARY
+
+
+def test_bulk_input_problems_are_found_before_any_money_moves(private_db: Database,
+                                                              tmp_path: Path) -> None:
+    env = cli_env(private_db.dsn, private_db.redis_url, private_db.prefix, tmp_path)
+    huge = tmp_path / "huge.csv"
+    huge.write_text("1,1000\n2," + "9" * 200_000 + "\n")
+    below_a_file = tmp_path / "huge.csv" / "rejects.csv"
+    for args in (["--from-csv", str(huge)],
+                 ["--from-csv", str(tmp_path / "ok.csv"), "--rejects", str(below_a_file)]):
+        (tmp_path / "ok.csv").write_text("1,1000\n")
+        result = cli(env, "recharge", *args)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("error:") == 1
+    thousands = tmp_path / "thousands.csv"
+    thousands.write_text("1,1,000\n")
+    result = cli(env, "recharge", "--from-csv", str(thousands))
+    assert result.returncode == 2 and "thousands separator" in result.stderr
+    with private_db.connect() as conn:
+        assert movements(conn, 1) == 0 and movements(conn, 2) == 0
+
+
+def test_bulk_stopped_by_a_lost_connection_reports_how_far_and_reruns_exactly_once(
+        private_db: Database, tmp_path: Path) -> None:
+    env = cli_env(private_db.dsn, private_db.redis_url, private_db.prefix, tmp_path)
+    rows = tmp_path / "topups.csv"
+    rows.write_text("".join(f"{1 + n % 2},1000\n" for n in range(200)))
+    holder = private_db.connect()
+    holder.execute("BEGIN")
+    holder.execute("SELECT 1 FROM cards WHERE card_id = 2 FOR UPDATE")  # row 2 waits here
+    process = spawn(env, "recharge", "--from-csv", str(rows))
+    with private_db.connect() as watcher:
+        watcher.execute("SELECT pg_terminate_backend(%s)", (wait_for_backend(watcher),))
+    stdout, stderr = process.communicate(timeout=60)
+    holder.close()
+    assert process.returncode == 75, stderr
+    assert '"complete": false' in stdout and '"ok": 1' in stdout
+    assert "rerun the same file" in stderr
+    rerun = cli(env, "recharge", "--from-csv", str(rows))
+    assert rerun.returncode == 0, rerun.stderr
+    assert '"replayed": 1' in rerun.stdout and '"ok": 199' in rerun.stdout
+    with private_db.connect() as conn:
+        assert movements(conn, 1) == 100 and movements(conn, 2) == 100
+
+
+def test_bench_checks_out_first_and_retires_scratch_cards_when_interrupted(
+        database: Database, tmp_path: Path) -> None:
+    env = cli_env(database.dsn, database.redis_url, database.prefix, tmp_path)
+    (tmp_path / "file").write_text("")
+    bad = cli(env, "bench", "--out", str(tmp_path / "file" / "report"), "--iterations", "2")
+    assert bad.returncode == 2 and "--out" in bad.stderr
+    with database.connect() as conn:
+        before = conn.execute("SELECT last_value FROM card_id_seq").fetchone()["last_value"]
+        process = spawn(env, "bench", "--target", "recharge", "--iterations", "5000", "--no-plot",
+                        "--out", str(tmp_path / "report"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not conn.execute(
+                "SELECT count(*) AS n FROM recharges WHERE card_id > %s", (before,)
+                ).fetchone()["n"]:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        scratch = conn.execute("SELECT count(*) FILTER (WHERE status = 'active') AS active, "
+                               "count(*) AS n FROM cards WHERE card_id > %s", (before,)).fetchone()
+        assert scratch["n"] > 0 and scratch["active"] == 0
+        assert conn.execute("SELECT count(*) AS n FROM verify_ledger()").fetchone()["n"] == 0

@@ -100,6 +100,12 @@ class ScratchCards:
             "RETURNING card_id", (count,)).fetchall()
         return cls([r["card_id"] for r in rows])
 
+    def retire(self, conn: psycopg.Connection[Any]) -> None:
+        """Set the scratch cards inactive (later runs and statistics of use skip them)."""
+        if self.card_ids:
+            conn.execute("UPDATE public.cards SET status = 'inactive' "
+                         "WHERE card_id = ANY(%s) AND status <> 'inactive'", (self.card_ids,))
+
     def check(self, conn: psycopg.Connection[Any], writes: int) -> dict[str, Any]:
         """The database holds exactly the writes that reported success: balances, recharge
         rows and ledger sums agree. Then retire the cards (inactive) so later runs skip them."""
@@ -110,8 +116,7 @@ class ScratchCards:
             "FROM public.cards c LEFT JOIN (SELECT card_id, sum(amount) AS total FROM public.ledger "
             "     WHERE card_id = ANY(%(ids)s) GROUP BY card_id) l ON l.card_id = c.card_id "
             "WHERE c.card_id = ANY(%(ids)s)", {"ids": self.card_ids}).fetchone()
-        conn.execute("UPDATE public.cards SET status = 'inactive' WHERE card_id = ANY(%s)",
-                     (self.card_ids,))
+        self.retire(conn)
         expected = writes * WRITE_AMOUNT
         return {"scratch_cards": len(self.card_ids), "writes": writes, "recharges": row["recharges"],
                 "expected_balance": expected, "balance": int(row["balance"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -38,6 +39,35 @@ def confirm(rt: Runtime, action: str, yes: bool) -> None:
         raise InvalidInput(f"{action} destroys data: add --yes to confirm (no terminal to ask on)")
     if not typer.confirm(f"{action} destroys data. Continue?", default=False, err=True):
         raise InvalidInput(f"{action}: not confirmed, nothing was changed")
+
+
+def writable_folder(path: Path, option: str) -> Path:
+    """`path` created if needed and writable, checked before any work (else exit 2)."""
+    import os
+
+    from recharge_cli.errors import InvalidInput
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"{option} {path}: cannot create the folder ({exc.strerror})") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InvalidInput(f"{option} {path}: the folder is not writable")
+    return path
+
+
+def writable_file(path: Path, option: str) -> Path:
+    """`path` can be written (its folder exists and is writable), checked before any work."""
+    import os
+
+    from recharge_cli.errors import InvalidInput
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or (
+            path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidInput(f"{option} {path}: cannot write this file (check the folder exists "
+                           "and is writable)")
+    return path
 
 
 def lock_option(default: str | None = None) -> Any:

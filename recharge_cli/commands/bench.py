@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 
 import typer
 
-from recharge_cli.commands import runtime
+from recharge_cli.commands import runtime, writable_folder
 from recharge_cli.errors import InvalidInput, RechargeError
 
 app = typer.Typer(invoke_without_command=True)
@@ -37,6 +38,8 @@ def bench(
     """Cached vs uncached latency of each target, with baselines, plots and a report."""
     if ctx.invoked_subcommand:
         return
+    import psycopg
+
     from recharge_cli import seed as demo
     from recharge_cli.bench import load, report, runner
 
@@ -46,6 +49,7 @@ def bench(
     if unknown:
         raise InvalidInput(f"unknown --target {', '.join(unknown)}; choose from "
                            f"{', '.join(runner.ALL_TARGETS)}")
+    out = writable_folder(out or _default_out(), "--out")
     servers = rt.servers()
     if not servers.redis_url:
         raise InvalidInput("bench compares the Redis cache with PostgreSQL and needs Redis: give "
@@ -54,7 +58,6 @@ def bench(
     if demo.is_empty(conn):
         rt.output.message("The database is empty: loading the demo data set first …")
         demo.seed(conn, output=rt.output)
-    out = out or _default_out()
     prefix = f"{servers.cache_prefix}bench:{dt.datetime.now(dt.UTC):%H%M%S%f}:"
     dsn = servers.admin_dsn or servers.dsn or ""
     conns = runner.open_connections(dsn, servers.redis_url, prefix)
@@ -86,7 +89,9 @@ def bench(
                   "duration": duration if concurrency else None}
         env = report.environment(conn, conns.caches["baseline"], params)
         files = report.write(out, samples, analysis, env, plots=not no_plot)
-    finally:
+    finally:  # also on errors and interrupts: no scratch card is left active
+        with contextlib.suppress(psycopg.Error):
+            scratch.retire(conn)
         conns.caches["baseline"].flush()
         conns.close()
     for warning in analysis["warnings"]:
@@ -131,8 +136,7 @@ def compare(
         raise InvalidInput("compare needs at least two results.json files")
     runs = [comparison.load(path) for path in results]
     rows = comparison.changes(runs)
-    out = out or _default_out("compare-")
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(out or _default_out("compare-"), "--out")
     written = [write_csv(out / "compare.csv", rows)]
     if not no_plot:
         written.append(comparison.plot(runs, out / "compare.png"))

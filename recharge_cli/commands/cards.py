@@ -7,8 +7,15 @@ from pathlib import Path
 import typer
 
 from recharge_cli import bulk, cards
-from recharge_cli.commands import WAIT_OPTION, announce_key, lock_option, runtime, whole_number
-from recharge_cli.errors import InvalidInput
+from recharge_cli.commands import (
+    WAIT_OPTION,
+    announce_key,
+    lock_option,
+    runtime,
+    whole_number,
+    writable_file,
+)
+from recharge_cli.errors import InvalidInput, RechargeError
 
 CARD_HELP = "card id"
 KEY_HELP = "idempotency key (1-128 of A-Z a-z 0-9 . _ : -); a UUID is generated when omitted"
@@ -34,9 +41,15 @@ def recharge(
     if from_csv is not None:
         if card is not None or amount is not None or key is not None:
             raise InvalidInput("--from-csv cannot be combined with --card, --amount or --key")
+        if rejects is not None:
+            writable_file(rejects, "--rejects")
         with rt.locked("recharge-bulk" if lock is None else lock, wait):
             summary = bulk.recharge_file(rt.db(), rt.cache(), from_csv, point, rejects, rt.output)
         rt.output.emit(summary.as_row())
+        if summary.stopped is not None:
+            raise RechargeError(f"stopped after {summary.rows - 1} row(s): {summary.stopped}; "
+                                "rerun the same file to finish it (applied rows replay)",
+                                summary.stopped.status)
         raise typer.Exit(summary.exit_status)
     if card is None or amount is None:
         raise InvalidInput("--card and --amount are required (or use --from-csv)")

@@ -31,7 +31,7 @@ def status(ctx: typer.Context) -> None:
     changed = [s.migration.name for s in states if s.state == "changed"]
     if changed:
         rt.output.error(f"applied migration(s) changed since they ran: {', '.join(changed)}")
-        raise typer.Exit(ExitStatus.INTERNAL)
+        raise typer.Exit(ExitStatus.CHECK_FAILED)
 
 
 @app.command("seed")

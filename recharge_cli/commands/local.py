@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import local
-from recharge_cli.commands import runtime
+from recharge_cli.commands import YES_OPTION, confirm, runtime
+from recharge_cli.errors import ExitStatus
 from recharge_cli.runtime import prepare_embedded
 
 app = typer.Typer(no_args_is_help=True)
@@ -27,9 +28,12 @@ def start(ctx: typer.Context) -> None:
 def stop(
     ctx: typer.Context,
     purge: bool = typer.Option(False, "--purge", help="also delete the embedded data"),
+    yes: bool = YES_OPTION,
 ) -> None:
-    """Stop the embedded servers."""
+    """Stop the embedded servers (--purge also deletes their data: asks first)."""
     rt = runtime(ctx)
+    if purge:
+        confirm(rt, "local stop --purge", yes)
     stopped = (local.purge if purge else local.stop)(rt.settings.home)
     rt.output.message(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     rt.output.emit({"stopped": stopped})
@@ -42,7 +46,7 @@ def status(ctx: typer.Context) -> None:
     info = local.status(rt.settings.home)
     rt.output.emit(_summary(info))
     if not (info["postgresql"]["answers"] and info["valkey"]["answers"]):
-        raise typer.Exit(69)
+        raise typer.Exit(ExitStatus.UNAVAILABLE)
 
 
 def _summary(info: dict) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
+from recharge_cli.commands import WAIT_OPTION, lock_option, runtime, writable_folder
 from recharge_cli.errors import ExitStatus
 from recharge_cli.stats import parse_date
 
@@ -29,7 +29,7 @@ def daily(
 
     rt = runtime(ctx)
     day = parse_date(date, "--date") or dt.date.today() - dt.timedelta(days=1)
-    out = out or Path("reports") / f"daily-{day.isoformat()}"
+    out = writable_folder(out or Path("reports") / f"daily-{day.isoformat()}", "--out")
     with rt.locked(lock, wait):
         report = daily_report.gather(rt.read_db(), day)
     files = daily_report.write(out, report, plots=not no_plot)
@@ -38,4 +38,4 @@ def daily(
                     "verify_violations": report["violations"]})
     if report["violations"]:
         rt.output.error(f"verify found {report['violations']} violation(s); see {out}/report.md")
-        raise typer.Exit(ExitStatus.INTERNAL)
+        raise typer.Exit(ExitStatus.CHECK_FAILED)

@@ -21,7 +21,7 @@ def verify(ctx: typer.Context) -> None:
                           + ", ".join(part.strip() for part in parts))
     rt.output.emit(ledger.summary(found))
     if found:
-        raise typer.Exit(ExitStatus.INTERNAL)
+        raise typer.Exit(ExitStatus.CHECK_FAILED)
 
 
 def register(app: typer.Typer) -> None:
