@@ -151,6 +151,79 @@ def test_fares_and_limits(cli, conn) -> None:
     assert actions == ["limits", "limits", "fare"]
 
 
+def audit_rows(conn: psycopg.Connection[Any]) -> int:
+    return conn.execute("SELECT count(*) AS n FROM audit_log").fetchone()["n"]
+
+
+def test_every_write_replays_and_refuses_a_changed_request(cli, conn) -> None:
+    """Each write with --key: the same request again is a replay (same result, nothing
+    moves); the key with other parameters is exit 5, prints nothing on stdout and changes
+    nothing. Without --key the generated key is named on stderr before the write."""
+    tag = uuid.uuid4().hex[:8]
+    doc = f"CC{uuid.uuid4().int % 10**10}"
+
+    def replayed(*args: str) -> dict[str, Any]:
+        first, again = cli(*args), cli(*args)
+        assert first.exit_code == 0 and again.exit_code == 0, (args, first.stderr, again.stderr)
+        assert first.json()["replayed"] is False and again.json()["replayed"] is True
+        assert {k: v for k, v in again.json().items() if k != "replayed"} == \
+            {k: v for k, v in first.json().items() if k != "replayed"}
+        assert "idempotency key:" not in first.stderr  # the caller named the key
+        return first.json()
+
+    def refused(*args: str) -> None:
+        before = audit_rows(conn)
+        clash = cli(*args)
+        assert clash.exit_code == 5 and clash.stdout == "", (args, clash.exit_code, clash.stderr)
+        assert clash.stderr.count("error:") == 1 and "different parameters" in clash.stderr
+        assert audit_rows(conn) == before
+
+    generated = cli("users", "add", "--document", doc, "--name", "Eva Díaz")
+    key = generated.json()["idempotency_key"]
+    assert f"idempotency key: {key}" in generated.stderr
+    user_id = generated.json()["user_id"]
+    assert cli("users", "add", "--document", doc, "--name", "Eva Díaz", "--key", key
+               ).json() == {**generated.json(), "replayed": True}
+
+    card_id = replayed("cards", "issue", "--user", str(user_id), "--key", f"issue-{tag}")["card_id"]
+    refused("cards", "issue", "--key", f"issue-{tag}")  # anonymous this time
+    recharge_id = cli("recharge", "--card", str(card_id), "--amount", "9000"
+                      ).json()["recharge_id"]
+    cli("recharge", "--card", str(card_id), "--amount", "4000")
+
+    reversal = replayed("reverse", "--card", str(card_id), "--recharge", str(recharge_id),
+                        "--reason", "typo", "--key", f"undo-{tag}")
+    assert reversal["balance"] == 4000
+    refused("reverse", "--card", str(card_id), "--recharge", str(recharge_id),
+            "--reason", "another reason", "--key", f"undo-{tag}")
+
+    replayed("cards", "block", "--card", str(card_id), "--key", f"status-{tag}")
+    refused("cards", "lost", "--card", str(card_id), "--key", f"status-{tag}")
+    # keys are scoped per card: the same key on another card names another operation
+    other = cli("cards", "issue", "--user", str(user_id)).json()["card_id"]
+    assert cli("cards", "block", "--card", str(other), "--key", f"status-{tag}"
+               ).json()["replayed"] is False
+
+    moved = replayed("cards", "replace", "--card", str(card_id), "--key", f"replace-{tag}")
+    assert moved["amount_moved"] == 4000
+    refused("cards", "replace", "--card", str(card_id), "--reason", "other",
+            "--key", f"replace-{tag}")
+    assert cli("cards", "list", "--user", str(user_id)).json()[0]["replaced_by"] == \
+        moved["new_card_id"]
+
+    # (the other fare tests append STANDARD and CABLE periods; this one is the transfer fare's)
+    replayed("fares", "set", "--code", "TRANSFER_FREE", "--amount", "0", "--from", "2098-01-01",
+             "--key", f"fare-{tag}")
+    refused("fares", "set", "--code", "TRANSFER_FREE", "--amount", "200", "--from", "2098-01-01",
+            "--key", f"fare-{tag}")
+
+    allowance = cli("limits", "show").json()["credit_allowance"]
+    replayed("limits", "set", "--credit-allowance", str(allowance), "--key", f"limits-{tag}")
+    refused("limits", "set", "--credit-allowance", str(allowance + 1), "--key", f"limits-{tag}")
+    assert cli("limits", "show").json()["credit_allowance"] == allowance
+    assert violations(conn) == []
+
+
 def race(*actions: Callable[[], Any]) -> list[Any]:
     """Run actions at once; each result or the RechargeError it raised."""
     results: list[Any] = [None] * len(actions)
