@@ -22,10 +22,56 @@ class Format(StrEnum):
     csv = "csv"
 
 
+# Sub-commands load on first use, so start-up stays small: name → (module in
+# recharge_cli.commands, attribute), the attribute a Typer app (a group) or a function.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "recharge": ("cards", "recharge"), "balance": ("cards", "balance"),
+    "recharges": ("cards", "recharges"), "reverse": ("lifecycle", "reverse"),
+    "verify": ("verify", "verify"), "users": ("lifecycle", "users"),
+    "cards": ("lifecycle", "cards"), "fares": ("lifecycle", "fares"),
+    "limits": ("lifecycle", "limits"), "audit": ("lifecycle", "audit"),
+    "trips": ("trips", "app"), "stats": ("stats", "app"), "cache": ("cache", "app"),
+    "db": ("database", "app"), "local": ("local", "app"), "report": ("report", "app"),
+    "bench": ("bench", "app"),
+}
+
+
+def _load(name: str) -> Any:
+    """The click command of `name`, imported and built now."""
+    import importlib
+
+    module_name, attribute = COMMANDS[name]
+    target = getattr(importlib.import_module(f"recharge_cli.commands.{module_name}"), attribute)
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)
+    else:
+        holder = typer.Typer()
+        holder.command(name)(target)
+        command = typer.main.get_command(holder)
+    command.name = name
+    _plain_help(command)
+    return command
+
+
+def _plain_help(command: Any) -> None:
+    """Plain help text everywhere, like the root's (no Rich boxes)."""
+    command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
 class RechargeGroup(TyperGroup):
     """Runs a command and turns every failure into one stderr line and an exit status."""
 
     runtime: Runtime | None = None
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name in COMMANDS and name not in self.commands:
+            self.add_command(_load(name), name)
+        return super().get_command(ctx, name)
 
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
@@ -131,36 +177,6 @@ def root(
     settings = resolve(dsn=dsn, admin_dsn=admin_dsn, read_dsn=read_dsn, redis_url=redis_url,
                        redis_cluster=redis_cluster, no_cache=no_cache, config=config)
     ctx.obj = RechargeGroup.runtime = Runtime(settings=settings, output=output, debug=debug)
-
-
-def _register() -> None:
-    from recharge_cli.commands import (
-        bench,
-        cache,
-        cards,
-        database,
-        lifecycle,
-        local,
-        report,
-        stats,
-        trips,
-        verify,
-    )
-
-    for module in (cards, lifecycle, verify):
-        module.register(app)
-    trips.register_total()
-    app.add_typer(trips.app, name="trips", help="Record, list and total trips.")
-    app.add_typer(stats.app, name="stats", help="Revenue, trips and users statistics.")
-    app.add_typer(cache.app, name="cache", help="Cache statistics, flush and warm-up.")
-    app.add_typer(database.app, name="db", help="Schema migrations and demo data.")
-    app.add_typer(local.app, name="local", help="The embedded PostgreSQL and Valkey.")
-    app.add_typer(report.app, name="report", help="The daily operations report (for cron).")
-    app.add_typer(bench.app, name="bench", help="Cached vs uncached latency, throughput, "
-                  "reports; `bench compare` runs.")
-
-
-_register()
 
 
 def main() -> None:

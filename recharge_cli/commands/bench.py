@@ -11,7 +11,8 @@ import typer
 from recharge_cli.commands import runtime, writable_folder
 from recharge_cli.errors import InvalidInput, RechargeError
 
-app = typer.Typer(invoke_without_command=True)
+app = typer.Typer(invoke_without_command=True, help="Cached vs uncached latency, throughput, "
+                  "reports; `bench compare` runs.")
 
 
 def _default_out(kind: str = "") -> Path:

@@ -8,7 +8,7 @@ from recharge_cli import cache_admin, stats
 from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
 from recharge_cli.errors import ServiceUnavailable
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="Cache statistics, flush and warm-up.")
 
 
 def _require_cache(ctx: typer.Context):

@@ -80,9 +80,3 @@ def recharges(
     """A card's latest recharges."""
     rt = runtime(ctx)
     rt.output.emit(cards.recharges(rt.db(), card, limit))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("recharge")(recharge)
-    app.command("balance")(balance)
-    app.command("recharges")(recharges)

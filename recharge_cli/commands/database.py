@@ -8,7 +8,7 @@ from recharge_cli import migrations, seed, stats
 from recharge_cli.commands import WAIT_OPTION, YES_OPTION, confirm, lock_option, runtime
 from recharge_cli.errors import ExitStatus
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="Schema migrations and demo data.")
 
 
 @app.command("migrate")

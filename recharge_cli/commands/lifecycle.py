@@ -165,12 +165,3 @@ def audit_list(ctx: typer.Context,
     """Administrative actions, newest first."""
     rt = runtime(ctx)
     rt.output.emit(lifecycle.audit(rt.db(), card, limit))
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(users, name="users")
-    app.add_typer(cards, name="cards")
-    app.command("reverse")(reverse)
-    app.add_typer(fares, name="fares")
-    app.add_typer(limits, name="limits")
-    app.add_typer(audit, name="audit")

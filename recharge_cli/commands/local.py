@@ -9,7 +9,7 @@ from recharge_cli.commands import YES_OPTION, confirm, runtime
 from recharge_cli.errors import ExitStatus
 from recharge_cli.runtime import prepare_embedded
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="The embedded PostgreSQL and Valkey.")
 
 
 @app.command("start")

@@ -11,7 +11,7 @@ from recharge_cli.commands import WAIT_OPTION, lock_option, runtime, writable_fo
 from recharge_cli.errors import ExitStatus
 from recharge_cli.stats import parse_date
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="The daily operations report (for cron).")
 
 
 @app.command("daily")

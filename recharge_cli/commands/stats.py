@@ -10,7 +10,7 @@ from recharge_cli import stats
 from recharge_cli.commands import runtime
 from recharge_cli.runtime import Runtime
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="Revenue, trips and users statistics.")
 users_app = typer.Typer(no_args_is_help=True)
 app.add_typer(users_app, name="users", help="User counts, active users, latest registrations.")
 

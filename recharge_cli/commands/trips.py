@@ -9,15 +9,13 @@ import typer
 from recharge_cli import cards
 from recharge_cli.commands import WAIT_OPTION, announce_key, lock_option, runtime, whole_number
 from recharge_cli.commands.cards import KEY_HELP
+from recharge_cli.commands.stats import trips_total
 from recharge_cli.errors import InvalidInput
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="Record, list and total trips.")
+app.command("total")(trips_total)
 
 
-def register_total() -> None:
-    from recharge_cli.commands.stats import trips_total
-
-    app.command("total")(trips_total)
 
 
 def parse_time(value: str | None) -> str | None:

@@ -22,7 +22,3 @@ def verify(ctx: typer.Context) -> None:
     rt.output.emit(ledger.summary(found))
     if found:
         raise typer.Exit(ExitStatus.CHECK_FAILED)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("verify")(verify)
