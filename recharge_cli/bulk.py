@@ -1,26 +1,38 @@
-"""Bulk recharges from CSV (a cron job's daily top-ups): each row its own idempotent operation."""
+"""Bulk recharges from CSV (a cron job's daily top-ups), applied set-based in chunks.
+
+The file is read twice, streaming (constant memory): once to check that it parses and to
+derive keys, then to apply it CHUNK_ROWS rows per call of recharge_bulk(), which keeps
+every rule and idempotency key of a single recharge. Each chunk commits on its own; the
+cache is written through for the cards it touched. A rerun of the same file replays the
+applied rows (their keys are derived from the file) and applies the rest.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import re
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import psycopg
 
-from recharge_cli import cards, interrupts
+from recharge_cli import cards, db, interrupts
 from recharge_cli.cache import Cache
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database
-from recharge_cli.render import Output
+from recharge_cli.render import Output, Progress
 
 REJECT_COLUMNS = ["line", "card_id", "amount", "key", "exit_code", "error"]
 # A third column of exactly three digits after an amount: "3,1,000" meant 1,000.
 THOUSANDS = re.compile(r"[0-9]{3}")
+CHUNK_ROWS = 5000
+SQLSTATE_STATUS = {"RC002": ExitStatus.USAGE, "RC003": ExitStatus.NOT_FOUND,
+                   "RC004": ExitStatus.REJECTED, "RC005": ExitStatus.IDEMPOTENCY_CONFLICT}
 
 
 @dataclass
@@ -30,10 +42,15 @@ class BulkSummary:
     replayed: int = 0
     rejected: int = 0
     total_amount: int = 0
-    first_failure: int = 0
-    rejects: list[dict[str, Any]] = field(default_factory=list)
+    first_failure: int = 0  # the exit status of the earliest rejected line
+    first_failure_line: int = 0
     stopped: RechargeError | None = None  # a lost connection: rows after it were not tried
     interrupted: bool = False
+
+    def reject(self, line: int, status: int) -> None:
+        self.rejected += 1
+        if not self.first_failure_line or line < self.first_failure_line:
+            self.first_failure, self.first_failure_line = status, line
 
     @property
     def exit_status(self) -> int:
@@ -47,16 +64,109 @@ class BulkSummary:
                 "complete": self.stopped is None and not self.interrupted}
 
 
-def _read(path: Path) -> tuple[str, str]:
+@dataclass
+class Row:
+    line: int
+    card_id: int
+    amount: int
+    key: str
+
+
+class Rejects:
+    """Rejected rows as they happen: a CSV file (--rejects) or one stderr line each."""
+
+    def __init__(self, path: Path | None, output: Output) -> None:
+        self.output = output
+        self.file = path.open("w", newline="", encoding="utf-8") if path is not None else None
+        self.writer = csv.DictWriter(self.file, REJECT_COLUMNS) if self.file else None
+        if self.writer is not None:
+            self.writer.writeheader()
+
+    def add(self, summary: BulkSummary, line: int, card_id: Any, amount: Any, key: str,
+            status: int, error: str) -> None:
+        summary.reject(line, status)
+        if self.writer is not None:
+            self.writer.writerow({"line": line, "card_id": card_id, "amount": amount, "key": key,
+                                  "exit_code": status, "error": error})
+        else:
+            self.output.error(f"line {line}: {error}")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[TextIO]:
     if str(path) == "-":
-        return "stdin", sys.stdin.read()
+        yield sys.stdin
+        return
     try:
-        return path.name, path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read {path}: {exc}") from exc
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            yield fh
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _parse_int(text: str, what: str) -> int:
+def _fields(stream: TextIO, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line, fields) of every data row (blank lines and a header skipped)."""
+    try:
+        for line, fields in enumerate(csv.reader(stream), start=1):
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if line == 1 and fields[0].strip().lower() == "card_id":
+                continue
+            yield line, fields
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}: not a valid CSV file ({exc}); nothing was applied") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path}: not UTF-8 ({exc.reason}); nothing was applied") from exc
+
+
+def _digest(path: Path) -> tuple[str, Path | io.StringIO]:
+    """The file's digest (the derived keys depend on it) after checking that it parses; for
+    stdin, which cannot be read twice, its text is kept."""
+    if str(path) == "-":
+        text = sys.stdin.read()
+        source: Path | io.StringIO = io.StringIO(text)
+        hasher = hashlib.sha256(("stdin\0" + text).encode())
+        for _ in _fields(io.StringIO(text), path):
+            pass
+        return hasher.hexdigest()[:16], source
+    hasher = hashlib.sha256((path.name + "\0").encode())
+    with _opened(path) as fh:
+        hashing = _Hashing(fh, hasher)
+        for _ in _fields(hashing, path):  # type: ignore[arg-type]
+            pass
+    return hasher.hexdigest()[:16], path
+
+
+class _Hashing:
+    """A text stream that hashes what it hands to the CSV reader."""
+
+    def __init__(self, stream: TextIO, hasher: Any) -> None:
+        self.stream, self.hasher = stream, hasher
+
+    def __iter__(self) -> Iterator[str]:
+        for text in self.stream:
+            self.hasher.update(text.encode())
+            yield text
+
+
+def _parse(line: int, fields: list[str], digest: str, point_id: int | None) -> Row:
+    key = fields[2].strip() if len(fields) > 2 and fields[2].strip() else f"csv-{digest}-{line}"
+    if len(fields) not in (2, 3):
+        raise InvalidInput(f"expected 2 or 3 columns (card_id,amount[,key]), got {len(fields)}")
+    card_id, amount = _integer(fields[0], "card_id"), _integer(fields[1], "amount")
+    if len(fields) == 3 and THOUSANDS.fullmatch(fields[2].strip()):
+        raise InvalidInput(f"amount {fields[1].strip()},{fields[2].strip()} looks like a number "
+                           "with a thousands separator: write amounts without separators (e.g. "
+                           "1000), or quote the key")
+    cards.check_recharge(card_id, amount, point_id)
+    return Row(line, card_id, amount, cards.idempotency_key(key))
+
+
+def _integer(text: str, what: str) -> int:
     number = cards.whole_number(text)
     if number is None:
         raise InvalidInput(f"{what} must be an integer, got {text.strip()!r}")
@@ -67,61 +177,69 @@ def recharge_file(conn: psycopg.Connection[Any], cache: Cache, path: Path, point
                   rejects_path: Path | None, output: Output) -> BulkSummary:
     """Apply every row; rows without a key get one derived from the file name, content and
     line, so rerunning the same file replays instead of charging twice."""
-    name, text = _read(path)
-    digest = hashlib.sha256((name + "\0" + text).encode()).hexdigest()[:16]
+    digest, source = _digest(path)
     summary = BulkSummary()
-    try:  # the whole file parses before any money moves
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise InvalidInput(f"{path}: not a valid CSV file ({exc}); nothing was applied") from exc
-    for line_no, fields in enumerate(rows, start=1):
-        if interrupts.pending():
-            summary.interrupted = True
-            break
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if line_no == 1 and fields[0].strip().lower() == "card_id":
-            continue
-        summary.rows += 1
-        key = fields[2].strip() if len(fields) > 2 and fields[2].strip() else f"csv-{digest}-{line_no}"
-        try:
-            if len(fields) not in (2, 3):
-                raise InvalidInput(f"expected 2 or 3 columns (card_id,amount[,key]), got {len(fields)}")
-            card_id = _parse_int(fields[0], "card_id")
-            amount = _parse_int(fields[1], "amount")
-            if len(fields) == 3 and THOUSANDS.fullmatch(fields[2].strip()):
-                raise InvalidInput(f"amount {fields[1].strip()},{fields[2].strip()} looks like a "
-                                   "number with a thousands separator: write amounts without "
-                                   "separators (e.g. 1000), or quote the key")
-            result = cards.recharge(conn, cache, card_id, amount, point_id, key)
-        except (RechargeError, psycopg.Error) as exc:
-            error = exc if isinstance(exc, RechargeError) else from_database(exc)
-            if error is None:
-                raise
-            if error.status in (ExitStatus.UNAVAILABLE, ExitStatus.TEMPORARY):
-                summary.stopped = error  # rerunning the file completes it exactly once
-                break
-            summary.rejected += 1
-            summary.first_failure = summary.first_failure or int(error.status)
-            summary.rejects.append({"line": line_no, "card_id": fields[0] if fields else "",
-                                    "amount": fields[1] if len(fields) > 1 else "", "key": key,
-                                    "exit_code": int(error.status), "error": str(error)})
-            continue
-        if result["replayed"]:
+    rejects = Rejects(rejects_path, output)
+    try:
+        stream = source if isinstance(source, io.StringIO) else None
+        with (contextlib.nullcontext(stream) if stream else _opened(path)) as fh, \
+                output.progress("Recharging", total=None) as bar:
+            chunk: list[Row] = []
+            for line, fields in _fields(fh, path):
+                try:
+                    chunk.append(_parse(line, fields, digest, point_id))
+                except RechargeError as exc:
+                    summary.rows += 1
+                    rejects.add(summary, line, fields[0] if fields else "",
+                                fields[1] if len(fields) > 1 else "",
+                                fields[2].strip() if len(fields) > 2 else "", int(exc.status),
+                                str(exc))
+                if len(chunk) >= CHUNK_ROWS:
+                    if not _apply(conn, cache, chunk, point_id, summary, rejects, bar):
+                        return summary
+                    chunk = []
+            if chunk:
+                _apply(conn, cache, chunk, point_id, summary, rejects, bar)
+    finally:
+        rejects.close()
+    return summary
+
+
+def _apply(conn: psycopg.Connection[Any], cache: Cache, chunk: list[Row], point_id: int | None,
+           summary: BulkSummary, rejects: Rejects, bar: Progress) -> bool:
+    """One chunk in one transaction; False when the run must stop (lost connection or an
+    interrupt between chunks)."""
+    if interrupts.pending():
+        summary.interrupted = True
+        return False
+    keys = [row.key for row in chunk]
+    try:
+        with interrupts.deferred():
+            results = db.call(conn, "public.recharge_bulk", (
+                point_id, [r.line for r in chunk], [r.card_id for r in chunk],
+                [r.amount for r in chunk], keys))
+    except psycopg.Error as exc:
+        error = from_database(exc)
+        if error is None:
+            raise
+        if error.status in (ExitStatus.UNAVAILABLE, ExitStatus.TEMPORARY):
+            summary.stopped = error  # rerunning the file completes it exactly once
+            return False
+        raise error from exc
+    summary.rows += len(chunk)
+    by_line = {row.line: row for row in chunk}
+    written = []
+    for result in results:
+        row = by_line[result["line"]]
+        if result["error_code"] is not None:
+            rejects.add(summary, row.line, row.card_id, row.amount, row.key,
+                        int(SQLSTATE_STATUS[result["error_code"]]), result["error"])
+        elif result["replayed"]:
             summary.replayed += 1
         else:
             summary.ok += 1
             summary.total_amount += result["amount"]
-    _write_rejects(summary.rejects, rejects_path, output)
-    return summary
-
-
-def _write_rejects(rejects: list[dict[str, Any]], path: Path | None, output: Output) -> None:
-    if path is not None:
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, REJECT_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rejects)
-        return
-    for row in rejects:
-        output.error(f"line {row['line']}: {row['error']}")
+            written.append(result)
+    cache.cards_written([(r["card_id"], r["version"], cards.balance_payload(r)) for r in written])
+    bar.advance(len(chunk))
+    return True

@@ -260,6 +260,25 @@ class Cache:
             args=[version, dumps(balance), BALANCE_TTL, VERSION_TTL,
                   "1" if trips_changed else "0"]), writing=True)
 
+    def cards_written(self, items: list[tuple[int, int, dict[str, Any]]]) -> None:
+        """card_written for many cards (card_id, version, balance) after one COMMIT: one
+        pipelined round trip on a single node; card by card (one slot each) on a Cluster."""
+        if not items:
+            return
+
+        def write_all() -> None:
+            script = self._script(_CARD_WRITTEN)
+            pipe = None if self.is_cluster else self.client.pipeline(transaction=False)
+            for card_id, version, balance in items:
+                script(keys=[self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
+                             self.card_key(card_id, "trips")],
+                       args=[version, dumps(balance), BALANCE_TTL, VERSION_TTL, "0"],
+                       client=pipe or self.client)
+            if pipe is not None:
+                pipe.execute()
+
+        self._guard(write_all, writing=True)
+
     def card_invalidated(self, card_id: int, version: int) -> None:
         """After COMMIT of a change that is not a plain balance movement: drop the card's
         data keys (readers refill from PostgreSQL)."""

@@ -49,9 +49,21 @@ def idempotency_key(key: str | None, announce: Announce | None = None) -> str:
     return key
 
 
-def _balance_payload(row: Row) -> Row:
+def balance_payload(row: Row) -> Row:
+    """What `balance` shows for a card right after a movement (written through the cache)."""
     return {"card_id": row["card_id"], "balance": row["balance"], "status": "active",
             "version": row["version"], "last_movement_at": _at(row)}
+
+
+def check_recharge(card_id: int, amount: int, point_id: int | None) -> None:
+    """The checks a recharge passes before it is sent (exit 2, or 4 above any limit)."""
+    check_id(card_id, "card id")
+    if amount <= 0:
+        raise InvalidInput(f"amount must be a positive whole number of pesos, got {amount}")
+    if amount > MAX_BIGINT:
+        raise Rejected(f"amount {amount} is outside the recharge limits")
+    if point_id is not None:
+        check_id(point_id, "point id", MAX_INTEGER)
 
 
 def _at(row: Row) -> Any:
@@ -61,17 +73,11 @@ def _at(row: Row) -> Any:
 def recharge(conn: psycopg.Connection[Row], cache: Cache, card_id: int, amount: int,
              point_id: int | None = None, key: str | None = None,
              announce: Announce | None = None) -> Row:
-    check_id(card_id, "card id")
-    if amount <= 0:
-        raise InvalidInput(f"amount must be a positive whole number of pesos, got {amount}")
-    if amount > MAX_BIGINT:
-        raise Rejected(f"amount {amount} is outside the recharge limits")
-    if point_id is not None:
-        check_id(point_id, "point id", MAX_INTEGER)
+    check_recharge(card_id, amount, point_id)
     key = idempotency_key(key, announce)
     row = db.write(conn, "public.recharge_card", (card_id, amount, point_id, key), key)
     if not row["replayed"]:
-        cache.card_written(card_id, row["version"], _balance_payload(row), trips_changed=False)
+        cache.card_written(card_id, row["version"], balance_payload(row), trips_changed=False)
     return {"card_id": row["card_id"], "amount": row["amount"], "balance": row["balance"],
             "recharge_id": row["recharge_id"], "recharged_at": row["recharged_at"],
             "idempotency_key": key, "replayed": row["replayed"]}
@@ -87,7 +93,7 @@ def record_trip(conn: psycopg.Connection[Row], cache: Cache, card_id: int, stati
     key = idempotency_key(key, announce)
     row = db.write(conn, "public.record_trip", (card_id, station_id, route_id, at, key), key)
     if not row["replayed"]:
-        cache.card_written(card_id, row["version"], _balance_payload(row), trips_changed=True)
+        cache.card_written(card_id, row["version"], balance_payload(row), trips_changed=True)
     result = {k: v for k, v in row.items() if k != "version"}
     result["idempotency_key"] = key
     return result

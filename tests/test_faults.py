@@ -309,25 +309,32 @@ def test_bulk_input_problems_are_found_before_any_money_moves(private_db: Databa
 
 def test_bulk_stopped_by_a_lost_connection_reports_how_far_and_reruns_exactly_once(
         private_db: Database, tmp_path: Path) -> None:
+    """The first chunk (5,000 rows on other cards) commits; the second waits for card 2's
+    lock and loses its connection: exit 75, a summary of the rows done, and a rerun that
+    replays those and applies the rest."""
     env = cli_env(private_db.dsn, private_db.redis_url, private_db.prefix, tmp_path)
+    with private_db.connect() as conn:
+        conn.execute("INSERT INTO cards (card_id) SELECT generate_series(3, 5002)")
     rows = tmp_path / "topups.csv"
-    rows.write_text("".join(f"{1 + n % 2},1000\n" for n in range(200)))
+    rows.write_text("".join(f"{card},1000\n" for card in range(3, 5003))
+                    + "".join(f"{1 + n % 2},1000\n" for n in range(200)))
     holder = private_db.connect()
     holder.execute("BEGIN")
-    holder.execute("SELECT 1 FROM cards WHERE card_id = 2 FOR UPDATE")  # row 2 waits here
+    holder.execute("SELECT 1 FROM cards WHERE card_id = 2 FOR UPDATE")
     process = spawn(env, "recharge", "--from-csv", str(rows))
     with private_db.connect() as watcher:
         watcher.execute("SELECT pg_terminate_backend(%s)", (wait_for_backend(watcher),))
     stdout, stderr = process.communicate(timeout=60)
     holder.close()
     assert process.returncode == 75, stderr
-    assert '"complete": false' in stdout and '"ok": 1' in stdout
-    assert "rerun the same file" in stderr
+    assert '"complete": false' in stdout and '"ok": 5000' in stdout
+    assert "stopped after 5000 row(s)" in stderr and "rerun the same file" in stderr
     rerun = cli(env, "recharge", "--from-csv", str(rows))
     assert rerun.returncode == 0, rerun.stderr
-    assert '"replayed": 1' in rerun.stdout and '"ok": 199' in rerun.stdout
+    assert '"replayed": 5000' in rerun.stdout and '"ok": 200' in rerun.stdout
     with private_db.connect() as conn:
         assert movements(conn, 1) == 100 and movements(conn, 2) == 100
+        assert conn.execute("SELECT count(*) AS n FROM ledger").fetchone()["n"] == 5200
 
 
 def test_bench_checks_out_first_and_retires_scratch_cards_when_interrupted(

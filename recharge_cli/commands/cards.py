@@ -47,7 +47,7 @@ def recharge(
             summary = bulk.recharge_file(rt.db(), rt.cache(), from_csv, point, rejects, rt.output)
         rt.output.emit(summary.as_row())
         if summary.stopped is not None:
-            raise RechargeError(f"stopped after {summary.rows - 1} row(s): {summary.stopped}; "
+            raise RechargeError(f"stopped after {summary.rows} row(s): {summary.stopped}; "
                                 "rerun the same file to finish it (applied rows replay)",
                                 summary.stopped.status)
         raise typer.Exit(summary.exit_status)

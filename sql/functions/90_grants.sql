@@ -3,6 +3,7 @@
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     recharge_card(bigint, bigint, integer, text),
+    recharge_bulk(integer, integer[], bigint[], bigint[], text[]),
     record_trip(bigint, integer, integer, timestamptz, text),
     card_balance(bigint), card_balances(bigint[]),
     card_trips(bigint, integer, timestamptz, bigint),
