@@ -105,6 +105,12 @@ def test_credit_allowance_and_status_rules(cli, conn) -> None:
     refused = cli("trips", "record", "--card", str(card), "--station", "7",
                   "--at", "2026-11-23T13:00")
     assert refused.exit_code == 4 and "insufficient" in refused.stderr
+    empty = new_card(conn, user_id=1)  # two trips on credit at the current fare, not three
+    for at, balance in (("2026-11-23T07:00", -3550), ("2026-11-23T10:00", -7100)):
+        leg = cli("trips", "record", "--card", str(empty), "--station", "5", "--at", at)
+        assert leg.exit_code == 0 and leg.json()["balance"] == balance, leg.stderr
+    assert cli("trips", "record", "--card", str(empty), "--station", "5",
+               "--at", "2026-11-23T13:00").exit_code == 4
     blocked = new_card(conn, status="blocked", balance=5000)
     assert cli("recharge", "--card", str(blocked), "--amount", "5000").exit_code == 4
     assert cli("trips", "record", "--card", str(blocked), "--station", "5").exit_code == 4

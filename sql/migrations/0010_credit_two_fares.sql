@@ -1,0 +1,11 @@
+-- Credit allowance: a personalised TuLlave card may ride up to two trips on credit, paid by
+-- the next recharge ("hasta dos viajes a crédito"):
+--   https://bogota.gov.co/mi-ciudad/movilidad/cuantos-viajes-me-presta-la-tarjeta-tullave-cuando-no-tengo-saldo
+-- The allowance is kept in pesos (a balance never goes below -credit_allowance), so it is two
+-- fares at the fare in force since 2026-01-14: 2 x 3,550 = 7,100. The former 5,900 was two
+-- 2024 fares (2 x 2,950) and left room for only one trip on credit at 3,550. An operator's
+-- own setting is left as it is.
+UPDATE limits SET credit_allowance = 7100 WHERE credit_allowance = 5900;
+-- (The largest single recharge, 200,000, is the published maximum of an on-line TuLlave
+-- top-up: https://www.pulzo.com/economia/transmilenio-activacion-recarga-web-tarjeta-tullave-PP1304440
+-- — unchanged here.)
