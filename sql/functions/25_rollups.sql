@@ -190,7 +190,7 @@ BEGIN
         FULL JOIN public.revenue_rows('-infinity', v_until) r
                ON r.day = s.day AND coalesce(r.locality_id, -1) = coalesce(s.locality_id, -1)
         WHERE (s.recharged, s.recharges) IS DISTINCT FROM (r.recharged, r.recharges)
-    ), trips AS (
+    ), trip_days AS (
         SELECT coalesce(s.day, r.day), 'daily_trips ' || coalesce(s.dimension, r.dimension) || ' ' || coalesce(s.key, r.key),
                (s.legs, s.journeys, s.transfers, s.fares)::text, (r.legs, r.journeys, r.transfers, r.fares)::text
         FROM public.daily_trips s
@@ -206,7 +206,7 @@ BEGIN
                ON r.day = s.day AND r.kind = s.kind AND r.chunk = s.chunk
         WHERE s.members IS DISTINCT FROM r.members
     )
-    SELECT * FROM (SELECT * FROM revenue UNION ALL SELECT * FROM trips UNION ALL SELECT * FROM riders) v
+    SELECT * FROM (SELECT * FROM revenue UNION ALL SELECT * FROM trip_days UNION ALL SELECT * FROM riders) v
     WHERE v.day NOT IN (SELECT k.day FROM kept k)
     ORDER BY 1, 2;
     PERFORM set_config('TimeZone', v_zone, true);
