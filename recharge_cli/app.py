@@ -162,6 +162,10 @@ def root(
     redis_cluster: bool = typer.Option(False, "--redis-cluster", help="the Redis URL names one "
                                        "node of a Redis/Valkey Cluster [env "
                                        "RECHARGE_REDIS_CLUSTER=1]"),
+    max_replica_lag: float | None = typer.Option(None, "--max-replica-lag", metavar="SECONDS",
+                                                 help="statistics fall back to the primary when "
+                                                 "the read replica is further behind [env "
+                                                 "RECHARGE_MAX_REPLICA_LAG; default 30]"),
     config: Path | None = typer.Option(None, "--config", help="TOML config file "
                                        "[env RECHARGE_CONFIG; default <home>/config.toml]"),
     output_format: Format | None = typer.Option(None, "--format", help="output format "
@@ -175,7 +179,8 @@ def root(
 
     output = Output(format=output_format.value if output_format else None, quiet=quiet)
     settings = resolve(dsn=dsn, admin_dsn=admin_dsn, read_dsn=read_dsn, redis_url=redis_url,
-                       redis_cluster=redis_cluster, no_cache=no_cache, config=config)
+                       redis_cluster=redis_cluster, max_replica_lag=max_replica_lag,
+                       no_cache=no_cache, config=config)
     ctx.obj = RechargeGroup.runtime = Runtime(settings=settings, output=output, debug=debug)
 
 

@@ -33,6 +33,17 @@ def time_zone(conn: psycopg.Connection[Row]) -> str:
     return row["tz"]
 
 
+def replica_lag(conn: psycopg.Connection[Row]) -> float | None:
+    """Seconds a streaming replica's data is behind its primary (0 when it has replayed all
+    it received); None on a primary."""
+    row = conn.execute(
+        "SELECT CASE WHEN pg_is_in_recovery() THEN CASE "
+        "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+        "ELSE greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp())) END "
+        "END::float8 AS lag").fetchone()
+    return None if row is None or row["lag"] is None else round(float(row["lag"]), 3)
+
+
 def call_one(conn: psycopg.Connection[Row], function: str, args: Sequence[Any] = ()) -> Row | None:
     rows = call(conn, function, args)
     return rows[0] if rows else None

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from recharge_cli.errors import RechargeError, ServiceUnavailable
+from recharge_cli.settings import Settings
 
 DATABASE = "recharge"
 SUPERUSER = "postgres"
@@ -43,6 +44,8 @@ class LocalState:
     run_user: str
     seeded: bool = False
     migrations: str = ""
+    replica_port: int = 0  # a streaming read replica runs (local start --replica)
+    cluster: bool = False  # a Valkey Cluster replaces the single Valkey (--cluster)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,18 @@ class Layout:
     @property
     def pg_log(self) -> Path:
         return self.pg_root / "postgres.log"
+
+    @property
+    def replica_data(self) -> Path:
+        return self.pg_root / "replica"
+
+    @property
+    def replica_log(self) -> Path:
+        return self.pg_root / "replica.log"
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.home / "cluster"
 
     @property
     def valkey_dir(self) -> Path:
@@ -161,6 +176,29 @@ def write_state(home: Path, state: LocalState) -> None:
 
 def dsn_for(lay: Layout, state: LocalState) -> str:
     return f"host={lay.pg_socket_dir} port={state.pg_port} user={SUPERUSER} dbname={DATABASE}"
+
+
+def replica_dsn_for(lay: Layout, state: LocalState) -> str | None:
+    if not state.replica_port:
+        return None
+    return f"host={lay.pg_socket_dir} port={state.replica_port} user={SUPERUSER} dbname={DATABASE}"
+
+
+def cache_url_for(lay: Layout, state: LocalState) -> str:
+    """The embedded cache: the Valkey Cluster when started with --cluster, else the Valkey."""
+    if state.cluster:
+        from recharge_cli import valkey_cluster
+
+        cluster = valkey_cluster.read(lay.cluster_dir)
+        if cluster is not None:
+            return cluster.url
+    return redis_url_for(lay)
+
+
+def settings_for(settings: Settings, lay: Layout, state: LocalState) -> Settings:
+    """`settings` pointed at the running embedded servers (replica and cluster included)."""
+    return settings.with_servers(dsn_for(lay, state), cache_url_for(lay, state),
+                                 replica_dsn_for(lay, state), state.cluster)
 
 
 def redis_url_for(lay: Layout) -> str:
@@ -278,13 +316,6 @@ def _init_postgres(lay: Layout, bin_dir: Path) -> None:
         )
 
 
-def _pg_running(lay: Layout, bin_dir: Path) -> bool:
-    if not (lay.pg_data / "PG_VERSION").exists():
-        return False
-    result = _as_server_user([str(bin_dir / "pg_ctl"), "status", "-D", str(lay.pg_data)])
-    return result.returncode == 0
-
-
 def _start_postgres(lay: Layout, state: LocalState, bin_dir: Path) -> None:
     _owned_dir(lay.pg_socket_dir, 0o700)
     state.pg_port = _free_port(state.pg_port)
@@ -345,15 +376,17 @@ def _start_valkey(lay: Layout, state: LocalState) -> None:
     raise LocalServerError(f"Valkey did not start (see {lay.valkey_dir / 'valkey.log'})")
 
 
-def start(home: Path, say: Callable[[str], None] = lambda _msg: None) -> LocalState:
-    """Start both servers if they are not running; a second call is a no-op."""
+def start(home: Path, say: Callable[[str], None] = lambda _msg: None, replica: bool = False,
+          cluster: bool = False) -> LocalState:
+    """Start the servers that are not running (a second call is a no-op); `replica` adds a
+    streaming read replica and `cluster` a Valkey Cluster, which stay part of this home."""
     lay = layout(home)
     home.mkdir(parents=True, exist_ok=True)
     state = read_state(lay.home) or LocalState(0, 0, str(lay.server_dir), "")
     user = run_user()
     state.run_user = user.pw_name if user else pwd.getpwuid(os.geteuid()).pw_name
     bin_dir = _pg_bin(lay)
-    if not _pg_running(lay, bin_dir):
+    if not _pg_status(lay.pg_data, bin_dir):
         if not (lay.pg_data / "PG_VERSION").exists():
             say(f"Creating the embedded PostgreSQL in {lay.pg_data} …")
             _init_postgres(lay, bin_dir)
@@ -365,8 +398,47 @@ def start(home: Path, say: Callable[[str], None] = lambda _msg: None) -> LocalSt
     if _valkey_pid(lay) is None:
         _start_valkey(lay, state)
         say(f"Started embedded Valkey on 127.0.0.1:{state.valkey_port}")
+    if replica or state.replica_port:
+        _start_replica(lay, state, bin_dir, say)
+    if cluster or state.cluster:
+        from recharge_cli import valkey_cluster
+
+        formed = valkey_cluster.start(lay.cluster_dir, valkey_password(lay))
+        state.cluster = True
+        say(f"Valkey Cluster on 127.0.0.1 ports {', '.join(map(str, formed.ports))}")
     write_state(lay.home, state)
     return state
+
+
+def _start_replica(lay: Layout, state: LocalState, bin_dir: Path,
+                   say: Callable[[str], None]) -> None:
+    """A streaming standby of the embedded PostgreSQL (pg_basebackup -R, same binaries)."""
+    if state.replica_port and _pg_status(lay.replica_data, bin_dir):
+        return
+    if not (lay.replica_data / "PG_VERSION").exists():
+        _owned_dir(lay.replica_data, 0o700)
+        result = _as_server_user([
+            str(bin_dir / "pg_basebackup"), "-D", str(lay.replica_data), "-h",
+            str(lay.pg_socket_dir), "-p", str(state.pg_port), "-U", SUPERUSER, "-R",
+            "-X", "stream", "-c", "fast"])
+        if result.returncode != 0:
+            shutil.rmtree(lay.replica_data, ignore_errors=True)
+            raise LocalServerError(f"pg_basebackup failed: {_last_line(result.stderr)}")
+    state.replica_port = _free_port(state.replica_port or None)
+    result = _as_server_user([
+        str(bin_dir / "pg_ctl"), "start", "-D", str(lay.replica_data), "-l",
+        str(lay.replica_log), "-w", "-t", "120",
+        "-o", f"-p {state.replica_port} -k {lay.pg_socket_dir}"])
+    if result.returncode != 0:
+        raise LocalServerError(f"the read replica did not start (see {lay.replica_log}): "
+                               f"{_last_line(result.stderr)}")
+    say(f"Started the embedded read replica on 127.0.0.1:{state.replica_port}")
+
+
+def _pg_status(data: Path, bin_dir: Path) -> bool:
+    if not (data / "PG_VERSION").exists():
+        return False
+    return _as_server_user([str(bin_dir / "pg_ctl"), "status", "-D", str(data)]).returncode == 0
 
 
 def stop(home: Path) -> list[str]:
@@ -375,12 +447,18 @@ def stop(home: Path) -> list[str]:
     stopped = []
     if (lay.pg_data / "PG_VERSION").exists():
         bin_dir = _pg_bin(lay)
-        if _pg_running(lay, bin_dir):
-            result = _as_server_user([str(bin_dir / "pg_ctl"), "stop", "-D", str(lay.pg_data),
-                                      "-m", "fast", "-w", "-t", "60"])
-            if result.returncode != 0:
-                raise LocalServerError(f"PostgreSQL did not stop: {_last_line(result.stderr)}")
-            stopped.append("postgresql")
+        for name, data in (("postgresql replica", lay.replica_data),
+                           ("postgresql", lay.pg_data)):
+            if _pg_status(data, bin_dir):
+                result = _as_server_user([str(bin_dir / "pg_ctl"), "stop", "-D", str(data),
+                                          "-m", "fast", "-w", "-t", "60"])
+                if result.returncode != 0:
+                    raise LocalServerError(f"{name} did not stop: {_last_line(result.stderr)}")
+                stopped.append(name)
+    from recharge_cli import valkey_cluster
+
+    if valkey_cluster.stop(lay.cluster_dir):
+        stopped.append("valkey cluster")
     if _stop_valkey(lay):
         stopped.append("valkey")
     return stopped
@@ -406,8 +484,8 @@ def purge(home: Path) -> list[str]:
     """Stop both servers and delete their data, binaries copy and state."""
     lay = layout(home)
     stopped = stop(home)
-    for path in (lay.pg_root, lay.server_dir / "pgbin", lay.valkey_dir, lay.home / STATE_FILE,
-                 lay.home / "pgpass", lay.home / "valkey.password"):
+    for path in (lay.pg_root, lay.server_dir / "pgbin", lay.valkey_dir, lay.cluster_dir,
+                 lay.home / STATE_FILE, lay.home / "pgpass", lay.home / "valkey.password"):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -453,7 +531,28 @@ def status(home: Path) -> dict:
     info["data_bytes"] = _size(lay.pg_data) + _size(lay.valkey_dir)
     info["postgresql"] = pg
     info["valkey"] = valkey
+    if state is not None and state.replica_port:
+        info["replica"] = _replica_status(lay, state)
+    if state is not None and state.cluster:
+        from recharge_cli import valkey_cluster
+
+        cluster = valkey_cluster.read(lay.cluster_dir)
+        info["cluster"] = valkey_cluster.nodes(cluster) if cluster else []
     return info
+
+
+def _replica_status(lay: Layout, state: LocalState) -> dict:
+    import psycopg
+
+    from recharge_cli import db
+
+    found: dict = {"port": state.replica_port, "answers": False, "lag_seconds": None}
+    try:
+        with db.connect(replica_dsn_for(lay, state) or "", connect_timeout=3) as conn:
+            found.update(answers=True, lag_seconds=db.replica_lag(conn))
+    except psycopg.Error as exc:
+        found["error"] = _last_line(str(exc))
+    return found
 
 
 def ensure_running(home: Path, say: Callable[[str], None]) -> tuple[LocalState, Layout]:

@@ -31,6 +31,7 @@ class Runtime:
     _cache: Any = None
     _resolved: Settings | None = None
     _closers: list[Any] = field(default_factory=list)
+    _replica_too_far: bool = False
 
     def servers(self) -> Settings:
         """Settings with a concrete DSN (starting the embedded servers when needed)."""
@@ -72,8 +73,23 @@ class Runtime:
         return self._other("admin", self.servers().admin_dsn)
 
     def read_db(self) -> psycopg.Connection[dict[str, Any]]:
-        """A connection for statistics: the read replica when one is set, else the primary."""
-        return self._other("read", self.servers().read_dsn)
+        """A connection for statistics: the read replica when one is set and no further
+        behind than --max-replica-lag, else the primary (with a warning). Card balances,
+        trips lists and writes always use the primary (read-your-writes)."""
+        servers = self.servers()
+        if not servers.read_dsn or self._replica_too_far:
+            return self.db()
+        replica = self._other("read", servers.read_dsn)
+        from recharge_cli import db
+
+        lag = db.replica_lag(replica)
+        if lag is not None and lag > servers.max_replica_lag:
+            self._replica_too_far = True
+            self.output.warn(f"the read replica is {lag:g} s behind (more than "
+                             f"--max-replica-lag {servers.max_replica_lag:g}); statistics "
+                             "read from the primary")
+            return self.db()
+        return replica
 
     def _other(self, role: str, dsn: str | None) -> psycopg.Connection[dict[str, Any]]:
         """One extra connection per role when its DSN is set, else the primary connection."""
@@ -128,7 +144,7 @@ class Runtime:
         from recharge_cli import local
 
         state, lay = local.ensure_running(self.settings.home, self.output.message)
-        resolved = self.settings.with_servers(local.dsn_for(lay, state), local.redis_url_for(lay))
+        resolved = local.settings_for(self.settings, lay, state)
         prepare_embedded(resolved, state, self.output)
         return resolved
 

@@ -14,8 +14,10 @@ from recharge_cli.errors import InvalidInput
 DEFAULT_PREFIX = "recharge:v1:"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 # Keys a config file may hold, with their TOML type.
-CONFIG_TYPES: dict[str, type] = {"dsn": str, "admin_dsn": str, "read_dsn": str, "redis_url": str,
-                                 "redis_cluster": bool, "no_cache": bool, "cache_prefix": str}
+CONFIG_TYPES: dict[str, type | tuple[type, ...]] = {
+    "dsn": str, "admin_dsn": str, "read_dsn": str, "redis_url": str, "redis_cluster": bool,
+    "no_cache": bool, "max_replica_lag": (int, float), "cache_prefix": str}
+_TYPE_NAMES: dict[Any, str] = {bool: "true/false value", (int, float): "number of seconds"}
 # libpq variables that name a server; any of them means "not the embedded default".
 LIBPQ_SERVER_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGSERVICE", "PGUSER")
 
@@ -30,6 +32,7 @@ class Settings:
     read_dsn: str | None = None
     redis_url: str | None = None
     redis_cluster: bool = False
+    max_replica_lag: float = 30.0
     cache_enabled: bool = True
     cache_prefix: str = DEFAULT_PREFIX
     config_file: Path | None = None
@@ -39,9 +42,14 @@ class Settings:
     def embedded(self) -> bool:
         return self.dsn is None
 
-    def with_servers(self, dsn: str, redis_url: str | None) -> Settings:
-        """The same settings pointing at concrete servers (used once the embedded ones run)."""
-        return replace(self, dsn=dsn, redis_url=self.redis_url or redis_url)
+    def with_servers(self, dsn: str, redis_url: str | None, read_dsn: str | None = None,
+                     redis_cluster: bool = False) -> Settings:
+        """The same settings pointing at concrete servers (used once the embedded ones run);
+        a Redis or replica setting of the user's own wins."""
+        if self.redis_url:
+            redis_url, redis_cluster = self.redis_url, self.redis_cluster
+        return replace(self, dsn=dsn, redis_url=redis_url, redis_cluster=redis_cluster,
+                       read_dsn=self.read_dsn or read_dsn)
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -66,7 +74,7 @@ def load_config(path: Path, required: bool) -> dict[str, Any]:
         expected = CONFIG_TYPES.get(name)
         if expected is not None and not isinstance(value, expected):
             raise InvalidInput(f"config file {path}: {name} must be a "
-                               f"{'true/false value' if expected is bool else 'string'}, "
+                               f"{_TYPE_NAMES.get(expected, 'string')}, "
                                f"got {value!r}")
     return values
 
@@ -78,6 +86,7 @@ def resolve(
     read_dsn: str | None = None,
     redis_url: str | None = None,
     redis_cluster: bool = False,
+    max_replica_lag: float | None = None,
     no_cache: bool = False,
     config: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -114,6 +123,7 @@ def resolve(
         validate_redis_url(str(chosen_redis))
     no_cache_value = pick("no_cache", no_cache, ("RECHARGE_NO_CACHE",))
     cluster_value = pick("redis_cluster", redis_cluster, ("RECHARGE_REDIS_CLUSTER",))
+    lag_value = pick("max_replica_lag", max_replica_lag, ("RECHARGE_MAX_REPLICA_LAG",))
     prefix = pick("cache_prefix", None, ("RECHARGE_CACHE_PREFIX",)) or DEFAULT_PREFIX
     return Settings(
         home=home,
@@ -122,6 +132,7 @@ def resolve(
         read_dsn=pick("read_dsn", read_dsn, ("RECHARGE_READ_DSN",)),
         redis_url=None if chosen_redis is None else str(chosen_redis),
         redis_cluster=_truthy(cluster_value),
+        max_replica_lag=_seconds(lag_value, "max replica lag", Settings.max_replica_lag),
         cache_enabled=not _truthy(no_cache_value),
         cache_prefix=str(prefix),
         config_file=config_path or home / "config.toml",
@@ -152,6 +163,18 @@ def validate_redis_url(url: str) -> None:
 def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()),
                 type(exc).__name__)
+
+
+def _seconds(value: Any, what: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{what} must be a number of seconds, got {value!r}") from exc
+    if not 0 <= seconds <= 86_400:
+        raise InvalidInput(f"{what} must be between 0 and 86400 seconds, got {value!r}")
+    return seconds
 
 
 def _truthy(value: Any) -> bool:

@@ -84,7 +84,7 @@ def compute(conn: psycopg.Connection[Row], name: str, params: Row) -> Row:
     """Run the statistic's stored function now; rows plus the database's time zone."""
     stat = STATISTICS[name]
     rows = db.call(conn, stat.function, stat.arguments(params))
-    return {"rows": rows, "time_zone": db.time_zone(conn)}
+    return {"rows": rows, "time_zone": db.time_zone(conn), "replica_lag": db.replica_lag(conn)}
 
 
 def get(conn: psycopg.Connection[Row], cache: Cache, name: str, params: Row,
@@ -104,6 +104,8 @@ def get(conn: psycopg.Connection[Row], cache: Cache, name: str, params: Row,
     else:
         result["rows"] = rows
     result.update({"time_zone": data["time_zone"], "source": source, "computed_at": computed_at})
+    if data.get("replica_lag") is not None:  # computed on a read replica this far behind
+        result["replica_lag_seconds"] = data["replica_lag"]
     return result
 
 

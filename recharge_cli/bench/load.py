@@ -20,10 +20,10 @@ START_DELAY = 2.0  # seconds for every process to import and connect before the 
 
 
 def _client(dsn: str, redis_url: str, prefix: str, target: str, card_ids: list[int],
-            start_at: float, seconds: float) -> list[int]:
+            start_at: float, seconds: float, cluster: bool) -> list[int]:
     """One closed-loop client: latencies (ns) of the operations finished in the window."""
     conn = db.connect(dsn, application_name=f"recharge-bench-load-{target}")
-    cache = Cache.from_url(redis_url, prefix)
+    cache = Cache.from_url(redis_url, prefix, cluster=cluster)
     operation = runner.write if target == runner.WRITE_TARGET else runner.TARGETS[target].read
     latencies: list[int] = []
     time.sleep(max(0.0, start_at - time.time()))
@@ -45,7 +45,8 @@ def scratch_cards_needed(processes: int, seconds: float) -> int:
 
 
 def run(dsn: str, redis_url: str, prefix: str, targets: list[str], processes: int,
-        seconds: float, card_ids: list[int], scratch: list[int]) -> dict[str, Any]:
+        seconds: float, card_ids: list[int], scratch: list[int],
+        cluster: bool = False) -> dict[str, Any]:
     """Per target: operations/s over the window and latency under load."""
     results: dict[str, Any] = {}
     with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
@@ -53,7 +54,8 @@ def run(dsn: str, redis_url: str, prefix: str, targets: list[str], processes: in
             pool_cards = scratch if target == runner.WRITE_TARGET else card_ids
             start_at = time.time() + START_DELAY
             futures = [pool.submit(_client, dsn, redis_url, prefix, target,
-                                   pool_cards[n::processes] or pool_cards, start_at, seconds)
+                                   pool_cards[n::processes] or pool_cards, start_at, seconds,
+                                   cluster)
                        for n in range(processes)]
             latencies = [ns for f in futures for ns in f.result()]
             results[target] = {"processes": processes, "seconds": seconds,

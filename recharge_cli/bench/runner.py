@@ -148,10 +148,11 @@ class Connections:
             cache.close()
 
 
-def open_connections(dsn: str, redis_url: str, prefix: str) -> Connections:
+def open_connections(dsn: str, redis_url: str, prefix: str, cluster: bool = False) -> Connections:
     pg = {kind: db.connect(dsn, application_name=f"recharge-bench-{kind}")
           for kind in (*KINDS, "baseline")}
-    caches = {kind: Cache.from_url(redis_url, prefix) for kind in ("miss", "hit", "baseline")}
+    caches = {kind: Cache.from_url(redis_url, prefix, cluster=cluster)
+              for kind in ("miss", "hit", "baseline")}
     caches["db"] = Cache(None, prefix)
     return Connections(pg, caches)
 

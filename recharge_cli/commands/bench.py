@@ -61,7 +61,7 @@ def bench(
         demo.seed(conn, output=rt.output)
     prefix = f"{servers.cache_prefix}bench:{dt.datetime.now(dt.UTC):%H%M%S%f}:"
     dsn = servers.admin_dsn or servers.dsn or ""
-    conns = runner.open_connections(dsn, servers.redis_url, prefix)
+    conns = runner.open_connections(dsn, servers.redis_url, prefix, servers.redis_cluster)
     scratch = runner.ScratchCards([])
     if runner.WRITE_TARGET in targets:
         writes = iterations + warmup + (load.scratch_cards_needed(concurrency, duration)
@@ -79,13 +79,15 @@ def bench(
         if concurrency:
             rt.output.message(f"throughput: {concurrency} processes × {duration:g} s per target …")
             throughput = load.run(dsn, servers.redis_url, prefix, targets,
-                                  concurrency, duration, card_ids, scratch.card_ids)
+                                  concurrency, duration, card_ids, scratch.card_ids,
+                                  servers.redis_cluster)
         analysis = report.analyse(samples, targets, seed)
         analysis["throughput"] = throughput
         if scratch.card_ids:
             done = iterations + warmup + throughput.get(runner.WRITE_TARGET, {}).get("operations", 0)
             analysis["write_check"] = scratch.check(conn, done)
         params = {"iterations": iterations, "warmup": warmup, "targets": targets, "seed": seed,
+                  "redis_cluster": servers.redis_cluster,
                   "cards_sampled": len(card_ids), "concurrency": concurrency,
                   "duration": duration if concurrency else None}
         env = report.environment(conn, conns.caches["baseline"], params)

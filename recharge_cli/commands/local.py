@@ -13,14 +13,20 @@ app = typer.Typer(no_args_is_help=True, help="The embedded PostgreSQL and Valkey
 
 
 @app.command("start")
-def start(ctx: typer.Context) -> None:
-    """Start the embedded servers (a no-op when they run), migrate, load the demo data once."""
+def start(
+    ctx: typer.Context,
+    replica: bool = typer.Option(False, "--replica", help="add a streaming read replica that "
+                                 "statistics read from"),
+    cluster: bool = typer.Option(False, "--cluster", help="use a 3-primary, 3-replica Valkey "
+                                 "Cluster as the cache"),
+) -> None:
+    """Start the embedded servers (a no-op when they run), migrate, load the demo data once.
+    --replica and --cluster add the scaled-out topology on this machine; they stay until
+    local stop."""
     rt = runtime(ctx)
     home = rt.settings.home
-    state = local.start(home, rt.output.message)
-    lay = local.layout(home)
-    prepare_embedded(rt.settings.with_servers(local.dsn_for(lay, state), local.redis_url_for(lay)),
-                     state, rt.output)
+    state = local.start(home, rt.output.message, replica=replica, cluster=cluster)
+    prepare_embedded(local.settings_for(rt.settings, local.layout(home), state), state, rt.output)
     rt.output.emit(_summary(local.status(home)))
 
 
@@ -63,4 +69,6 @@ def _summary(info: dict) -> dict:
         "valkey_port": valkey["port"],
         "valkey_socket": valkey["socket"],
         "data_bytes": info["data_bytes"],
+        "replica": info.get("replica"),
+        "cluster_nodes": info.get("cluster"),
     }

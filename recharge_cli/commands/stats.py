@@ -17,7 +17,7 @@ app.add_typer(users_app, name="users", help="User counts, active users, latest r
 FROM = typer.Option(None, "--from", help="first day, YYYY-MM-DD (default: all data)")
 TO = typer.Option(None, "--to", help="last day, inclusive, YYYY-MM-DD (default: all data)")
 FRESH = typer.Option(False, "--fresh", help="recompute now and refresh the cache")
-META = ("statistic", "source", "computed_at", "time_zone")
+META = ("statistic", "source", "computed_at", "time_zone", "replica_lag_seconds")
 
 
 def show(rt: Runtime, name: str, params: dict[str, Any], fresh: bool) -> None:
@@ -26,8 +26,10 @@ def show(rt: Runtime, name: str, params: dict[str, Any], fresh: bool) -> None:
     if rt.output.resolved_format == "json":
         rt.output.emit(result)
         return
+    lag = result.get("replica_lag_seconds")
     rt.output.message(f"{name}: source {result['source']}, computed at {result['computed_at']}, "
-                      f"time zone {result['time_zone']}")
+                      f"time zone {result['time_zone']}"
+                      + ("" if lag is None else f", on a replica {lag:g} s behind"))
     if "rows" in result:
         rt.output.emit(result["rows"])
     else:
