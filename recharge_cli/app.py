@@ -76,7 +76,7 @@ class RechargeGroup(TyperGroup):
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         RechargeGroup.runtime = None
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = global_options_first(list(sys.argv[1:] if args is None else args))
         interrupts.reset()
         try:
             result = super().main(argv, prog_name or "recharge", complete_var,
@@ -92,7 +92,10 @@ class RechargeGroup(TyperGroup):
             _output().error("interrupted; nothing was left half done")
             status = ExitStatus.INTERRUPTED
         except Exception as exc:
-            if _is_usage_error(exc):
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `recharge`, `recharge stats`, …
+                sys.stdout.write(exc.ctx.get_help() + "\n")  # type: ignore[attr-defined]
+                status = ExitStatus.OK
+            elif _is_usage_error(exc):
                 Output().error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
                 status = exc.exit_code  # type: ignore[attr-defined]
             else:
@@ -103,6 +106,35 @@ class RechargeGroup(TyperGroup):
         if standalone_mode:
             sys.exit(int(status))
         return int(status)
+
+
+GLOBAL_WITH_VALUE = ("--dsn", "--admin-dsn", "--read-dsn", "--redis-url", "--max-replica-lag",
+                     "--config", "--format")
+GLOBAL_FLAGS = ("--redis-cluster", "--no-cache", "--quiet", "-q", "--debug")
+
+
+def global_options_first(argv: list[str]) -> list[str]:
+    """Global options are accepted anywhere (`recharge stats revenue --format csv`,
+    `recharge balance --card 1 --no-cache`): they are moved before the command."""
+    moved: list[str] = []
+    rest: list[str] = []
+    command_seen = False
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            rest.extend(argv[i:])
+            break
+        name = token.split("=", 1)[0]
+        takes_value = name in GLOBAL_WITH_VALUE and "=" not in token
+        if name in GLOBAL_WITH_VALUE or token in GLOBAL_FLAGS:
+            (moved if command_seen else rest).extend(argv[i:i + 1 + takes_value])
+            i += 1 + takes_value
+            continue
+        command_seen = command_seen or not token.startswith("-")
+        rest.append(token)
+        i += 1
+    return moved + rest
 
 
 def _is_usage_error(exc: BaseException) -> bool:

@@ -109,6 +109,9 @@ def from_database(exc: BaseException) -> RechargeError | None:
         return _SQLSTATE_ERRORS[sqlstate](message)
     if sqlstate in ("22003", "22P02", "22008", "22007"):
         return InvalidInput(message)
+    if sqlstate in ("42883", "42P01"):  # undefined function or table: no (current) schema
+        return InvalidInput(f"this database does not have the recharge schema, or has an older "
+                            f"one ({message}): run `recharge db migrate` as the schema owner")
     if sqlstate == "23505" and getattr(exc.diag, "constraint_name", None) == "idempotency_keys_pkey":
         # the same key was claimed concurrently for another card
         return IdempotencyConflict("idempotency key was already used with different parameters")

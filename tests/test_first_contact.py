@@ -1,0 +1,49 @@
+"""What a new user meets first: help without a command, a database never migrated, global
+options given after the command, a day that does not exist."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Database, new_card, run_cli
+
+
+@pytest.mark.parametrize("args", [[], ["stats"], ["cards"], ["db"]])
+def test_a_group_without_a_command_prints_its_help(args: list[str]) -> None:
+    result = run_cli(*args)
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout.startswith("Usage: ") and "Commands:" in result.stdout
+
+
+def test_a_database_never_migrated_says_to_migrate(empty_database: Database, cli_env,
+                                                   monkeypatch, servers) -> None:
+    from tests.conftest import create_database, drop_database
+
+    name = create_database(servers)
+    try:
+        from psycopg import conninfo
+
+        monkeypatch.setenv("RECHARGE_DSN", conninfo.make_conninfo(servers.admin_dsn, dbname=name))
+        result = run_cli("balance", "--card", "1")
+        assert result.exit_code == 2 and "recharge db migrate" in result.stderr
+        assert result.stderr.count("\n") == 1 and "internal error" not in result.stderr
+    finally:
+        drop_database(servers, name)
+
+
+def test_global_options_work_after_the_command(cli, conn) -> None:
+    card = new_card(conn, balance=5000)
+    csv_out = cli("balance", "--card", str(card), "--format", "csv", "--no-cache")
+    assert csv_out.exit_code == 0
+    assert csv_out.stdout.splitlines()[0].startswith("card_id,balance")
+    assert csv_out.stdout.splitlines()[1].startswith(f"{card},5000") and ",db" in csv_out.stdout
+    stats = cli("stats", "revenue", "--format", "csv")
+    assert stats.exit_code == 0 and stats.stdout.startswith("from,to,by,recharged,fares")
+
+
+@pytest.mark.parametrize(("value", "says"), [("2024-02-30", "no such day"),
+                                              ("24-2-3", "use YYYY-MM-DD"),
+                                              ("0001-01-01", "between 1970-01-01")])
+def test_dates_say_what_is_wrong(cli, value: str, says: str) -> None:
+    result = cli("stats", "revenue", "--from", value)
+    assert result.exit_code == 2 and says in result.stderr
