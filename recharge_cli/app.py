@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from recharge_cli.runtime import Runtime
 class Format(StrEnum):
     table = "table"
     json = "json"
+    jsonl = "jsonl"
     csv = "csv"
 
 
@@ -76,6 +78,7 @@ class RechargeGroup(TyperGroup):
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         RechargeGroup.runtime = None
+        started = time.perf_counter()
         argv = global_options_first(list(sys.argv[1:] if args is None else args))
         interrupts.reset()
         try:
@@ -103,13 +106,14 @@ class RechargeGroup(TyperGroup):
         finally:
             if RechargeGroup.runtime is not None:
                 RechargeGroup.runtime.close()
+        _write_metrics(int(status), time.perf_counter() - started)
         if standalone_mode:
             sys.exit(int(status))
         return int(status)
 
 
 GLOBAL_WITH_VALUE = ("--dsn", "--admin-dsn", "--read-dsn", "--redis-url", "--max-replica-lag",
-                     "--config", "--format")
+                     "--config", "--format", "--metrics-file")
 GLOBAL_FLAGS = ("--redis-cluster", "--no-cache", "--quiet", "-q", "--debug")
 
 
@@ -140,6 +144,19 @@ def global_options_first(argv: list[str]) -> list[str]:
 def _is_usage_error(exc: BaseException) -> bool:
     """Typer's (vendored click) usage errors carry their own message and exit code."""
     return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def _write_metrics(status: int, seconds: float) -> None:
+    runtime = RechargeGroup.runtime
+    if runtime is None or runtime.metrics_file is None:
+        return
+    from recharge_cli import metrics
+
+    try:
+        metrics.write(runtime.metrics_file, runtime.command or "recharge", status, seconds,
+                      runtime.output.rows)
+    except OSError as exc:
+        runtime.output.warn(f"could not write --metrics-file {runtime.metrics_file}: {exc}")
 
 
 def _output() -> Output:
@@ -200,10 +217,15 @@ def root(
                                                  "RECHARGE_MAX_REPLICA_LAG; default 30]"),
     config: Path | None = typer.Option(None, "--config", help="TOML config file "
                                        "[env RECHARGE_CONFIG; default <home>/config.toml]"),
-    output_format: Format | None = typer.Option(None, "--format", help="output format "
-                                                "(default: table on a terminal, else json)"),
+    output_format: Format | None = typer.Option(None, "--format", help="output format: jsonl "
+                                                "prints one object per line (default: table on "
+                                                "a terminal, else json)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="read everything from PostgreSQL "
                                   "[env RECHARGE_NO_CACHE=1]"),
+    metrics_file: Path | None = typer.Option(None, "--metrics-file", metavar="PATH",
+                                             help="write a Prometheus textfile (duration, rows, "
+                                             "exit code, last success) here when the command "
+                                             "ends"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print errors only on stderr"),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks of internal errors"),
 ) -> None:
@@ -214,6 +236,11 @@ def root(
                        redis_cluster=redis_cluster, max_replica_lag=max_replica_lag,
                        no_cache=no_cache, config=config)
     ctx.obj = RechargeGroup.runtime = Runtime(settings=settings, output=output, debug=debug)
+    ctx.obj.command = ctx.invoked_subcommand
+    if metrics_file is not None:
+        from recharge_cli import metrics
+
+        ctx.obj.metrics_file = metrics.check(metrics_file)
 
 
 def main() -> None:

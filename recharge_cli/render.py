@@ -43,6 +43,7 @@ class Output:
     stdout: TextIO | None = None
     stderr: TextIO | None = None
     _warned: set[str] = field(default_factory=set)
+    rows: int | None = None  # how many rows (objects) were emitted, for --metrics-file
 
     @property
     def out(self) -> TextIO:
@@ -66,9 +67,14 @@ class Output:
              title: str | None = None) -> None:
         """Render one object or a list of rows in the chosen format."""
         fmt = self.resolved_format
+        self.rows = (self.rows or 0) + (1 if isinstance(data, dict) else len(data))
         if fmt == "json":
             json.dump(to_jsonable(data), self.out, ensure_ascii=False)
             self.out.write("\n")
+            return
+        if fmt == "jsonl":  # one object per line (a list streams row by row)
+            for row in [data] if isinstance(data, dict) else data:
+                self.out.write(json.dumps(to_jsonable(row), ensure_ascii=False) + "\n")
             return
         rows = [data] if isinstance(data, dict) else list(data)
         if fmt == "csv":

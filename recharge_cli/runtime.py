@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recharge_cli.errors import InvalidInput, ServiceUnavailable
@@ -32,6 +33,8 @@ class Runtime:
     _resolved: Settings | None = None
     _closers: list[Any] = field(default_factory=list)
     _replica_too_far: bool = False
+    command: str | None = None  # the sub-command run (for --metrics-file)
+    metrics_file: Path | None = None
 
     def servers(self) -> Settings:
         """Settings with a concrete DSN (starting the embedded servers when needed)."""

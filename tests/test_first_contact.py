@@ -47,3 +47,36 @@ def test_global_options_work_after_the_command(cli, conn) -> None:
 def test_dates_say_what_is_wrong(cli, value: str, says: str) -> None:
     result = cli("stats", "revenue", "--from", value)
     assert result.exit_code == 2 and says in result.stderr
+
+
+def test_jsonl_prints_one_object_per_line(cli, conn) -> None:
+    import json
+
+    card = new_card(conn, balance=9000)
+    for at in ("2026-11-20T07:00", "2026-11-20T12:00"):
+        cli("trips", "record", "--card", str(card), "--station", "5", "--at", at)
+    result = cli("--format", "jsonl", "trips", "list", "--card", str(card))
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 0 and len(rows) == 2 and rows[0]["card_id"] == card
+    single = cli("balance", "--card", str(card), "--format", "jsonl")
+    assert json.loads(single.stdout)["balance"] == 9000 - 2 * 3550
+
+
+def test_metrics_file_for_cron(cli, conn, tmp_path) -> None:
+    import re
+
+    path = tmp_path / "recharge_verify.prom"
+    ok = cli("--metrics-file", str(path), "stats", "revenue")
+    assert ok.exit_code == 0
+    text = path.read_text()
+    assert 'recharge_exit_code{command="stats"} 0' in text
+    assert re.search(r'recharge_duration_seconds\{command="stats"\} \d+\.\d+', text)
+    assert 'recharge_rows{command="stats"} 1' in text
+    success = re.search(r"recharge_last_success_timestamp_seconds\{[^}]*\} (\S+)", text).group(1)
+    failed = cli("stats", "revenue", "--from", "2024-02-30", "--metrics-file", str(path))
+    assert failed.exit_code == 2
+    text = path.read_text()
+    assert 'recharge_exit_code{command="stats"} 2' in text and 'recharge_success{command="stats"} 0' in text
+    assert f"recharge_last_success_timestamp_seconds{{command=\"stats\"}} {success}" in text
+    assert cli("--metrics-file", str(tmp_path / "missing" / "x.prom"), "stats", "revenue"
+               ).exit_code == 2
