@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from recharge_cli.errors import first_line
 from recharge_cli.jsonable import dumps, to_jsonable
 
 BALANCE_TTL = 300
@@ -139,7 +140,8 @@ class Cache:
             return default
 
     def _degrade(self, exc: BaseException, writing: bool) -> None:
-        self.warn(f"Redis failed ({_short(exc)}); reading from PostgreSQL")
+        self.warn(f"Redis failed ({first_line(str(exc) or type(exc).__name__)}); reading from "
+                  "PostgreSQL")
         self.client = None
         if writing:
             self._record_stale()
@@ -438,8 +440,3 @@ def _glob_escape(text: str) -> str:
     for special in ("\\", "[", "]", "*", "?"):
         text = text.replace(special, "\\" + special)
     return text
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -13,8 +13,8 @@ import psycopg
 from recharge_cli import db
 from recharge_cli.cache import BALANCE_TTL, TRIPS_TTL, Cache
 from recharge_cli.errors import InvalidInput, NotFound, Rejected
+from recharge_cli.jsonable import Row
 
-Row = dict[str, Any]
 MAX_BIGINT = 2**63 - 1
 MAX_INTEGER = 2**31 - 1
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
 from recharge_cli import db, verify
 from recharge_cli.charts import pyplot
+from recharge_cli.jsonable import Row
 from recharge_cli.render import write_csv
 
-Row = dict[str, Any]
 PREVIOUS_DAYS = 7
 TOP = 10
 

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-Row = dict[str, Any]
+from recharge_cli.jsonable import Row
 
 
 def connect(dsn: str, *, connect_timeout: int = 5, prepare_threshold: int | None = 5,

@@ -104,7 +104,7 @@ def from_database(exc: BaseException) -> RechargeError | None:
     import psycopg
 
     sqlstate = getattr(exc, "sqlstate", None)
-    message = _first_line(getattr(getattr(exc, "diag", None), "message_primary", None) or str(exc))
+    message = first_line(getattr(getattr(exc, "diag", None), "message_primary", None) or str(exc))
     if sqlstate in _SQLSTATE_ERRORS:
         return _SQLSTATE_ERRORS[sqlstate](message)
     if sqlstate in ("22003", "22P02", "22008", "22007"):
@@ -130,7 +130,7 @@ def from_database(exc: BaseException) -> RechargeError | None:
 def from_redis(exc: BaseException) -> RechargeError:
     """A Redis failure where Redis itself is the job (cache administration): exit 69. (Reads
     and writes never get here: they fall back to PostgreSQL.)"""
-    return ServiceUnavailable(f"Redis failed: {redact(_first_line(str(exc) or type(exc).__name__))}")
+    return ServiceUnavailable(f"Redis failed: {redact(first_line(str(exc) or type(exc).__name__))}")
 
 
 def outcome_unknown(exc: BaseException, key: str) -> RechargeError | None:
@@ -144,6 +144,7 @@ def outcome_unknown(exc: BaseException, key: str) -> RechargeError | None:
     return from_database(exc)
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
+    """The first non-blank line of a message (errors are shown as one line)."""
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
     return lines[0] if lines else "unknown error"

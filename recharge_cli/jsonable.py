@@ -7,6 +7,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+Row = dict[str, Any]  # a result row or object, as every layer passes them
+
 
 def to_jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):

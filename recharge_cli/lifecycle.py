@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-from typing import Any
 
 import psycopg
 
@@ -13,8 +12,8 @@ from recharge_cli import db
 from recharge_cli.cache import Cache
 from recharge_cli.cards import MAX_INTEGER, Announce, check_id, idempotency_key
 from recharge_cli.errors import InvalidInput
+from recharge_cli.jsonable import Row
 
-Row = dict[str, Any]
 STATUS_ACTIONS = ("block", "unblock", "lost")
 STATUSES = ("active", "inactive", "blocked", "lost")
 MAX_LIMIT = 10_000

@@ -17,10 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from recharge_cli.jsonable import to_jsonable
-
-FORMATS = ("table", "json", "csv")
-Row = dict[str, Any]
+from recharge_cli.jsonable import Row, to_jsonable
 
 
 def _cell(value: Any) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recharge_cli.errors import InvalidInput, ServiceUnavailable
+from recharge_cli.errors import InvalidInput, ServiceUnavailable, first_line
 from recharge_cli.render import Output
 from recharge_cli.settings import Settings
 
@@ -56,11 +56,11 @@ class Runtime:
         try:
             conn = db.connect(dsn)
         except psycopg.ProgrammingError as exc:  # libpq could not parse the conninfo
-            raise InvalidInput(f"invalid PostgreSQL DSN: {redact(_first_line(str(exc)))} (use "
+            raise InvalidInput(f"invalid PostgreSQL DSN: {redact(first_line(str(exc)))} (use "
                                "key=value pairs or a postgresql:// URL)") from exc
         except psycopg.OperationalError as exc:
             raise ServiceUnavailable(
-                f"PostgreSQL is unreachable: {redact(_first_line(str(exc)))}") from exc
+                f"PostgreSQL is unreachable: {redact(first_line(str(exc)))}") from exc
         self._closers.append(conn)
         return conn
 
@@ -132,7 +132,7 @@ class Runtime:
         try:
             db.call(self.db(), "public.cache_epoch_bump")
         except psycopg.Error as exc:
-            self.output.warn(f"could not record that the cache may be stale ({_first_line(str(exc))}); "
+            self.output.warn(f"could not record that the cache may be stale ({first_line(str(exc))}); "
                              "run `recharge cache flush` once Redis answers", "epoch")
 
     def close(self) -> None:
@@ -178,7 +178,3 @@ def prepare_embedded(settings: Settings, state: Any, output: Output) -> None:
             state.seeded = True
     state.migrations = current
     local.write_state(settings.home.resolve(), state)
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), text)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from recharge_cli.errors import InvalidInput
+from recharge_cli.errors import InvalidInput, first_line
 
 DEFAULT_PREFIX = "recharge:v1:"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -35,7 +35,6 @@ class Settings:
     max_replica_lag: float = 30.0
     cache_enabled: bool = True
     cache_prefix: str = DEFAULT_PREFIX
-    config_file: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -68,7 +67,7 @@ def load_config(path: Path, required: bool) -> dict[str, Any]:
         with path.open("rb") as fh:
             values = tomllib.load(fh)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-        raise InvalidInput(f"cannot read config file {path}: {_first_line(exc)} "
+        raise InvalidInput(f"cannot read config file {path}: {first_line(str(exc))} "
                            "(it must be UTF-8 TOML, e.g. dsn = \"postgresql://…\")") from exc
     for name, value in values.items():
         expected = CONFIG_TYPES.get(name)
@@ -135,7 +134,6 @@ def resolve(
         max_replica_lag=_seconds(lag_value, "max replica lag", Settings.max_replica_lag),
         cache_enabled=not _truthy(no_cache_value),
         cache_prefix=str(prefix),
-        config_file=config_path or home / "config.toml",
         sources=sources,
     )
 
@@ -158,11 +156,6 @@ def validate_redis_url(url: str) -> None:
         raise InvalidInput("invalid Redis URL: no host (e.g. redis://localhost:6379/0)")
     if scheme == "unix" and not parts.path:
         raise InvalidInput("invalid Redis URL: no socket path (e.g. unix:///run/redis.sock)")
-
-
-def _first_line(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()),
-                type(exc).__name__)
 
 
 def _seconds(value: Any, what: str, default: float) -> float:

@@ -14,8 +14,7 @@ import psycopg
 from recharge_cli import db
 from recharge_cli.cache import Cache
 from recharge_cli.errors import InvalidInput
-
-Row = dict[str, Any]
+from recharge_cli.jsonable import Row
 
 
 @dataclass(frozen=True)

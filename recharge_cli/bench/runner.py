@@ -35,7 +35,6 @@ class Target:
     read: Callable[[Any, Cache, int], Any]  # the cached read path
     direct: Callable[[Any, int], Any]  # the stored function alone
     keys: Callable[[Cache, int], list[str]]  # what a miss must delete
-    per_card: bool
 
 
 def _stat_target(name: str, statistic: str, params: dict[str, Any]) -> Target:
@@ -45,7 +44,6 @@ def _stat_target(name: str, statistic: str, params: dict[str, Any]) -> Target:
         read=lambda conn, cache, _i: stats.get(conn, cache, statistic, params),
         direct=lambda conn, _i: db.call(conn, spec.function, spec.arguments(params)),
         keys=lambda cache, _i: [cache.stats_key(statistic, params)],
-        per_card=False,
     )
 
 
@@ -54,14 +52,12 @@ TARGETS: dict[str, Target] = {
         "balance",
         read=lambda conn, cache, card: cards.balances(conn, cache, [card]),
         direct=lambda conn, card: db.call(conn, "public.card_balance", (card,)),
-        keys=lambda cache, card: [cache.card_key(card, "balance")],
-        per_card=True),
+        keys=lambda cache, card: [cache.card_key(card, "balance")]),
     "card_trips": Target(
         "card_trips",
         read=lambda conn, cache, card: cards.trips(conn, cache, card, 20),
         direct=lambda conn, card: db.call(conn, "public.card_trips", (card, 20)),
-        keys=lambda cache, card: [cache.card_key(card, "trips")],
-        per_card=True),
+        keys=lambda cache, card: [cache.card_key(card, "trips")]),
     "stats_revenue": _stat_target("stats_revenue", "revenue",
                                   {"from": None, "to": None, "by": "total"}),
     "trips_total": _stat_target("trips_total", "trips", {"from": None, "to": None, "by": "total"}),
