@@ -15,6 +15,15 @@ from recharge_cli.render import write_csv
 
 PREVIOUS_DAYS = 7
 TOP = 10
+# Each CSV's header, written even when a section has no rows.
+CSV_COLUMNS = {
+    "days": ["day", "recharged", "recharges", "fares", "legs", "journeys", "transfers",
+             "transfer_share"],
+    "stations": ["station_id", "station", "locality", "legs", "transfers", "fares"],
+    "localities": ["locality", "legs", "transfers", "fares"],
+    "points": ["point_id", "point", "locality", "recharges", "recharged"],
+    "cards_by_status": ["status", "cards", "changed_to_on_day"],
+}
 
 
 def gather(conn: psycopg.Connection[Row], day: dt.date) -> Row:
@@ -55,11 +64,8 @@ def change(today: float, mean: float) -> str:
 def write(out: Path, report: Row, plots: bool = True) -> list[Path]:
     """report.md, CSV files and PNG charts into `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    written = [write_csv(out / "days.csv", report["days"]),
-               write_csv(out / "stations.csv", report["stations"]),
-               write_csv(out / "localities.csv", report["localities"]),
-               write_csv(out / "points.csv", report["points"]),
-               write_csv(out / "cards_by_status.csv", report["cards_by_status"])]
+    written = [write_csv(out / f"{name}.csv", report[name], columns)
+               for name, columns in CSV_COLUMNS.items()]
     if plots:
         written += _charts(out, report)
     (out / "report.md").write_text(markdown(report, plots))

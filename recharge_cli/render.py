@@ -167,10 +167,11 @@ def _write_csv(stream: TextIO, rows: list[Row], columns: Sequence[str] | None = 
         writer.writerow([_cell(row.get(c)) for c in cols])
 
 
-def write_csv(path: Path, rows: list[Row]) -> Path:
-    """Rows to a CSV file (header = every key, in first-seen order), as `--format csv` prints."""
+def write_csv(path: Path, rows: list[Row], columns: Sequence[str] | None = None) -> Path:
+    """Rows to a CSV file (header = `columns`, else every key in first-seen order), as
+    `--format csv` prints; with `columns` the header is there even without rows."""
     with path.open("w", newline="") as fh:
-        _write_csv(fh, rows)
+        _write_csv(fh, rows, columns)
     return path
 
 

@@ -75,3 +75,12 @@ def test_daily_report_counts_the_days_status_changes(cli, conn, tmp_path: Path) 
     assert cli("report", "daily", "--date", today, "--out", str(tmp_path), "--no-plot").exit_code == 0
     rows = {r["status"]: r for r in csv.DictReader((tmp_path / "cards_by_status.csv").open())}
     assert int(rows["lost"]["changed_to_on_day"]) == before + 1
+
+
+def test_a_day_without_data_warns_and_keeps_every_csv_header(cli, tmp_path) -> None:
+    result = cli("report", "daily", "--date", "2030-01-01", "--out", str(tmp_path / "r"),
+                 "--no-plot", "--lock", "")
+    assert result.exit_code == 0
+    assert "in the future" in result.stderr and "no trips and no recharges" in result.stderr
+    assert (tmp_path / "r" / "points.csv").read_text().startswith("point_id,point,locality")
+    assert (tmp_path / "r" / "stations.csv").read_text().startswith("station_id,station")

@@ -30,8 +30,13 @@ def daily(
     rt = runtime(ctx)
     day = parse_date(date, "--date") or dt.date.today() - dt.timedelta(days=1)
     out = writable_folder(out or Path("reports") / f"daily-{day.isoformat()}", "--out")
+    if day > dt.date.today():
+        rt.output.warn(f"{day} is in the future: the report can only show zeros")
     with rt.locked(lock, wait):
         report = daily_report.gather(rt.read_db(), day)
+    if not (report["day"]["legs"] or report["day"]["recharges"]):
+        rt.output.warn(f"no trips and no recharges on {day}: check --date and the time zone "
+                       f"({report['time_zone']})")
     files = daily_report.write(out, report, plots=not no_plot)
     rt.output.message(f"report written to {out}/ ({', '.join(f.name for f in files)})")
     rt.output.emit({"date": report["date"], "out": str(out), **report["day"],
