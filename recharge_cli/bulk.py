@@ -46,6 +46,7 @@ class BulkSummary:
     first_failure_line: int = 0
     stopped: RechargeError | None = None  # a lost connection: rows after it were not tried
     interrupted: bool = False
+    dry_run: bool = False
 
     def reject(self, line: int, status: int) -> None:
         self.rejected += 1
@@ -61,7 +62,8 @@ class BulkSummary:
     def as_row(self) -> dict[str, Any]:
         return {"rows": self.rows, "ok": self.ok, "replayed": self.replayed,
                 "rejected": self.rejected, "amount_recharged": self.total_amount,
-                "complete": self.stopped is None and not self.interrupted}
+                "complete": self.stopped is None and not self.interrupted,
+                "dry_run": self.dry_run}
 
 
 @dataclass
@@ -174,11 +176,14 @@ def _integer(text: str, what: str) -> int:
 
 
 def recharge_file(conn: psycopg.Connection[Any], cache: Cache, path: Path, point_id: int | None,
-                  rejects_path: Path | None, output: Output) -> BulkSummary:
+                  rejects_path: Path | None, output: Output,
+                  dry_run: bool = False) -> BulkSummary:
     """Apply every row; rows without a key get one derived from the file name, content and
-    line, so rerunning the same file replays instead of charging twice."""
+    line, so rerunning the same file replays instead of charging twice. With `dry_run`
+    every chunk runs with all its rules and is rolled back: the summary and rejects say
+    what would happen, nothing moves."""
     digest, source = _digest(path)
-    summary = BulkSummary()
+    summary = BulkSummary(dry_run=dry_run)
     rejects = Rejects(rejects_path, output)
     try:
         stream = source if isinstance(source, io.StringIO) else None
@@ -195,18 +200,18 @@ def recharge_file(conn: psycopg.Connection[Any], cache: Cache, path: Path, point
                                 fields[2].strip() if len(fields) > 2 else "", int(exc.status),
                                 str(exc))
                 if len(chunk) >= CHUNK_ROWS:
-                    if not _apply(conn, cache, chunk, point_id, summary, rejects, bar):
+                    if not _apply(conn, cache, chunk, point_id, summary, rejects, bar, dry_run):
                         return summary
                     chunk = []
             if chunk:
-                _apply(conn, cache, chunk, point_id, summary, rejects, bar)
+                _apply(conn, cache, chunk, point_id, summary, rejects, bar, dry_run)
     finally:
         rejects.close()
     return summary
 
 
 def _apply(conn: psycopg.Connection[Any], cache: Cache, chunk: list[Row], point_id: int | None,
-           summary: BulkSummary, rejects: Rejects, bar: Progress) -> bool:
+           summary: BulkSummary, rejects: Rejects, bar: Progress, dry_run: bool) -> bool:
     """One chunk in one transaction; False when the run must stop (lost connection or an
     interrupt between chunks)."""
     if interrupts.pending():
@@ -214,7 +219,7 @@ def _apply(conn: psycopg.Connection[Any], cache: Cache, chunk: list[Row], point_
         return False
     keys = [row.key for row in chunk]
     try:
-        with interrupts.deferred():
+        with interrupts.deferred(), conn.transaction(force_rollback=dry_run):
             results = db.call(conn, "public.recharge_bulk", (
                 point_id, [r.line for r in chunk], [r.card_id for r in chunk],
                 [r.amount for r in chunk], keys))
@@ -240,6 +245,8 @@ def _apply(conn: psycopg.Connection[Any], cache: Cache, chunk: list[Row], point_
             summary.ok += 1
             summary.total_amount += result["amount"]
             written.append(result)
-    cache.cards_written([(r["card_id"], r["version"], cards.balance_payload(r)) for r in written])
+    if not dry_run:
+        cache.cards_written([(r["card_id"], r["version"], cards.balance_payload(r))
+                             for r in written])
     bar.advance(len(chunk))
     return True

@@ -77,3 +77,16 @@ def test_bulk_equals_row_by_row(cli, database: Database, conn, tmp_path: Path) -
     assert (cached["balance"], cached["source"]) == (400_000 + 5000, "cache")
     rerun = cli("recharge", "--from-csv", str(csv_file), "--rejects", str(rejects))
     assert rerun.json()["ok"] == 0 and rerun.json()["replayed"] == ok + replayed
+
+
+def test_dry_run_says_what_would_happen_and_moves_nothing(cli, conn, tmp_path: Path) -> None:
+    good, blocked = new_card(conn), new_card(conn, status="blocked")
+    path = tmp_path / "topups.csv"
+    path.write_text(f"{good},5000\n{blocked},5000\n{good},600000\n")
+    before = conn.execute("SELECT count(*) AS n FROM ledger").fetchone()["n"]
+    dry = cli("recharge", "--from-csv", str(path), "--dry-run")
+    assert dry.exit_code == 4 and dry.json()["dry_run"] is True
+    assert (dry.json()["ok"], dry.json()["rejected"]) == (1, 2)
+    assert conn.execute("SELECT count(*) AS n FROM ledger").fetchone()["n"] == before
+    real = cli("recharge", "--from-csv", str(path))
+    assert (real.json()["ok"], real.json()["replayed"], real.json()["rejected"]) == (1, 0, 2)

@@ -145,7 +145,7 @@ def test_bulk_csv_is_idempotent_and_reports_rejects(cli, conn, tmp_path: Path) -
     first = cli("recharge", "--from-csv", str(csv_file), "--rejects", str(rejects))
     assert first.exit_code == 4
     assert first.json() == {"rows": 5, "ok": 2, "replayed": 0, "rejected": 3,
-                            "amount_recharged": 8000, "complete": True}
+                            "amount_recharged": 8000, "complete": True, "dry_run": False}
     assert len(rejects.read_text().strip().splitlines()) == 4  # header + 3
     again = cli("recharge", "--from-csv", str(csv_file))
     assert again.json()["replayed"] == 2 and again.json()["ok"] == 0

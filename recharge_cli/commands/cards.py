@@ -32,6 +32,8 @@ def recharge(
                                          "columns card_id,amount[,key]; - reads stdin"),
     rejects: Path | None = typer.Option(None, "--rejects", help="bulk: write rejected rows "
                                         "here as CSV instead of stderr"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="bulk: apply every rule, report what "
+                                 "would happen, move nothing"),
     lock: str | None = lock_option(),
     wait: float = WAIT_OPTION,
 ) -> None:
@@ -44,7 +46,8 @@ def recharge(
         if rejects is not None:
             writable_file(rejects, "--rejects")
         with rt.locked("recharge-bulk" if lock is None else lock, wait):
-            summary = bulk.recharge_file(rt.db(), rt.cache(), from_csv, point, rejects, rt.output)
+            summary = bulk.recharge_file(rt.db(), rt.cache(), from_csv, point, rejects, rt.output,
+                                         dry_run)
         rt.output.emit(summary.as_row())
         if summary.stopped is not None:
             raise RechargeError(f"stopped after {summary.rows} row(s): {summary.stopped}; "
@@ -53,6 +56,9 @@ def recharge(
         raise typer.Exit(summary.exit_status)
     if card is None or amount is None:
         raise InvalidInput("--card and --amount are required (or use --from-csv)")
+    if dry_run:
+        raise InvalidInput("--dry-run goes with --from-csv (a single recharge is its own check: "
+                           "use a --key and repeat it)")
     with rt.locked(lock, wait):
         result = cards.recharge(rt.db(), rt.cache(), card, amount, point, key,
                                 announce_key(rt))
