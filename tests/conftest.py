@@ -62,7 +62,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
                     contextlib.suppress(psycopg.errors.DependentObjectsStillExist):
                 admin.execute("DROP ROLE IF EXISTS recharge_app")
         return
-    home = tmp_path_factory.mktemp("embedded-home")
+    with embedded_servers(tmp_path_factory.mktemp("embedded-home")) as started:
+        yield started
+
+
+@contextmanager
+def embedded_servers(home: Path) -> Iterator[Servers]:
+    """An embedded PostgreSQL and Valkey in `home`, purged afterwards (tests that need a
+    server to crash use their own)."""
     state = local.start(home)
     lay = local.layout(home)
     admin = conninfo.make_conninfo(local.dsn_for(lay, state), dbname="postgres")

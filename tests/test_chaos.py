@@ -22,14 +22,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import conninfo
 
 from recharge_cli import cards, local
 from recharge_cli.render import Output
 from recharge_cli.runtime import Runtime
 from recharge_cli.settings import resolve
-from tests.conftest import Servers, own_database
-from tests.faults import Valkey, free_port
+from tests.conftest import Servers, embedded_servers, own_database
+from tests.faults import Valkey, valkey
 from tests.workers import chaos_client, chaos_operation, exit_status
 
 CARDS = 8
@@ -40,16 +39,8 @@ FAULTS = ("terminate_backends", "kill_backend", "restart_postgres", "kill_redis"
 
 @pytest.fixture
 def chaos_servers(tmp_path: Path) -> Iterator[tuple[Servers, Valkey]]:
-    home = tmp_path / "home"
-    state = local.start(home)
-    admin = conninfo.make_conninfo(local.dsn_for(local.layout(home), state), dbname="postgres")
-    (tmp_path / "valkey").mkdir()
-    redis_server = Valkey(free_port(), tmp_path / "valkey", ()).start()
-    try:
-        yield Servers(admin, redis_server.url, home), redis_server
-    finally:
-        redis_server.kill()
-        local.purge(home)
+    with embedded_servers(tmp_path / "home") as servers, valkey(tmp_path / "valkey") as redis_server:
+        yield Servers(servers.admin_dsn, redis_server.url, servers.embedded_home), redis_server
 
 
 def _backends(conn: psycopg.Connection[Any]) -> list[int]:

@@ -15,25 +15,18 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import conninfo
 
 from recharge_cli import cards, db, local
 from recharge_cli.cache import Cache
-from tests.conftest import Database, Servers, own_database
+from tests.conftest import Database, Servers, embedded_servers, own_database
 from tests.faults import cli, cli_env, spawn, valkey, wait_for_backend
 
 
 @pytest.fixture(scope="module")
 def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     """An embedded PostgreSQL and Valkey of this module's own: they may crash."""
-    home = tmp_path_factory.mktemp("private-home")
-    state = local.start(home)
-    lay = local.layout(home)
-    admin = conninfo.make_conninfo(local.dsn_for(lay, state), dbname="postgres")
-    try:
-        yield Servers(admin, local.redis_url_for(lay), home)
-    finally:
-        local.purge(home)
+    with embedded_servers(tmp_path_factory.mktemp("private-home")) as started:
+        yield started
 
 
 @pytest.fixture
