@@ -146,7 +146,7 @@ class Connections:
 
 def open_connections(dsn: str, redis_url: str, prefix: str, cluster: bool = False) -> Connections:
     pg = {kind: db.connect(dsn, application_name=f"recharge-bench-{kind}")
-          for kind in (*KINDS, "baseline")}
+          for kind in (*KINDS, WRITE_KIND, "baseline")}  # writes do not slow the reads
     caches = {kind: Cache.from_url(redis_url, prefix, cluster=cluster)
               for kind in ("miss", "hit", "baseline")}
     caches["db"] = Cache(None, prefix)
@@ -185,7 +185,7 @@ def run(conns: Connections, targets: list[str], iterations: int, warmup: int, se
         card = card_ids[i % len(card_ids)]
         if target == WRITE_TARGET:
             scratch_card = scratch[i % len(scratch)]
-            action: Callable[[], Any] = lambda: write(conns.pg["db"], conns.caches["hit"],  # noqa: E731
+            action: Callable[[], Any] = lambda: write(conns.pg[WRITE_KIND], conns.caches["hit"],  # noqa: E731
                                                       scratch_card)
         elif target == "baseline":
             client, pg = conns.caches["baseline"], conns.pg["baseline"]
