@@ -96,6 +96,7 @@ class Cache:
         self._bump_epoch = bump_epoch
         self._checked = epoch is None
         self._stale_recorded = False
+        self._reads_off = False
         self._scripts: dict[str, Any] = {}
 
     @classmethod
@@ -164,7 +165,9 @@ class Cache:
             markers = self._markers(self._epoch())
             stale = any(self.client.get(marker) != expected.encode() for marker, expected in markers)
             if stale and not self._reset(dict(markers))[0]:
-                self.client = None  # another process is cleaning: use PostgreSQL meanwhile
+                # another process is cleaning: read PostgreSQL meanwhile, but keep writing
+                # through (version-checked) so no write of ours leaves a stale balance
+                self._reads_off = True
         except (redis.RedisError, OSError) as exc:
             self._degrade(exc, writing=False)
         return self.client is not None
@@ -206,7 +209,13 @@ class Cache:
             self._scripts[source] = self.client.register_script(source)
         return self._scripts[source]
 
+    def _reading(self) -> bool:
+        """Whether reads may use the cache now (after the first-use check)."""
+        return self.client is not None and self._ready() and not self._reads_off
+
     def get(self, key: str) -> Any:
+        if not self._reading():
+            return None
         raw = self._guard(lambda: self.client.get(key))
         return None if raw is None else json.loads(raw)
 
@@ -214,7 +223,7 @@ class Cache:
     def card_lookup(self, card_ids: list[int], kind: str) -> tuple[dict[int, Any], dict[int, str]]:
         """Cached values of the cards' `kind` key, and a fill ticket for each miss (taken
         before the caller reads PostgreSQL)."""
-        if self.client is None or not card_ids:
+        if not card_ids or not self._reading():
             return {}, {}
         keys = [self.card_key(card_id, kind) for card_id in card_ids]
         if len(keys) == 1:
@@ -298,7 +307,7 @@ class Cache:
         process recomputes while the others serve the old value. On a cold miss the
         others wait for the one that holds the lock.
         """
-        if self.client is None:
+        if not self._reading():
             return self._computed(key, compute, ttl, store=False)
         if fresh:
             return self._computed(key, compute, ttl)

@@ -352,3 +352,30 @@ def test_bench_checks_out_first_and_retires_scratch_cards_when_interrupted(
                                "count(*) AS n FROM cards WHERE card_id > %s", (before,)).fetchone()
         assert scratch["n"] > 0 and scratch["active"] == 0
         assert conn.execute("SELECT count(*) AS n FROM verify_ledger()").fetchone()["n"] == 0
+
+
+def test_while_another_process_cleans_the_cache_reads_skip_it_and_writes_go_through(
+        database: Database, conn, tmp_path: Path) -> None:
+    """A stale marker and a cleaning already under way elsewhere (its lock held): this
+    process reads PostgreSQL, still writes its balance through, and raises no epoch (which
+    would make every later process clean again)."""
+    from tests.conftest import new_card
+
+    card = new_card(conn, balance=1000)
+    env = cli_env(database.dsn, database.redis_url, database.prefix, tmp_path)
+    cache = database.cache()
+    cache.raw_set(f"{database.prefix}epoch", b"0:stale")
+    cache.raw_set(f"{database.prefix}reset-lock", b"held-by-another-process")
+    epoch = conn.execute("SELECT epoch FROM cache_state").fetchone()["epoch"]
+    try:
+        wrote = cli(env, "recharge", "--card", str(card), "--amount", "2000")
+        assert wrote.returncode == 0 and wrote.stderr.count("warning") == 0, wrote.stderr
+        read = cli(env, "balance", "--card", str(card))
+        assert '"source": "db"' in read.stdout and '"balance": 3000' in read.stdout
+        assert cache.get(cache.card_key(card, "balance"))["balance"] == 3000
+        assert conn.execute("SELECT epoch FROM cache_state").fetchone()["epoch"] == epoch
+    finally:
+        cache.delete(f"{database.prefix}reset-lock")
+    read = cli(env, "balance", "--card", str(card))  # the lock is free: this one cleans
+    assert '"balance": 3000' in read.stdout
+    cache.close()
