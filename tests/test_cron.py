@@ -136,8 +136,9 @@ def _cron_lines() -> list[str]:
                                                                or "cache warm" in line)]
 
 
-def test_readme_cron_lines_run_as_cron_would(database: Database) -> None:
-    """No terminal, cron's minimal environment, `cd /`, the installed console script."""
+def test_readme_cron_lines_run_as_cron_would(database: Database, tmp_path: Path) -> None:
+    """No terminal, cron's minimal environment, `cd /`, the installed console script; the
+    node_exporter textfile directory is a temporary one."""
     script = Path(sys.executable).parent / "recharge"
     lines = _cron_lines()
     assert len(lines) == 3
@@ -146,6 +147,7 @@ def test_readme_cron_lines_run_as_cron_would(database: Database) -> None:
         command = command.replace("/opt/recharge/.venv/bin/recharge", str(script))
         command = command.replace("service=recharge", f"'{database.dsn}'")
         command = re.sub(r"redis://127\.0\.0\.1:6379/0", database.redis_url, command)
+        command = command.replace("/var/lib/node_exporter/textfile", str(tmp_path))
         command = f"RECHARGE_CACHE_PREFIX={database.prefix} " + command.replace("cd / && ", "")
         process = subprocess.run(["/bin/sh", "-c", f"cd / && {command}"], capture_output=True, text=True,
                                  timeout=300, stdin=subprocess.DEVNULL,
@@ -153,3 +155,4 @@ def test_readme_cron_lines_run_as_cron_would(database: Database) -> None:
                                       "LOGNAME": "cron"})
         assert process.returncode == 0, (line, process.stderr)
         assert process.stderr == ""  # --quiet: nothing to mail when all is well
+    assert "recharge_success{command=\"verify\"} 1" in (tmp_path / "recharge_verify.prom").read_text()

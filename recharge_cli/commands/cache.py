@@ -28,7 +28,12 @@ def cache_stats(ctx: typer.Context) -> None:
 
 @app.command("flush")
 def flush(ctx: typer.Context, lock: str | None = lock_option(), wait: float = WAIT_OPTION) -> None:
-    """Delete this prefix's keys only (SCAN + UNLINK, never FLUSHDB)."""
+    """Delete this prefix's keys only (SCAN + UNLINK, never FLUSHDB).
+
+    \b
+    Examples:
+      recharge cache flush
+    """
     rt, cache = _require_cache(ctx)
     with rt.locked(lock, wait):
         rt.output.emit({"prefix": cache.prefix, "deleted": cache.flush()})
@@ -37,7 +42,12 @@ def flush(ctx: typer.Context, lock: str | None = lock_option(), wait: float = WA
 @app.command("warm")
 def warm(ctx: typer.Context, lock: str | None = lock_option("cache-warm"),
          wait: float = WAIT_OPTION) -> None:
-    """Precompute the common statistics (for a cron job before business hours)."""
+    """Precompute the common statistics (for a cron job before business hours).
+
+    \b
+    Examples:
+      recharge --quiet cache warm
+    """
     rt, cache = _require_cache(ctx)
     conn = rt.read_db()
     done = []

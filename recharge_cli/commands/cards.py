@@ -38,7 +38,14 @@ def recharge(
     wait: float = WAIT_OPTION,
 ) -> None:
     """Recharge a card (or every row of --from-csv, each its own idempotent operation).
-    Bulk runs hold the lock 'recharge-bulk' unless --lock names another ('' for none)."""
+    Bulk runs hold the lock 'recharge-bulk' unless --lock names another ('' for none).
+
+    \b
+    Examples:
+      recharge recharge --card 789 --amount 500
+      recharge recharge --card 789 --amount 500 --key topup-789-0601
+      recharge recharge --from-csv topups.csv --rejects rejects.csv [--dry-run]
+    """
     rt = runtime(ctx)
     if from_csv is not None:
         if card is not None or amount is not None or key is not None:
@@ -69,7 +76,13 @@ def balance(
     ctx: typer.Context,
     card: list[int] = typer.Option(..., "--card", parser=whole_number, help="card id; repeat for several"),
 ) -> None:
-    """Card balances (cache-aside; --no-cache reads PostgreSQL)."""
+    """Card balances (cache-aside; --no-cache reads PostgreSQL).
+
+    \b
+    Examples:
+      recharge balance --card 789
+      recharge balance --card 789 --card 790 --format csv
+    """
     rt = runtime(ctx)
     rows = cards.balances(rt.db(), rt.cache(), card)
     if len(card) == 1:
@@ -83,6 +96,11 @@ def recharges(
     card: int = typer.Option(..., "--card", parser=whole_number, help=CARD_HELP),
     limit: int = typer.Option(20, "--limit", parser=whole_number, help="how many, newest first"),
 ) -> None:
-    """A card's latest recharges."""
+    """A card's latest recharges.
+
+    \b
+    Examples:
+      recharge recharges --card 789 --limit 5
+    """
     rt = runtime(ctx)
     rt.output.emit(cards.recharges(rt.db(), card, limit))

@@ -13,7 +13,12 @@ app = typer.Typer(no_args_is_help=True, help="Schema migrations and demo data.")
 
 @app.command("migrate")
 def migrate(ctx: typer.Context, lock: str | None = lock_option(), wait: float = WAIT_OPTION) -> None:
-    """Apply pending migrations (idempotent: a second run applies nothing)."""
+    """Apply pending migrations (idempotent: a second run applies nothing).
+
+    \b
+    Examples:
+      recharge --admin-dsn service=recharge_owner db migrate
+    """
     rt = runtime(ctx)
     with rt.locked(lock, wait):
         applied = migrations.migrate(rt.admin_db())
@@ -49,7 +54,13 @@ def seed_command(
     wait: float = WAIT_OPTION,
 ) -> None:
     """Load the demo data set (server-side generation, one transaction: all or nothing).
-    Into an empty database, or with --replace instead of the data there."""
+    Into an empty database, or with --replace instead of the data there.
+
+    \b
+    Examples:
+      recharge db seed --scale 1 --seed 42
+      recharge db seed --scale 10 --replace --yes
+    """
     rt = runtime(ctx)
     end_date = stats.parse_date(end, "--end")
     if replace:

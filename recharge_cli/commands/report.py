@@ -24,7 +24,13 @@ def daily(
     lock: str | None = lock_option("report-daily"),
     wait: float = WAIT_OPTION,
 ) -> None:
-    """The morning operations report: report.md, PNG charts and CSV; exit 1 if verify fails."""
+    """The morning operations report: report.md, PNG charts and CSV; exit 1 if verify fails.
+
+    \b
+    Examples:
+      recharge report daily
+      recharge report daily --date 2026-11-23 --out /srv/reports/2026-11-23
+    """
     from recharge_cli import daily_report
 
     rt = runtime(ctx)

@@ -44,7 +44,13 @@ def dated(date_from: str | None, date_to: str | None) -> dict[str, Any]:
 def revenue(ctx: typer.Context, date_from: str | None = FROM, date_to: str | None = TO,
             by: str = typer.Option("total", "--by", help="total, day or locality"),
             fresh: bool = FRESH) -> None:
-    """Money collected by recharges (recharged) and fares charged for trips (fares)."""
+    """Money collected by recharges (recharged) and fares charged for trips (fares).
+
+    \b
+    Examples:
+      recharge stats revenue
+      recharge stats revenue --from 2026-11-01 --to 2026-11-30 --by day --format csv
+    """
     show(runtime(ctx), "revenue", {**dated(date_from, date_to), "by": by}, fresh)
 
 
@@ -52,7 +58,12 @@ def revenue(ctx: typer.Context, date_from: str | None = FROM, date_to: str | Non
 def trips(ctx: typer.Context, date_from: str | None = FROM, date_to: str | None = TO,
           by: str = typer.Option("total", "--by", help="total, day, hour, locality or route"),
           fresh: bool = FRESH) -> None:
-    """Trip legs, journeys, transfers and completed journeys."""
+    """Trip legs, journeys, transfers and completed journeys.
+
+    \b
+    Examples:
+      recharge stats trips --by locality --from 2026-11-23
+    """
     show(runtime(ctx), "trips", {**dated(date_from, date_to), "by": by}, fresh)
 
 

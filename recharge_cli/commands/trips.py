@@ -40,7 +40,13 @@ def record(
     lock: str | None = lock_option(),
     wait: float = WAIT_OPTION,
 ) -> None:
-    """A boarding tap: charges the fare (or transfer fare) and records the leg."""
+    """A boarding tap: charges the fare (or transfer fare) and records the leg.
+
+    \b
+    Examples:
+      recharge trips record --card 789 --station 5 --route 1
+      recharge trips record --card 789 --station 5 --at 2026-11-23T07:45
+    """
     rt = runtime(ctx)
     with rt.locked(lock, wait):
         result = cards.record_trip(rt.db(), rt.cache(), card, station, route, parse_time(at),
@@ -54,7 +60,12 @@ def list_trips(
     card: int = typer.Option(..., "--card", parser=whole_number, help="card id"),
     limit: int = typer.Option(20, "--limit", parser=whole_number, help="how many legs, newest first"),
 ) -> None:
-    """A card's latest trip legs (cache-aside)."""
+    """A card's latest trip legs (cache-aside).
+
+    \b
+    Examples:
+      recharge trips list --card 789 --limit 10
+    """
     rt = runtime(ctx)
     result = cards.trips(rt.db(), rt.cache(), card, limit)
     rt.output.message(f"source: {result['source']}")

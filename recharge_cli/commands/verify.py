@@ -10,7 +10,12 @@ from recharge_cli.errors import ExitStatus
 
 
 def verify(ctx: typer.Context) -> None:
-    """Check the ledger and rollup invariants; exit 0 only when all hold (1 otherwise)."""
+    """Check the ledger and rollup invariants; exit 0 only when all hold (1 otherwise).
+
+    \b
+    Examples:
+      recharge --quiet verify > /dev/null || echo "ledger check failed"
+    """
     rt = runtime(ctx)
     found = ledger.violations(rt.db())
     for row in found:
