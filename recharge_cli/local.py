@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -583,8 +584,11 @@ def _postmaster_alive(lay: Layout) -> bool:
 
 
 def _version(binary: Path) -> str:
+    """The version number a binary reports ("postgres (PostgreSQL) 18.6", "Valkey server
+    v=8.1.8 …"), in the form the running server reports it ("18.6", "8.1.8")."""
     result = subprocess.run([str(binary), "--version"], capture_output=True, text=True)
-    return result.stdout.strip()
+    found = re.search(r"\b\d+(?:\.\d+)+\b", result.stdout)
+    return found.group() if found else result.stdout.strip()
 
 
 def _size(path: Path) -> int:

@@ -4,6 +4,8 @@ primary with a warning; balances never read a replica; local status/stop cover i
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,10 @@ def _caught_up(replica: str) -> None:
     with db.connect(replica) as conn:
         while db.replica_lag(conn) != 0 and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+def _field(output: str, name: str) -> str:
+    return json.loads(output)[name]
 
 
 def test_statistics_read_the_replica_and_state_its_lag(topology, tmp_path: Path) -> None:
@@ -77,6 +83,11 @@ def test_local_status_and_stop_cover_the_replica(topology, tmp_path: Path) -> No
     assert '"answers": true' in status.stdout.split('"replica"')[1]
     stopped = cli(env, "local", "stop")
     assert stopped.returncode == 0 and "postgresql replica" in stopped.stdout
+    down = cli(env, "local", "status")  # versions in one format whether running or stopped
+    assert down.returncode == 69
+    for name in ("postgresql_version", "valkey_version"):
+        assert _field(down.stdout, name) == _field(status.stdout, name)
+        assert re.fullmatch(r"\d+(\.\d+)+", _field(status.stdout, name))
     with pytest.raises(Exception):  # noqa: B017 - whatever psycopg raises: nothing listens
         db.connect(replica, connect_timeout=2)
     local.start(home)  # the replica starts again with the rest
