@@ -92,3 +92,29 @@ def test_local_status_and_stop_cover_the_replica(topology, tmp_path: Path) -> No
         db.connect(replica, connect_timeout=2)
     local.start(home)  # the replica starts again with the rest
     _caught_up(replica)
+
+
+def test_local_start_replica_cluster_end_to_end(topology, tmp_path: Path) -> None:
+    home, _, replica = topology
+    env = {**cli_env("", "", "recharge:test:replica:", tmp_path), "RECHARGE_HOME": str(home)}
+    env.pop("RECHARGE_DSN")
+    env.pop("RECHARGE_REDIS_URL")
+    started = cli(env, "local", "start", "--replica", "--cluster")
+    assert started.returncode == 0, started.stderr
+    nodes = json.loads(started.stdout)["cluster_nodes"]
+    assert sorted(n["role"] for n in nodes) == ["primary"] * 3 + ["replica"] * 3
+    assert all(n["answers"] for n in nodes)
+    # later commands on the embedded default use the cluster and the replica by themselves
+    assert cli(env, "recharge", "--card", "1", "--amount", "1000").returncode == 0
+    balance = cli(env, "balance", "--card", "1")  # written through to the cluster
+    assert '"source": "cache"' in balance.stdout and "warning" not in balance.stderr
+    _caught_up(replica)
+    stats = cli(env, "stats", "revenue")
+    assert stats.returncode == 0 and '"replica_lag_seconds": ' in stats.stdout, stats.stderr
+    stopped = cli(env, "local", "stop")
+    assert stopped.returncode == 0
+    assert {"postgresql", "postgresql replica", "valkey cluster", "valkey"} <= set(
+        json.loads(stopped.stdout)["stopped"])
+    status = json.loads(cli(env, "local", "status").stdout)
+    assert not any(n["answers"] for n in status["cluster_nodes"])
+    assert status["replica"]["answers"] is False
