@@ -119,6 +119,9 @@ def test_a_cards_whole_life(cli, conn) -> None:
     audit = cli("audit", "list", "--card", str(card_id)).json()
     assert [a["action"] for a in audit][:2] == ["replace", "status"]
     assert {"ops1"} <= {a["operator"] for a in audit}
+    issued_as = cli("audit", "list", "--card", str(new_id)).json()[-1]
+    assert (issued_as["action"], issued_as["details"]) == \
+        ("issue", {"user_id": user_id, "replaces": card_id, "amount": 20000})
     assert violations(conn) == []
 
 

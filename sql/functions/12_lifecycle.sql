@@ -197,6 +197,10 @@ BEGIN
     WHERE c.card_id = p_card_id;
     PERFORM public.audit(p_card_id, p_operator, 'replace', p_reason,
                          jsonb_build_object('new_card_id', v_new_id, 'amount', v_card.balance));
+    -- the new card's own history starts with its issue, like a card from `cards issue`
+    PERFORM public.audit(v_new_id, p_operator, 'issue', p_reason,
+                         jsonb_build_object('user_id', v_card.user_id, 'replaces', p_card_id,
+                                            'amount', v_card.balance));
     INSERT INTO public.idempotency_keys (idempotency_key, operation, card_id, request, entry_id,
                                          result)
     VALUES (p_key, 'replace', p_card_id, v_request, v_out_entry,
