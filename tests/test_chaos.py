@@ -49,6 +49,18 @@ def _backends(conn: psycopg.Connection[Any]) -> list[int]:
         "AND pid <> pg_backend_pid() AND datname = current_database()").fetchall()]
 
 
+def _crash_postmaster(home: Path) -> None:
+    """SIGQUIT (immediate shutdown) to the embedded postmaster, SIGKILL if it lingers."""
+    data = local.layout(home).pg_data
+    pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+    os.kill(pid, signal.SIGQUIT)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
+
+
 def _inject(fault: str, rng: random.Random, home: Path, dsn: str, redis_server: Valkey) -> None:
     if fault in ("terminate_backends", "kill_backend"):
         try:
@@ -63,7 +75,10 @@ def _inject(fault: str, rng: random.Random, home: Path, dsn: str, redis_server: 
         except psycopg.OperationalError:
             pass  # still recovering from the previous fault
     elif fault == "restart_postgres":
-        local.stop(home)
+        try:
+            local.stop(home)
+        except local.LocalServerError:  # a fast shutdown too slow under load: crash it
+            _crash_postmaster(home)
         time.sleep(rng.uniform(0.2, 1.0))
         local.start(home)
     elif fault == "kill_redis":
