@@ -11,7 +11,7 @@ import psycopg
 from recharge_cli import db, verify
 from recharge_cli.charts import pyplot
 from recharge_cli.jsonable import Row
-from recharge_cli.render import write_csv
+from recharge_cli.report_folder import markdown_table, save_figure, write_markdown, write_table
 
 PREVIOUS_DAYS = 7
 TOP = 10
@@ -64,22 +64,17 @@ def change(today: float, mean: float) -> str:
 def write(out: Path, report: Row, plots: bool = True) -> list[Path]:
     """report.md, CSV files and PNG charts into `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    written = [write_csv(out / f"{name}.csv", report[name], columns)
+    written = [write_table(out / f"{name}.csv", report[name], columns)
                for name, columns in CSV_COLUMNS.items()]
     if plots:
         written += _charts(out, report)
-    (out / "report.md").write_text(markdown(report, plots))
-    return [*written, out / "report.md"]
+    return [*written, write_markdown(out / "report.md", markdown(report, plots))]
 
 
-def markdown(report: Row, plots: bool) -> str:
-    from tabulate import tabulate
-
+def markdown(report: Row, plots: bool) -> list[str]:
     day, mean = report["day"], report["previous_mean"]
     ok = report["violations"] == 0
-
-    def table(rows: list[Row]) -> str:
-        return tabulate(rows, headers="keys", tablefmt="github", intfmt=",")
+    table = markdown_table
 
     lines = [
         f"# Daily report {report['date']}", "",
@@ -101,8 +96,8 @@ def markdown(report: Row, plots: bool) -> str:
               "## Cards by status (now, and changes to each status during the day)", "",
               table(report["cards_by_status"]), "",
               "## Verify", "", table(report["verify"]), "",
-              "## Last 8 days", "", table(report["days"]), ""]
-    return "\n".join(lines)
+              "## Last 8 days", "", table(report["days"])]
+    return lines
 
 
 def _charts(out: Path, report: Row) -> list[Path]:
@@ -110,23 +105,29 @@ def _charts(out: Path, report: Row) -> list[Path]:
     days = report["days"]
     labels = [d["day"][5:] for d in days]
     colors = ["#bbbbbb"] * (len(days) - 1) + ["#2a9d8f"]
-    fig, (money, legs) = plt.subplots(1, 2, figsize=(11, 3.8))
-    money.bar(labels, [d["recharged"] / 1e6 for d in days], color=colors)
-    money.plot(labels, [d["fares"] / 1e6 for d in days], "o-", color="#e76f51", label="fares")
-    money.set_title("recharged (bars) and fares (line), million pesos")
-    money.legend(fontsize=8)
-    legs.bar(labels, [d["legs"] for d in days], color=colors)
+    fig, (recharged, fares, legs) = plt.subplots(1, 3, figsize=(14, 4))
+    recharged.bar(labels, [d["recharged"] / 1e6 for d in days], color=colors)
+    recharged.set_title("recharged")
+    recharged.set_ylabel("million pesos")
+    fares.bar(labels, [d["fares"] / 1e6 for d in days], color=colors)
+    fares.set_title("fares paid")
+    fares.set_ylabel("million pesos")
+    legs.bar(labels, [d["legs"] for d in days], color=colors, label="trip legs")
     legs.set_title("trip legs (bars) and transfer share (line)")
+    legs.set_ylabel("trip legs")
     share = legs.twinx()
-    share.plot(labels, [d["transfer_share"] * 100 for d in days], "o-", color="#264653")
+    share.plot(labels, [d["transfer_share"] * 100 for d in days], "o-", color="#264653",
+               label="transfer share")
     share.set_ylabel("transfers, % of legs")
-    for ax in (money, legs):
+    share.set_ylim(bottom=0)
+    for ax in (recharged, fares, legs):
         ax.tick_params(axis="x", labelrotation=45)
         ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"Daily report {report['date']} (highlighted) vs previous 7 days")
+        ax.set_xlabel("day (MM-DD)")
+    fig.suptitle(f"Daily report {report['date']} (highlighted) vs the previous 7 days, each "
+                 "on its own axis")
     fig.tight_layout()
-    fig.savefig(out / "days.png", dpi=110)
-    plt.close(fig)
+    written = [save_figure(fig, out / "days.png")]
 
     stations = list(reversed(report["stations"]))
     fig, ax = plt.subplots(figsize=(8, 0.35 * max(len(stations), 1) + 1.5))
@@ -136,6 +137,4 @@ def _charts(out: Path, report: Row) -> list[Path]:
     ax.set_title(f"Busiest stations on {report['date']}")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    fig.savefig(out / "stations.png", dpi=110)
-    plt.close(fig)
-    return [out / "days.png", out / "stations.png"]
+    return [*written, save_figure(fig, out / "stations.png")]

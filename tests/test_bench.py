@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from recharge_cli.bench import statistics
+from recharge_cli.bench import analysis, load, statistics
+from tests import faults
+from tests.conftest import run_cli
 
 
 def test_summary_on_known_samples() -> None:
@@ -61,19 +66,53 @@ def test_bench_end_to_end(cli, tmp_path: Path) -> None:
     assert cli("bench", "--target", "nope").exit_code == 2
 
 
-def test_bench_writes_throughput_and_compare(cli, tmp_path: Path) -> None:
+def test_bench_open_loop_sweep_writes_and_budget_gate(cli, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    result = cli("bench", "--iterations", "5", "--warmup", "1", "--target", "balance",
+                 "--target", "recharge", "--rates", "40,80", "--concurrency", "2",
+                 "--duration", "1", "--slo-ms", "50", "--check-budgets", "--out", str(out))
+    body = result.json()
+    # --check-budgets: exit 1 exactly when a budget of this run failed
+    assert result.exit_code == (0 if all(b["pass"] for b in body["budgets"]) else 1), result.stderr
+    loads = {(r["target"], r["kind"], r["offered_per_second"]): r for r in body["loads"]}
+    assert set(loads) == {(t, k, r) for t, k in (("balance", "miss"), ("balance", "hit"),
+                                                  ("balance", "db"), ("recharge", "write"))
+                          for r in (40.0, 80.0)}
+    for r in loads.values():
+        assert r["mode"] == "open" and r["operations"] > 0 and 0 <= r["slower_than_slo"] <= 1
+        assert r["p50_us"] <= r["p99_us"] <= r["p99_9_us"] <= r["max_us"]
+    writes = sum(r["operations"] for (t, _, _), r in loads.items() if t == "recharge")
+    check = body["write_check"]
+    assert check["ok"] and check["writes"] == 6 + writes == check["recharges"]
+    assert {(s["target"], s["kind"]) for s in body["saturation"]} == {
+        (t, k) for t, k, _ in loads}
+    for name in ("curve-balance.png", "curve-recharge.png", "timeseries.png", "load.csv",
+                 "per_second.csv", "hgrm/balance-hit-80per_s.hgrm"):
+        assert (out / name).stat().st_size > 0, name
+    assert "Value" in (out / "hgrm/balance-hit-80per_s.hgrm").read_text()
+    for row in csv.DictReader((out / "summary.csv").open()):  # numbers, never display strings
+        for column, value in row.items():
+            if column not in ("target", "kind") and value:
+                float(value)
+    saved = json.loads((out / "results.json").read_text())
+    assert isinstance(saved["summary"]["balance/miss"]["p50_us"], float)
+    merged = load.Recording.decode({**saved["loads"][0], "per_second": {}, "busy_share": 0.0,
+                                    "latency": saved["loads"][0]["histogram"]})
+    assert merged.latency.get_total_count() == saved["loads"][0]["operations"]
+
+
+def test_bench_closed_loop_and_compare(cli, tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     result = cli("bench", "--iterations", "5", "--warmup", "1", "--target", "balance",
                  "--target", "recharge", "--concurrency", "2", "--duration", "1", "--no-plot",
                  "--out", str(first))
     assert result.exit_code == 0, result.stderr
     body = result.json()
-    check, throughput = body["write_check"], body["throughput"]
-    assert throughput["balance"]["operations"] > 0 and throughput["recharge"]["operations"] > 0
-    assert check["ok"] and check["writes"] == 6 + throughput["recharge"]["operations"]
-    assert check["recharges"] == check["writes"] and check["balance"] == 1_000 * check["writes"]
+    writes = [r for r in body["loads"] if r["target"] == "recharge"]
+    assert [r["mode"] for r in body["loads"]] == ["closed"] * 4 and writes[0]["operations"] > 0
+    assert body["write_check"]["writes"] == 6 + writes[0]["operations"]
     assert len(json.loads((first / "results.json").read_text())["samples_ns"]["recharge/write"]) == 5
-    assert "## Throughput" in (first / "report.md").read_text()
+    assert "## Load runs" in (first / "report.md").read_text()
 
     assert cli("bench", "--iterations", "5", "--warmup", "1", "--target", "balance", "--no-plot",
                "--out", str(second)).exit_code == 0
@@ -83,7 +122,120 @@ def test_bench_writes_throughput_and_compare(cli, tmp_path: Path) -> None:
     rows = {r["series"]: r for r in compared.json()}
     hit = rows["balance/hit"]
     assert hit["ci_low"] <= hit["ratio"] <= hit["ci_high"] and hit["run"] == "second"
-    assert "recharge/write" not in rows  # only in the first run
+    assert rows["recharge/write"]["change"] == "only in first"
     assert (tmp_path / "cmp" / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cli("bench", "compare", str(first)).exit_code == 2
     assert cli("bench", "compare", str(first), str(tmp_path / "missing.json")).exit_code == 2
+    assert cli("bench", "--rates", "10,x").exit_code == 2
+    assert cli("bench", "--rates", "0").exit_code == 2
+
+
+# Open loop versus closed loop against a real server that stalls -------------------------
+
+def _stall(server: faults.Valkey, after: float, seconds: float) -> threading.Thread:
+    def pause() -> None:
+        time.sleep(after)
+        server.pause()
+        time.sleep(seconds)
+        server.resume()
+
+    thread = threading.Thread(target=pause)
+    thread.start()
+    return thread
+
+
+def test_open_loop_shows_the_stall_a_closed_loop_hides(tmp_path: Path) -> None:
+    """The server stops for 0.4 s of a 2 s run. The closed loop sends nothing meanwhile,
+    so only one operation is slow; the open loop keeps its schedule, and every operation
+    meant to start during the stall waits for it."""
+    with faults.valkey(tmp_path / "valkey") as server:
+        client = server.client()
+        client.set("k", "v")
+        seen = {}
+        for name, rate in (("closed", None), ("open", 500.0)):
+            thread = _stall(server, 0.8, 0.4)
+            seen[name] = load.drive(lambda _i: client.get("k"), 2.0, rate, seed=7)
+            thread.join()
+        client.close()
+    closed, opened = seen["closed"].latency, seen["open"].latency
+    assert closed.get_max_value() >= 350e6 and opened.get_max_value() >= 350e6
+    assert closed.get_value_at_percentile(99) < 50e6  # one slow operation among thousands
+    assert opened.get_value_at_percentile(90) > 100e6  # ~a fifth of the schedule queued
+    assert opened.get_total_count() == pytest.approx(1000, rel=0.2)
+    assert seen["open"].late >= 100 and seen["open"].skipped == 0
+
+
+def test_open_loop_counts_late_and_skipped_when_it_cannot_keep_up() -> None:
+    rec = load.drive(lambda _i: time.sleep(0.005), 1.5, rate=1000.0, seed=1)
+    assert rec.skipped > 0 and rec.late > 0
+    assert rec.operations + rec.skipped == pytest.approx(1500, rel=0.15)
+    run = load.LoadRun("balance", "hit", 1, 1.5, 1000.0, rec)
+    assert not run.kept_up and run.achieved < 300
+    sat = analysis.saturation([load.LoadRun("balance", "hit", 1, 1, 100.0, _recording(100)),
+                               run])
+    assert sat == [{"target": "balance", "kind": "hit", "saturated": True,
+                    "ops_per_second": max(100.0, run.achieved), "first_rate_not_kept_up": 1000.0,
+                    "client_bound": False}]
+
+
+def _recording(count: int, value_ns: int = 1_000_000, second: int = 0) -> load.Recording:
+    rec = load.Recording()
+    for _ in range(count):
+        rec.record(second, value_ns)
+    return rec
+
+
+def test_hdr_recordings_merge_across_processes() -> None:
+    parts = [_recording(900, 100_000, 0), _recording(90, 10_000_000, 1),
+             _recording(10, 1_000_000_000, 1)]
+    merged = load.Recording()
+    for part in parts:
+        merged.merge(load.Recording.decode(part.encode()))  # as it crosses from a process
+    h = merged.latency
+    assert h.get_total_count() == merged.operations == 1000
+    assert h.get_value_at_percentile(50) == pytest.approx(100_000, rel=1e-3)
+    assert h.get_value_at_percentile(95) == pytest.approx(10_000_000, rel=1e-3)
+    assert h.get_value_at_percentile(99.9) == pytest.approx(1_000_000_000, rel=1e-3)
+    assert merged.per_second[0].get_total_count() == 900
+    assert merged.per_second[1].get_total_count() == 100
+    assert analysis.share_slower(h, 5.0) == pytest.approx(0.1)
+    assert analysis.share_slower([1_000_000, 9_000_000], 5.0) == 0.5
+
+
+# bench compare: drift of the raw baselines, and the regression gate -----------------------
+
+def _results(path: Path, scale: dict[str, float]) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    base = {"balance/hit": 200_000, "balance/db": 400_000, "stats_revenue/hit": 210_000,
+            "baseline/redis_get": 180_000, "baseline/pg_point_query": 350_000}
+    samples = {series: (rng.normal(ns, ns * 0.03, 300) * scale.get(series, 1.0)).astype(int)
+               .tolist() for series, ns in base.items()}
+    path.mkdir()
+    (path / "results.json").write_text(json.dumps({"samples_ns": samples}))
+    return path
+
+
+def test_compare_warns_on_baseline_drift_and_gates_regressions(tmp_path: Path) -> None:
+    base = _results(tmp_path / "base", {})
+    busier = _results(tmp_path / "busier", {s: 2.0 for s in (
+        "balance/hit", "balance/db", "stats_revenue/hit", "baseline/redis_get",
+        "baseline/pg_point_query")})
+    slower = _results(tmp_path / "slower", {"balance/hit": 1.5})
+    drift = run_cli("bench", "compare", str(base), str(busier), "--fail-if-slower", "10",
+                    "--no-plot", "--out", str(tmp_path / "c1"))
+    assert drift.exit_code == 0, drift.stderr  # everything ×2, machine included: no regression
+    assert "baseline redis_get itself moved" in drift.stderr
+    rows = {r["series"]: r for r in json.loads(drift.stdout)}
+    assert rows["balance/hit"]["ratio"] == pytest.approx(2.0, rel=0.05)
+    assert rows["balance/hit"]["normalised_ratio"] == pytest.approx(1.0, rel=0.05)
+    gate = run_cli("bench", "compare", str(base), str(slower), "--fail-if-slower", "10",
+                   "--out", str(tmp_path / "c2"))
+    assert gate.exit_code == 1
+    assert "balance/hit" in gate.stderr and "stats_revenue/hit" not in gate.stderr
+    assert "moved" not in gate.stderr
+    assert (tmp_path / "c2" / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    lenient = run_cli("bench", "compare", str(base), str(slower), "--fail-if-slower", "60",
+                      "--no-plot", "--out", str(tmp_path / "c3"))
+    assert lenient.exit_code == 0

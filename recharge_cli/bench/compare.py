@@ -1,15 +1,27 @@
 """`recharge bench compare`: the change of every series between bench runs (results.json),
-as the ratio of medians against the first run with a bootstrap 95% interval, and one plot."""
+as the ratio of medians against the first run with a bootstrap 95% interval.
+
+The raw baselines (Redis GET, a prepared PostgreSQL point query) measure the machine,
+not recharge: when they moved between runs, the machine was different or busier, and
+every series is also given normalised by the baseline of the path it takes; the gate
+(`fail_if_slower`) then judges the normalised ratios.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recharge_cli.bench import statistics
-from recharge_cli.charts import pyplot
 from recharge_cli.errors import InvalidInput
+
+DRIFT = 0.10  # a baseline moved when its whole interval is more than 10 % away from 1
+# The raw baseline(s) each kind's path goes through.
+PATH_BASELINES = {"hit": ("redis_get",), "db": ("pg_point_query",),
+                  "write": ("pg_point_query",), "miss": ("redis_get", "pg_point_query")}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -25,70 +37,132 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
-def changes(runs: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
-    """One row per series and later run: p50s and the ratio later/first with its interval."""
-    first, rows = runs[0], []
-    for series, base in first["samples_ns"].items():
-        for run in runs[1:]:
-            other = run["samples_ns"].get(series)
-            if not other:
-                continue
-            ratio = statistics.speedup(other, base, seed)
-            rows.append({"series": series, "base": first["label"], "run": run["label"],
-                         "base_p50_us": round(statistics.summarize(base)["p50_us"], 1),
-                         "p50_us": round(statistics.summarize(other)["p50_us"], 1),
-                         "ratio": round(ratio["ratio"], 3), "ci_low": round(ratio["ci_low"], 3),
-                         "ci_high": round(ratio["ci_high"], 3),
-                         "change": verdict(ratio)})
-    for target, base in (first.get("throughput") or {}).items():
-        for run in runs[1:]:
-            other = (run.get("throughput") or {}).get(target)
-            if other:
-                rows.append({"series": f"{target}/throughput", "base": first["label"],
-                             "run": run["label"], "base_ops_per_second": round(base["ops_per_second"]),
-                             "ops_per_second": round(other["ops_per_second"]),
-                             "ratio": round(other["ops_per_second"] / base["ops_per_second"], 3)})
-    return rows
+@dataclass
+class Comparison:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    regressions: list[dict[str, Any]] = field(default_factory=list)
 
 
-def verdict(ratio: dict[str, float]) -> str:
-    """Slower/faster only when the whole 95% interval is on one side of 1."""
-    if ratio["ci_low"] > 1:
+def verdict(low: float, high: float, threshold: float = 0.0) -> str:
+    """Slower/faster only when the whole 95% interval is beyond 1 (± threshold)."""
+    if low > 1 + threshold:
         return "slower"
-    if ratio["ci_high"] < 1:
+    if high < 1 - threshold:
         return "faster"
     return "no clear change"
 
 
-def plot(runs: list[dict[str, Any]], path: Path) -> Path:
-    """Median latency per series and run (log axis), whiskers from p25 to p75."""
-    import numpy as np
+def _baseline_drift(first: dict[str, Any], run: dict[str, Any], seed: int
+                    ) -> dict[str, dict[str, float]]:
+    moved = {}
+    for name in ("redis_get", "pg_point_query"):
+        base, other = (r["samples_ns"].get(f"baseline/{name}") for r in (first, run))
+        if base and other:
+            moved[name] = statistics.speedup(other, base, seed)
+    return moved
+
+
+def _normaliser(kind: str, drift: dict[str, dict[str, float]]) -> float | None:
+    names = PATH_BASELINES.get(kind, ())
+    if not names or any(n not in drift for n in names):
+        return None
+    return math.prod(drift[n]["ratio"] for n in names) ** (1 / len(names))
+
+
+def changes(runs: list[dict[str, Any]], fail_if_slower: float | None = None,
+            seed: int = 0) -> Comparison:
+    """Every series of every later run against the first run."""
+    first, result = runs[0], Comparison()
+    for run in runs[1:]:
+        drift = _baseline_drift(first, run, seed)
+        drifted = {n: d for n, d in drift.items() if d["ci_low"] > 1 + DRIFT
+                   or d["ci_high"] < 1 / (1 + DRIFT)}
+        for name, d in drifted.items():
+            result.warnings.append(
+                f"{run['label']}: the raw baseline {name} itself moved ×{d['ratio']:.2f} "
+                f"[{d['ci_low']:.2f}, {d['ci_high']:.2f}] against {first['label']}: a different "
+                "or busier machine; the verdicts use ratios normalised by the baselines")
+        for series in sorted(set(first["samples_ns"]) | set(run["samples_ns"])):
+            row = _row(series, first, run, drift, bool(drifted), fail_if_slower, seed)
+            result.rows.append(row)
+            if row["change"] == "slower" and fail_if_slower is not None \
+                    and not series.startswith("baseline/"):
+                result.regressions.append(row)
+        result.rows += _load_rows(first, run)
+    return result
+
+
+def _row(series: str, first: dict[str, Any], run: dict[str, Any],
+         drift: dict[str, dict[str, float]], drifted: bool, fail_if_slower: float | None,
+         seed: int) -> dict[str, Any]:
+    base, other = first["samples_ns"].get(series), run["samples_ns"].get(series)
+    row: dict[str, Any] = {"series": series, "base": first["label"], "run": run["label"]}
+    if not (base and other):
+        return {**row, "change": f"only in {first['label'] if base else run['label']}"}
+    ratio = statistics.speedup(other, base, seed)
+    row.update({"base_p50_us": statistics.summarize(base)["p50_us"],
+                "p50_us": statistics.summarize(other)["p50_us"], **ratio})
+    judged = (ratio["ci_low"], ratio["ci_high"])
+    kind = series.split("/")[1]
+    norm = None if series.startswith("baseline/") else _normaliser(kind, drift)
+    if norm:
+        row.update({"normalised_ratio": ratio["ratio"] / norm,
+                    "normalised_ci_low": ratio["ci_low"] / norm,
+                    "normalised_ci_high": ratio["ci_high"] / norm})
+        if drifted:
+            judged = (row["normalised_ci_low"], row["normalised_ci_high"])
+    row["change"] = verdict(*judged, (fail_if_slower or 0.0) / 100)
+    return row
+
+
+def _load_rows(first: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Achieved operations/s of the load runs both runs made (same target, kind, rate)."""
+    def keyed(r: dict[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
+        return {(x["target"], x["kind"], x["mode"], x["offered_per_second"]): x
+                for x in r.get("loads") or []}
+
+    base, other = keyed(first), keyed(run)
+    return [{"series": f"{k[0]}/{k[1]}/{k[2]}" + (f"@{k[3]:g}" if k[3] else ""),
+             "base": first["label"], "run": run["label"],
+             "base_ops_per_second": base[k]["achieved_per_second"],
+             "ops_per_second": other[k]["achieved_per_second"],
+             "ratio": other[k]["achieved_per_second"] / base[k]["achieved_per_second"],
+             "change": "throughput"}
+            for k in base if k in other and base[k]["achieved_per_second"]]
+
+
+def plot(comparison: Comparison, path: Path, fail_if_slower: float | None) -> Path:
+    """The ratio (later/first p50) of every series with its 95% interval, sorted."""
+    from recharge_cli.charts import pyplot
+    from recharge_cli.report_folder import save_figure
 
     plt = pyplot()
-
-    series = list(runs[0]["samples_ns"])
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(series) * len(runs) + 1.5))
-    offsets = np.linspace(-0.3, 0.3, len(runs)) if len(runs) > 1 else [0.0]
-    for offset, run in zip(offsets, runs, strict=True):
-        ys, p50, low, high = [], [], [], []
-        for y, name in enumerate(series):
-            values = run["samples_ns"].get(name)
-            if values:
-                q25, q50, q75 = np.percentile(np.asarray(values) / 1000.0, [25, 50, 75])
-                ys.append(y + offset)
-                p50.append(q50)
-                low.append(q50 - q25)
-                high.append(q75 - q50)
-        ax.errorbar(p50, ys, xerr=[low, high], fmt="o", markersize=4, capsize=2,
-                    label=run["label"])
-    ax.set_yticks(range(len(series)), series, fontsize=8)
-    ax.invert_yaxis()
+    rows = sorted((r for r in comparison.rows if "ci_low" in r),
+                  key=lambda r: r.get("normalised_ratio", r["ratio"]))
+    fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 2))
+    colors = {"slower": "#e76f51", "faster": "#2a9d8f", "no clear change": "#777777"}
+    for y, r in enumerate(rows):
+        ax.errorbar([r["ratio"]], [y], xerr=[[r["ratio"] - r["ci_low"]], [r["ci_high"] - r["ratio"]]],
+                    fmt="o", color=colors[r["change"]], capsize=2, markersize=4)
+        if "normalised_ratio" in r:
+            ax.plot([r["normalised_ratio"]], [y], "x", color="black", markersize=5)
+    ax.axvline(1, color="black", linewidth=0.8)
+    if fail_if_slower is not None:
+        ax.axvline(1 + fail_if_slower / 100, color="#e76f51", linestyle="--", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [f"{r['series']} ({r['run']})" for r in rows], fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlabel("latency p50 (µs, log); whiskers p25–p75")
-    ax.set_title("bench compare")
+    ax.set_xlabel("ratio of medians, later run / base run (log; below 1 is faster), 95% interval")
+    labels = [plt.Line2D([], [], color=c, marker="o", linestyle="", label=k)
+              for k, c in colors.items()]
+    labels.append(plt.Line2D([], [], color="black", marker="x", linestyle="",
+                             label="normalised by the raw baselines"))
+    if fail_if_slower is not None:
+        labels.append(plt.Line2D([], [], color="#e76f51", linestyle="--",
+                                 label=f"gate: {fail_if_slower:g} % slower"))
+    ax.legend(handles=labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    base = comparison.rows[0]["base"] if comparison.rows else ""
+    ax.set_title(f"bench compare against {base}: change of each series' median", fontsize=10)
     ax.grid(alpha=0.3, which="both", axis="x")
-    ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

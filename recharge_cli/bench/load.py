@@ -1,65 +1,229 @@
-"""Closed-loop throughput: N processes (not threads: the client side is Python-bound and
-would serialise on the GIL) each run one target back to back for a fixed time, all
-starting together. Reads take the cached read path (keys stay warm, so mostly hits);
-the write target recharges scratch cards, each process its own slice.
+"""Load runs: N processes (not threads: the client side is Python-bound and would
+serialise on the GIL) run one target and kind for a fixed time, all starting together.
+
+Closed loop: each process runs the operation back to back (throughput at a given
+concurrency; queueing behind a slow operation is hidden, since nothing is sent meanwhile).
+Open loop (`rate`): each process follows a Poisson schedule of rate/N operations per
+second (as pgbench -R does) and every latency is measured from the operation's intended
+start, so time spent queued behind a stall counts (no coordinated omission). An operation
+started more than LATE_NS after its intended start is counted late; one already more than
+SKIP_AFTER_NS behind schedule is skipped and counted, and so is one still unsent when the
+run's time is up (a run never overruns its time).
+
+Latencies go into HDR histograms (mergeable across processes), and per second of the run
+into one small histogram each, for the time series of throughput and p99.
 """
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-from recharge_cli import db
+from hdrh.histogram import HdrHistogram
+
 from recharge_cli.bench import runner
-from recharge_cli.bench.statistics import summarize
-from recharge_cli.cache import Cache
 
-START_DELAY = 2.0  # seconds for every process to import and connect before the clock starts
+START_DELAY = 1.0  # seconds for every (warm) process to connect and cache keys before the clock starts
+LOWEST_NS, HIGHEST_NS = 1, 60_000_000_000  # 1 ns … 60 s, 3 significant digits
+LATE_NS = 1_000_000  # started more than 1 ms after its intended start
+SKIP_AFTER_NS = 1_000_000_000  # more than 1 s behind schedule: skipped, as pgbench -L does
+BUSY_CLIENT = 0.9  # a process busy on its CPU this share of the run could not have sent more
 
 
-def _client(dsn: str, redis_url: str, prefix: str, target: str, card_ids: list[int],
-            start_at: float, seconds: float, cluster: bool) -> list[int]:
-    """One closed-loop client: latencies (ns) of the operations finished in the window."""
-    conn = db.connect(dsn, application_name=f"recharge-bench-load-{target}")
-    cache = Cache.from_url(redis_url, prefix, cluster=cluster)
-    operation = runner.write if target == runner.WRITE_TARGET else runner.TARGETS[target].read
-    latencies: list[int] = []
-    time.sleep(max(0.0, start_at - time.time()))
-    deadline = time.perf_counter_ns() + int(seconds * 1e9)
-    i = 0
-    while (start := time.perf_counter_ns()) < deadline:
-        operation(conn, cache, card_ids[i % len(card_ids)])
-        latencies.append(time.perf_counter_ns() - start)
+def histogram(digits: int = 3) -> HdrHistogram:
+    return HdrHistogram(LOWEST_NS, HIGHEST_NS, digits)
+
+
+@dataclass
+class Recording:
+    """What one process (or, merged, all of them) saw in one load run."""
+
+    latency: HdrHistogram = field(default_factory=histogram)
+    per_second: dict[int, HdrHistogram] = field(default_factory=dict)
+    operations: int = 0
+    late: int = 0
+    skipped: int = 0
+    busy_share: float = 0.0  # client CPU time / wall time (max over processes when merged)
+
+    def record(self, second: int, latency_ns: int) -> None:
+        latency_ns = min(max(latency_ns, LOWEST_NS), HIGHEST_NS)
+        self.latency.record_value(latency_ns)
+        if second not in self.per_second:
+            self.per_second[second] = histogram(2)
+        self.per_second[second].record_value(latency_ns)
+        self.operations += 1
+
+    def encode(self) -> dict[str, Any]:
+        """A picklable, JSON-able form (HDR's compressed base64 encoding)."""
+        return {"latency": self.latency.encode().decode(), "operations": self.operations,
+                "late": self.late, "skipped": self.skipped, "busy_share": self.busy_share,
+                "per_second": {s: h.encode().decode() for s, h in self.per_second.items()}}
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> Recording:
+        return cls(HdrHistogram.decode(data["latency"]),
+                   {int(s): HdrHistogram.decode(h) for s, h in data["per_second"].items()},
+                   data["operations"], data["late"], data["skipped"], data["busy_share"])
+
+    def merge(self, other: Recording) -> None:
+        self.latency.add(other.latency)
+        for second, h in other.per_second.items():
+            if second in self.per_second:
+                self.per_second[second].add(h)
+            else:
+                self.per_second[second] = h
+        self.operations += other.operations
+        self.late += other.late
+        self.skipped += other.skipped
+        self.busy_share = max(self.busy_share, other.busy_share)
+
+
+def drive(operation: Callable[[int], Any], seconds: float,
+          rate: float | None = None, start_ns: int | None = None, seed: int = 0,
+          after: Callable[[int], Any] = lambda _i: None) -> Recording:
+    """Run `operation(i)` for `seconds` from `start_ns` (perf_counter_ns): back to back
+    (closed loop) or on a Poisson schedule of `rate` per second (open loop). `after(i)`
+    runs once operation i is timed (outside its latency; in an open loop it may delay the
+    next start, which then counts)."""
+    rec = Recording()
+    start_ns = start_ns or time.perf_counter_ns()
+    time.sleep(max(0.0, (start_ns - time.perf_counter_ns()) / 1e9))
+    deadline = start_ns + int(seconds * 1e9)
+    rng = random.Random(seed)
+    cpu_start, wall_start = time.process_time_ns(), time.perf_counter_ns()
+    intended, i = start_ns, 0
+    while True:
+        if rate:
+            intended += int(rng.expovariate(rate) * 1e9)
+            if intended >= deadline:
+                break
+            now = time.perf_counter_ns()
+            if now < intended:
+                time.sleep((intended - now) / 1e9)
+            elif now - intended > SKIP_AFTER_NS or now >= deadline:
+                rec.skipped += 1  # too far behind, or due but the run is over: never sent
+                continue
+            began = time.perf_counter_ns()
+            rec.late += began - intended > LATE_NS
+        else:
+            intended = began = time.perf_counter_ns()
+            if began >= deadline:
+                break
+        operation(i)
+        rec.record((intended - start_ns) // 1_000_000_000, time.perf_counter_ns() - intended)
+        after(i)
         i += 1
-    conn.close()
-    cache.close()
-    return latencies
+    wall = time.perf_counter_ns() - wall_start
+    rec.busy_share = (time.process_time_ns() - cpu_start) / wall if wall else 0.0
+    return rec
 
 
-def scratch_cards_needed(processes: int, seconds: float) -> int:
-    """Enough scratch cards for the fastest write rate we could plausibly see (2,000/s per
-    process) without any card reaching its maximum balance."""
-    return processes * (int(seconds * 2_000) // runner.WRITES_PER_CARD + 1)
+@dataclass(frozen=True)
+class Job:
+    """One process's share of a load run (picklable: it crosses to a spawned process)."""
+
+    dsn: str
+    redis_url: str
+    prefix: str
+    cluster: bool
+    target: str
+    kind: str
+    cards: list[int]
+    start_at: float  # time.time() when the clock starts
+    seconds: float
+    rate: float | None  # this process's operations/s; None = closed loop
+    seed: int
 
 
-def run(dsn: str, redis_url: str, prefix: str, targets: list[str], processes: int,
-        seconds: float, card_ids: list[int], scratch: list[int],
-        cluster: bool = False) -> dict[str, Any]:
-    """Per target: operations/s over the window and latency under load."""
-    results: dict[str, Any] = {}
-    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-        for target in targets:
-            pool_cards = scratch if target == runner.WRITE_TARGET else card_ids
-            start_at = time.time() + START_DELAY
-            futures = [pool.submit(_client, dsn, redis_url, prefix, target,
-                                   pool_cards[n::processes] or pool_cards, start_at, seconds,
-                                   cluster)
-                       for n in range(processes)]
-            latencies = [ns for f in futures for ns in f.result()]
-            results[target] = {"processes": processes, "seconds": seconds,
-                               "operations": len(latencies),
-                               "ops_per_second": len(latencies) / seconds,
-                               **summarize(latencies)}
-    return results
+def _run_job(job: Job) -> dict[str, Any]:
+    """In a load process: connect, warm the keys, then drive the operation."""
+    from recharge_cli import db
+    from recharge_cli.cache import Cache
+
+    conn = db.connect(job.dsn, application_name=f"recharge-bench-load-{job.target}")
+    cache = Cache.from_url(job.redis_url, job.prefix, cluster=job.cluster)
+    try:
+        operation, after = runner.operation(conn, cache, job.target, job.kind, job.cards)
+        start_ns = time.perf_counter_ns() + int((job.start_at - time.time()) * 1e9)
+        return drive(operation, job.seconds, job.rate, start_ns, job.seed,
+                     after).encode()
+    finally:
+        conn.close()
+        cache.close()
+
+
+@dataclass
+class LoadRun:
+    """One target and kind under one load: closed loop, or open loop at an offered rate."""
+
+    target: str
+    kind: str
+    processes: int
+    seconds: float
+    offered: float | None  # operations/s offered (open loop); None = closed loop
+    recording: Recording
+
+    @property
+    def achieved(self) -> float:
+        return self.recording.operations / self.seconds
+
+    @property
+    def kept_up(self) -> bool:
+        """Did it serve the offered load (nothing skipped, ≥ 95 % of the rate)?"""
+        return self.offered is None or (not self.recording.skipped
+                                        and self.achieved >= 0.95 * self.offered)
+
+    @property
+    def client_bound(self) -> bool:
+        """A load process was busy on its CPU nearly all the time: the client, not the
+        server, may be what limited the throughput."""
+        return self.recording.busy_share >= BUSY_CLIENT
+
+
+def scratch_cards_needed(processes: int, seconds: float, rates: list[float]) -> int:
+    """Enough scratch cards for the write target: the offered rates, or the fastest closed
+    loop we could plausibly see (2,000/s per process), none reaching its maximum balance."""
+    writes = sum(rates) * seconds * 1.2 if rates else processes * seconds * 2_000
+    return int(writes) // runner.WRITES_PER_CARD + processes
+
+
+def run(jobs: list[Job], pool: ProcessPoolExecutor) -> Recording:
+    """Every process's job at once; their recordings merged."""
+    merged = Recording()
+    for future in [pool.submit(_run_job, job) for job in jobs]:
+        merged.merge(Recording.decode(future.result()))
+    return merged
+
+
+def pool(processes: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(processes, mp_context=get_context("spawn"))
+
+
+def _ready(seconds: float) -> None:
+    """In a new load process: import what a job needs, then hold the process a moment so
+    that every process of the pool takes one of these calls."""
+    from recharge_cli import cache, db  # noqa: F401
+
+    time.sleep(seconds)
+
+
+def warm(executor: ProcessPoolExecutor, processes: int) -> None:
+    """Start every process of the pool before the first timed run (spawning and importing
+    take longer than START_DELAY)."""
+    for future in [executor.submit(_ready, 0.3) for _ in range(processes)]:
+        future.result()
+
+
+def jobs(base: dict[str, Any], target: str, kind: str, cards: list[int], processes: int,
+         seconds: float, rate: float | None, seed: int) -> list[Job]:
+    """Split one load run over the processes: each its own slice of the cards and of the rate."""
+    start_at = time.time() + START_DELAY
+    return [Job(**base, target=target, kind=kind, cards=cards[n::processes] or cards,
+                start_at=start_at, seconds=seconds, rate=rate / processes if rate else None,
+                seed=seed + n)
+            for n in range(processes)]

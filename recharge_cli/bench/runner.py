@@ -68,6 +68,7 @@ TARGETS: dict[str, Target] = {
 WRITE_TARGET = "recharge"
 WRITE_AMOUNT = 1_000  # the minimum recharge: a scratch card takes hundreds before its maximum
 WRITES_PER_CARD = 400
+MAX_WARM_CARDS = 1_000  # a hit load run caches at most this many cards' keys before it starts
 ALL_TARGETS = (*TARGETS, WRITE_TARGET)
 
 
@@ -162,6 +163,30 @@ def _ensure_hit(spec: Target, conn: psycopg.Connection[Any], cache: Cache, card:
         if stale:
             cache.delete(key)
             spec.read(conn, cache, card)
+
+
+def operation(conn: psycopg.Connection[Any], cache: Cache, target: str, kind: str,
+              card_ids: list[int]) -> tuple[Callable[[int], Any], Callable[[int], Any]]:
+    """Operation i of a load run on `card_ids` and what follows it outside its latency: a
+    miss deletes the next operation's keys; a hit run starts with its keys cached."""
+    def card(i: int) -> int:
+        return card_ids[i % len(card_ids)]
+
+    def nothing(_i: int) -> None:
+        return None
+
+    if target == WRITE_TARGET:
+        return (lambda i: write(conn, cache, card(i))), nothing
+    spec = TARGETS[target]
+    if kind == "db":
+        return (lambda i: spec.direct(conn, card(i))), nothing
+    if kind == "hit":
+        for card_id in card_ids[:MAX_WARM_CARDS]:
+            _ensure_hit(spec, conn, cache, card_id)
+        return (lambda i: spec.read(conn, cache, card(i))), nothing
+    cache.delete(*spec.keys(cache, card(0)))
+    return (lambda i: spec.read(conn, cache, card(i))), \
+        (lambda i: cache.delete(*spec.keys(cache, card(i + 1))))
 
 
 def sample_cards(conn: psycopg.Connection[Any], count: int, seed: int) -> list[int]:

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from recharge_cli.commands import runtime, writable_folder
-from recharge_cli.errors import InvalidInput, RechargeError
+from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError
+from recharge_cli.runtime import Runtime
 
-app = typer.Typer(invoke_without_command=True, help="Cached vs uncached latency, throughput, "
+if TYPE_CHECKING:
+    from recharge_cli.bench.session import RunResult, RunSpec
+
+app = typer.Typer(invoke_without_command=True, help="Cached vs uncached latency, load curves, "
                   "reports; `bench compare` runs.")
 
 
 def _default_out(kind: str = "") -> Path:
     return Path("reports") / f"{kind}{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+
+
+def rates_option(text: str | None) -> list[float]:
+    """`--rates 500,1000,2000`: positive operations/s, ascending."""
+    if not text:
+        return []
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give operations per second separated by commas, "
+                                 "e.g. 500,1000,2000") from None
+    if not rates or any(not 0 < r <= 1_000_000 for r in rates):
+        raise typer.BadParameter(f"{text!r}: every rate must be above 0 and at most 1,000,000/s")
+    return sorted(set(rates))
 
 
 @app.callback()
@@ -27,22 +45,37 @@ def bench(
     target: list[str] = typer.Option(None, "--target", help="balance, card_trips, stats_revenue, "
                                      "trips_total, active_users, recharge (repeat; default: all "
                                      "but recharge, which writes)"),
-    seed: int = typer.Option(1, "--seed", help="seed of the trial order and card sample"),
+    seed: int = typer.Option(1, "--seed", help="seed of the trial order, card sample and schedule"),
     concurrency: int = typer.Option(0, "--concurrency", min=0, max=256,
-                                    help="also run each target closed-loop in N processes"),
+                                    help="load processes: a closed-loop run per target and kind "
+                                    "(with --rate/--rates: the processes sharing the rate, "
+                                    "default 4)"),
+    rate: float | None = typer.Option(None, "--rate", min=0.001, max=1_000_000,
+                                      help="open loop: offer R operations/s per target and kind"),
+    rates: str | None = typer.Option(None, "--rates", metavar="R1,R2,…",
+                                     help="open-loop sweep of offered rates → throughput–latency "
+                                     "curves and saturation points"),
     duration: float = typer.Option(5.0, "--duration", min=0.5, max=600,
-                                   help="seconds of each --concurrency run"),
+                                   help="seconds of each load run"),
+    slo_ms: float | None = typer.Option(None, "--slo-ms", min=0.001,
+                                        help="report the share of operations slower than this"),
+    check_budgets: bool = typer.Option(False, "--check-budgets",
+                                       help="exit 1 when a performance budget fails"),
     out: Path | None = typer.Option(None, "--out", help="report folder (default "
                                     "reports/<UTC time>)"),
     no_plot: bool = typer.Option(False, "--no-plot", help="skip the PNG plots"),
 ) -> None:
-    """Cached vs uncached latency of each target, with baselines, plots and a report."""
+    """Cached vs uncached latency of each target, with baselines, load runs, plots and a report.
+
+    \b
+    Examples:
+      recharge bench --iterations 200
+      recharge bench --target balance --target stats_revenue --rates 500,1000,2000,4000
+      recharge bench --target recharge --concurrency 8 --duration 10 --check-budgets
+    """
     if ctx.invoked_subcommand:
         return
-    import psycopg
-
-    from recharge_cli import seed as demo
-    from recharge_cli.bench import load, report, runner
+    from recharge_cli.bench import runner, session
 
     rt = runtime(ctx)
     targets = target or list(runner.TARGETS)
@@ -50,75 +83,61 @@ def bench(
     if unknown:
         raise InvalidInput(f"unknown --target {', '.join(unknown)}; choose from "
                            f"{', '.join(runner.ALL_TARGETS)}")
+    spec = session.RunSpec(targets, iterations, warmup, seed, concurrency, duration,
+                           sorted({*rates_option(rates), *([rate] if rate else [])}), slo_ms,
+                           rt.servers().redis_cluster)
     out = writable_folder(out or _default_out(), "--out")
-    servers = rt.servers()
-    if not servers.redis_url:
-        raise InvalidInput("bench compares the Redis cache with PostgreSQL and needs Redis: give "
-                           "--redis-url or RECHARGE_REDIS_URL")
-    conn = rt.admin_db()  # scratch cards, raw baseline queries: the schema owner
-    if demo.is_empty(conn):
-        rt.output.message("The database is empty: loading the demo data set first …")
-        demo.seed(conn, output=rt.output)
-    prefix = f"{servers.cache_prefix}bench:{dt.datetime.now(dt.UTC):%H%M%S%f}:"
-    dsn = servers.admin_dsn or servers.dsn or ""
-    conns = runner.open_connections(dsn, servers.redis_url, prefix, servers.redis_cluster)
-    scratch = runner.ScratchCards([])
-    if runner.WRITE_TARGET in targets:
-        writes = iterations + warmup + (load.scratch_cards_needed(concurrency, duration)
-                                        * runner.WRITES_PER_CARD if concurrency else 0)
-        scratch = runner.ScratchCards.create(conn, writes)
-        rt.output.message(f"the recharge target writes to {len(scratch.card_ids)} new scratch "
-                          "card(s), retired (inactive) afterwards")
-    try:
-        card_ids = runner.sample_cards(conn, max(10, min(iterations, 1000)), seed)
-        total = iterations * (sum(len(runner.kinds_of(t)) for t in targets) + len(runner.BASELINES))
-        with rt.output.progress("Benchmarking", total=total) as bar:
-            samples = runner.run(conns, targets, iterations, warmup, seed, card_ids,
-                                 scratch.card_ids, bar.advance)
-        throughput = {}
-        if concurrency:
-            rt.output.message(f"throughput: {concurrency} processes × {duration:g} s per target …")
-            throughput = load.run(dsn, servers.redis_url, prefix, targets,
-                                  concurrency, duration, card_ids, scratch.card_ids,
-                                  servers.redis_cluster)
-        analysis = report.analyse(samples, targets, seed)
-        analysis["throughput"] = throughput
-        if scratch.card_ids:
-            done = iterations + warmup + throughput.get(runner.WRITE_TARGET, {}).get("operations", 0)
-            analysis["write_check"] = scratch.check(conn, done)
-        params = {"iterations": iterations, "warmup": warmup, "targets": targets, "seed": seed,
-                  "redis_cluster": servers.redis_cluster,
-                  "cards_sampled": len(card_ids), "concurrency": concurrency,
-                  "duration": duration if concurrency else None}
-        env = report.environment(conn, conns.caches["baseline"], params)
-        files = report.write(out, samples, analysis, env, plots=not no_plot)
-    finally:  # also on errors and interrupts: no scratch card is left active
-        with contextlib.suppress(psycopg.Error):
-            scratch.retire(conn)
-        conns.caches["baseline"].flush()
-        conns.close()
-    for warning in analysis["warnings"]:
-        rt.output.warn(warning)
-    rt.output.message(f"report written to {out}/ ({', '.join(f.name for f in files)})")
-    if rt.output.resolved_format == "json":
-        rt.output.emit({"out": str(out), "rows": report.summary_rows(analysis),
-                        "speedups": analysis["speedups"], "budgets": analysis["budgets"],
-                        "throughput": throughput, "write_check": analysis.get("write_check"),
-                        "warnings": analysis["warnings"]})
-    else:
-        rt.output.emit(report.summary_rows(analysis))
-        for name, t in throughput.items():
-            rt.output.message(f"throughput {name}: {t['ops_per_second']:,.0f} ops/s with "
-                              f"{t['processes']} processes (p50 {t['p50_us']:,.0f} µs, "
-                              f"p99 {t['p99_us']:,.0f} µs)")
-        for b in analysis["budgets"]:
-            rt.output.message(f"{'pass' if b['pass'] else 'FAIL'}: {b['budget']} "
-                              f"(measured {b['ratio']:.2f})")
-    check = analysis.get("write_check")
+    result = _run(rt, spec)
+    _show(rt, result, out, plots=not no_plot)
+    check = result.write_check
     if check and not check["ok"]:
         raise RechargeError(f"write check failed: scratch balances {check['balance']} != "
                             f"{check['expected_balance']} expected, {check['ledger_mismatches']} "
                             "card(s) whose balance differs from the ledger")
+    if check_budgets and not result.analysis.budgets_pass:
+        rt.output.error("a performance budget failed (see the budgets above)")
+        raise typer.Exit(ExitStatus.CHECK_FAILED)
+
+
+def _run(rt: Runtime, spec: RunSpec) -> RunResult:
+    from recharge_cli.bench import session
+
+    servers = rt.servers()
+    if not servers.redis_url:
+        raise InvalidInput("bench compares the Redis cache with PostgreSQL and needs Redis: give "
+                           "--redis-url or RECHARGE_REDIS_URL")
+    return session.run(spec, rt.admin_db(), servers.admin_dsn or servers.dsn or "",
+                       servers.redis_url, servers.cache_prefix, rt.output)
+
+
+def _show(rt: Runtime, result: RunResult, out: Path, plots: bool) -> None:
+    from recharge_cli.bench import analysis, exporters
+
+    files = exporters.write_all(out, result, plots)
+    a = result.analysis
+    for warning in a.warnings:
+        rt.output.warn(warning)
+    rt.output.message(f"report written to {out}/ ({len(files)} files: results.json, "
+                      "summary.csv, report.md" + (", plots" if plots else "") + ")")
+    if rt.output.resolved_format == "json":
+        rt.output.emit({"out": str(out), "rows": analysis.summary_rows(a),
+                        "speedups": a.speedups, "budgets": a.budgets, "loads": a.loads,
+                        "saturation": a.saturation, "write_check": result.write_check,
+                        "warnings": a.warnings})
+        return
+    rt.output.emit(analysis.summary_rows(a))
+    for r in a.loads:
+        offered = f"offered {r['offered_per_second']:,.0f}/s, " if r["offered_per_second"] else ""
+        rt.output.message(f"load {r['target']}/{r['kind']} ({r['mode']} loop, {offered}"
+                          f"{r['processes']} processes): {r['achieved_per_second']:,.0f} ops/s, "
+                          f"p50 {r.get('p50_us', 0):,.0f} µs, p99 {r.get('p99_us', 0):,.0f} µs"
+                          + (f", {r['skipped']} skipped" if r["skipped"] else ""))
+    for s in a.saturation:
+        state = "saturates at" if s["saturated"] else "served up to (not saturated)"
+        rt.output.message(f"{s['target']}/{s['kind']} {state} ≈ {s['ops_per_second']:,.0f} ops/s")
+    for b in a.budgets:
+        rt.output.message(f"{'pass' if b['pass'] else 'FAIL'}: {b['budget']} "
+                          f"(measured {b['ratio']:.2f})")
 
 
 @app.command("compare")
@@ -126,23 +145,39 @@ def compare(
     ctx: typer.Context,
     results: list[Path] = typer.Argument(..., help="two or more results.json files (or their "
                                          "report folders); the first is the base"),
+    fail_if_slower: float | None = typer.Option(None, "--fail-if-slower", metavar="PCT", min=0,
+                                                help="exit 1 when a series got slower by more "
+                                                "than PCT %, its whole 95% interval beyond it"),
     out: Path | None = typer.Option(None, "--out", help="folder for compare.png and compare.csv "
                                     "(default reports/compare-<UTC time>)"),
     no_plot: bool = typer.Option(False, "--no-plot", help="skip compare.png"),
 ) -> None:
-    """Change of every target/kind between runs: ratio of medians with a 95% interval."""
+    """Change of every series between runs: ratio of medians with a 95% interval.
+
+    \b
+    Examples:
+      recharge bench compare reports/before reports/after
+      recharge bench compare reports/before reports/after --fail-if-slower 10
+    """
     from recharge_cli.bench import compare as comparison
-    from recharge_cli.render import write_csv
+    from recharge_cli.report_folder import write_table
 
     rt = runtime(ctx)
     if len(results) < 2:
         raise InvalidInput("compare needs at least two results.json files")
     runs = [comparison.load(path) for path in results]
-    rows = comparison.changes(runs)
+    found = comparison.changes(runs, fail_if_slower)
     out = writable_folder(out or _default_out("compare-"), "--out")
-    written = [write_csv(out / "compare.csv", rows)]
+    written = [write_table(out / "compare.csv", found.rows)]
     if not no_plot:
-        written.append(comparison.plot(runs, out / "compare.png"))
+        written.append(comparison.plot(found, out / "compare.png", fail_if_slower))
+    for warning in found.warnings:
+        rt.output.warn(warning)
     rt.output.message(f"ratio = later p50 / {runs[0]['label']} p50 (below 1 is faster); "
                       f"written {', '.join(str(p) for p in written)}")
-    rt.output.emit(rows)
+    rt.output.emit(found.rows)
+    if found.regressions:
+        rt.output.error(f"{len(found.regressions)} series slower by more than "
+                        f"{fail_if_slower:g} %: "
+                        + ", ".join(f"{r['series']} ({r['run']})" for r in found.regressions))
+        raise typer.Exit(ExitStatus.CHECK_FAILED)

@@ -1,0 +1,137 @@
+"""From raw measurements to numbers: summaries per series, cache speed-ups with their
+intervals, budgets, saturation points of load sweeps, SLO shares and warnings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from recharge_cli.bench import statistics
+from recharge_cli.bench.load import LoadRun
+from recharge_cli.bench.runner import BASELINES, SERIES_KINDS, TARGETS, Samples
+
+# The performance budgets (README) that one bench run checks side by side:
+# (budget, measured series, baseline series, limit, applies with Redis Cluster?).
+BUDGETS = [
+    ("cache hit path p50 ≤ 1.2 × raw redis-py GET p50", "balance/hit", "baseline/redis_get",
+     1.2, False),
+    ("cache hit path p50 ≤ 1.3 × raw cluster-client GET p50 (Redis Cluster)", "balance/hit",
+     "baseline/redis_get", 1.3, True),
+    ("balance from PostgreSQL p50 ≤ 1.3 × raw prepared point query p50", "balance/db",
+     "baseline/pg_point_query", 1.3, None),
+]
+
+
+@dataclass
+class Analysis:
+    summary: dict[str, dict[str, Any]]  # series → n, min_us, p50_us, …
+    speedups: dict[str, dict[str, dict[str, float]]]  # target → miss_over_hit/db_over_hit → ratio
+    budgets: list[dict[str, Any]]
+    loads: list[dict[str, Any]] = field(default_factory=list)  # one row per load run
+    saturation: list[dict[str, Any]] = field(default_factory=list)  # per target and kind
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def budgets_pass(self) -> bool:
+        return all(b["pass"] for b in self.budgets)
+
+
+def latency_percentiles(run: LoadRun) -> dict[str, float]:
+    h = run.recording.latency
+    if not h.get_total_count():
+        return {}
+    return {"p50_us": h.get_value_at_percentile(50) / 1000,
+            "p99_us": h.get_value_at_percentile(99) / 1000,
+            "p99_9_us": h.get_value_at_percentile(99.9) / 1000,
+            "p99_99_us": h.get_value_at_percentile(99.99) / 1000,
+            "max_us": h.get_max_value() / 1000, "mean_us": h.get_mean_value() / 1000}
+
+
+def share_slower(values_ns: list[int] | Any, slo_ms: float) -> float:
+    """Share of operations slower than `slo_ms` (a list of samples or an HDR histogram)."""
+    limit = slo_ms * 1_000_000
+    if isinstance(values_ns, list):
+        return sum(v > limit for v in values_ns) / len(values_ns) if values_ns else 0.0
+    total = values_ns.get_total_count()
+    within = sum(step.count_added_in_this_iter_step for step in values_ns.get_recorded_iterator()
+                 if step.value_iterated_to <= limit)
+    return (total - within) / total if total else 0.0
+
+
+def load_row(run: LoadRun, slo_ms: float | None) -> dict[str, Any]:
+    rec = run.recording
+    row: dict[str, Any] = {
+        "target": run.target, "kind": run.kind,
+        "mode": "closed" if run.offered is None else "open", "processes": run.processes,
+        "seconds": run.seconds, "offered_per_second": run.offered,
+        "achieved_per_second": run.achieved, "operations": rec.operations, "late": rec.late,
+        "skipped": rec.skipped, "kept_up": run.kept_up, "client_busy_share": rec.busy_share,
+        **latency_percentiles(run)}
+    if slo_ms is not None:
+        row["slower_than_slo"] = share_slower(rec.latency, slo_ms)
+    return row
+
+
+def saturation(runs: list[LoadRun]) -> list[dict[str, Any]]:
+    """Per target and kind of an open-loop sweep: the most operations/s it served, and
+    whether it saturated (some offered rate was not kept up) or may go higher."""
+    found = []
+    for target, kind in dict.fromkeys((r.target, r.kind) for r in runs if r.offered):
+        series = sorted((r for r in runs if (r.target, r.kind) == (target, kind) and r.offered),
+                        key=lambda r: r.offered or 0)
+        failed = next((r for r in series if not r.kept_up), None)
+        best = max(series, key=lambda r: r.achieved)
+        found.append({"target": target, "kind": kind, "saturated": failed is not None,
+                      "ops_per_second": best.achieved,
+                      "first_rate_not_kept_up": failed.offered if failed else None,
+                      "client_bound": any(r.client_bound for r in series if not r.kept_up)})
+    return found
+
+
+def budgets(summary: dict[str, dict[str, Any]], cluster: bool) -> list[dict[str, Any]]:
+    checked = []
+    for text, measured, baseline, limit, for_cluster in BUDGETS:
+        if for_cluster not in (None, cluster) or measured not in summary \
+                or baseline not in summary:
+            continue
+        ratio = summary[measured]["p50_us"] / summary[baseline]["p50_us"]
+        checked.append({"budget": text, "ratio": ratio, "limit": limit, "pass": ratio <= limit})
+    return checked
+
+
+def analyse(samples: Samples, loads: list[LoadRun], targets: list[str], seed: int,
+            cluster: bool = False, slo_ms: float | None = None) -> Analysis:
+    summary = {series: statistics.summarize(values) for series, values in samples.values.items()}
+    if slo_ms is not None:
+        for series, values in samples.values.items():
+            summary[series]["slower_than_slo"] = share_slower(values, slo_ms)
+    speedups = {}
+    for target in (t for t in targets if t in TARGETS):
+        hit = samples.values[f"{target}/hit"]
+        speedups[target] = {
+            "miss_over_hit": statistics.speedup(samples.values[f"{target}/miss"], hit, seed),
+            "db_over_hit": statistics.speedup(samples.values[f"{target}/db"], hit, seed)}
+    warnings = [w for series, values in samples.values.items()
+                for w in statistics.warnings_for(series, values)]
+    warnings += [f"{r.target}/{r.kind} at {r.offered:,.0f}/s: the load processes were busy on "
+                 f"their CPUs {r.recording.busy_share:.0%} of the time; the client, not the "
+                 "server, may be what could not keep up (use fewer targets per run or a "
+                 "bigger machine for the client)"
+                 for r in loads if r.offered and not r.kept_up and r.client_bound]
+    return Analysis(summary, speedups, budgets(summary, cluster),
+                    [load_row(r, slo_ms) for r in loads], saturation(loads), warnings)
+
+
+def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
+    """One row per series: its latency summary and, on miss rows, the speed-ups (numbers)."""
+    rows = []
+    for series, s in analysis.summary.items():
+        target, kind = series.split("/")
+        row: dict[str, Any] = {"target": target, "kind": kind, **s}
+        if kind == "miss" and target in analysis.speedups:
+            for name, sp in analysis.speedups[target].items():
+                row.update({name: sp["ratio"], f"{name}_ci_low": sp["ci_low"],
+                            f"{name}_ci_high": sp["ci_high"]})
+        rows.append(row)
+    order = {k: i for i, k in enumerate((*SERIES_KINDS, *BASELINES))}
+    return sorted(rows, key=lambda r: (r["target"] == "baseline", r["target"], order[r["kind"]]))

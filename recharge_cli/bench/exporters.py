@@ -1,0 +1,159 @@
+"""Exporters of a bench run into its report folder, one small function per file kind;
+`write_all` runs those that apply. Machine-readable files hold numbers only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from recharge_cli.bench import analysis
+from recharge_cli.bench.load import LoadRun
+from recharge_cli.bench.session import RunResult
+from recharge_cli.report_folder import markdown_table, save_figure, write_json, write_markdown, write_table
+
+LOAD_COLUMNS = ["target", "kind", "mode", "processes", "seconds", "offered_per_second",
+                "achieved_per_second", "operations", "late", "skipped", "kept_up",
+                "client_busy_share", "p50_us", "p99_us", "p99_9_us", "p99_99_us", "max_us",
+                "mean_us"]
+
+
+CAPTIONS = {"ecdf": "ECDF of latency, log axis", "box": "Latency per target and kind",
+            "timeline": "Samples in measurement order",
+            "timeseries": "Per-second throughput and p99 of every load run"}
+
+
+def run_label(run: LoadRun) -> str:
+    return f"{run.target}-{run.kind}-" + (f"{run.offered:g}per_s" if run.offered else "closed")
+
+
+def per_second_rows(result: RunResult) -> list[dict[str, Any]]:
+    return [{"target": run.target, "kind": run.kind, "offered_per_second": run.offered,
+             "second": second, "operations": h.get_total_count(),
+             "p99_us": h.get_value_at_percentile(99) / 1000}
+            for run in result.loads for second, h in sorted(run.recording.per_second.items())]
+
+
+def results_json(out: Path, result: RunResult) -> list[Path]:
+    a = result.analysis
+    return [write_json(out / "results.json", {
+        "environment": result.environment, "started": result.started.isoformat(),
+        "summary": a.summary, "speedups": a.speedups, "budgets": a.budgets, "loads": [
+            {**row, "histogram": run.recording.latency.encode().decode()}
+            for row, run in zip(a.loads, result.loads, strict=True)],
+        "saturation": a.saturation, "per_second": per_second_rows(result),
+        "write_check": result.write_check, "warnings": a.warnings,
+        "samples_ns": result.samples.values,
+        "trial_order": [series for series, _ in result.samples.order]})]
+
+
+def summary_csv(out: Path, result: RunResult) -> list[Path]:
+    return [write_table(out / "summary.csv", analysis.summary_rows(result.analysis))]
+
+
+def load_files(out: Path, result: RunResult) -> list[Path]:
+    """load.csv, per_second.csv and one .hgrm percentile distribution per load run."""
+    if not result.loads:
+        return []
+    written = [write_table(out / "load.csv", result.analysis.loads, LOAD_COLUMNS),
+               write_table(out / "per_second.csv", per_second_rows(result))]
+    folder = out / "hgrm"
+    folder.mkdir(exist_ok=True)
+    for run in result.loads:
+        path = folder / f"{run_label(run)}.hgrm"
+        with path.open("wb") as fh:  # values in µs, as HdrHistogram's plotter expects
+            run.recording.latency.output_percentile_distribution(fh, 5, 1000.0)
+        written.append(path)
+    return written
+
+
+def figures(out: Path, result: RunResult) -> list[Path]:
+    from recharge_cli.bench import plots
+
+    written = [save_figure(plots.ecdf(result), out / "ecdf.png"),
+               save_figure(plots.box(result), out / "box.png"),
+               save_figure(plots.timeline(result), out / "timeline.png")]
+    if result.spec.rates:
+        written += [save_figure(plots.curve(result, target), out / f"curve-{target}.png")
+                    for target in result.spec.targets]
+    if result.loads:
+        written.append(save_figure(plots.timeseries(result), out / "timeseries.png"))
+    return written
+
+
+def _ratio(sp: dict[str, float]) -> str:
+    return f"{sp['ratio']:.1f}× [{sp['ci_low']:.1f}, {sp['ci_high']:.1f}]"
+
+
+def _us(value: float | None) -> str:
+    return "" if value is None else f"{value:,.1f}"
+
+
+def report_md(result: RunResult, images: list[Path]) -> list[str]:
+    a, env, spec = result.analysis, result.environment, result.spec
+    lines = [
+        "# recharge bench report", "",
+        f"{spec.iterations} timed trials per target and kind after {spec.warmup} discarded "
+        f"warm-up trials, interleaved in a random order (seed {spec.seed}), one pinned "
+        f"connection per kind. PostgreSQL {env['postgresql']}, {env['redis_server_kind']} "
+        f"{env['redis_server']}, Python {env['python']}, {env['cpu_count']} CPUs; "
+        f"{env['row_counts']['cards']:,} cards, {env['row_counts']['trips']:,} trip legs.", "",
+        "**Kinds:** `miss` = key deleted before the trial (outside the timed region), then the "
+        "cached read path (GET nil → stored function → SET); `hit` = the cached read path with "
+        "the key present; `db` = the stored function alone, no Redis.", ""]
+    for image in (i for i in images if i.name.startswith("curve-")):
+        lines += [f"![Throughput–latency of {image.stem.removeprefix('curve-')}]({image.name})", ""]
+    if a.saturation:
+        lines += ["## Saturation (open-loop sweep)", "",
+                  "The most operations/s each path served; *saturated* when a higher offered "
+                  "rate was not kept up (skipped operations, or under 95 % of the rate).", "",
+                  markdown_table([{"target": s["target"], "kind": s["kind"],
+                                   "ops/s": f"{s['ops_per_second']:,.0f}",
+                                   "saturated": "yes" if s["saturated"] else "not yet",
+                                   "client CPU-bound": "yes" if s["client_bound"] else ""}
+                                  for s in a.saturation]), ""]
+    if a.loads:
+        lines += ["## Load runs", "", "Latency from each operation's intended start (open loop) "
+                  "or from its send (closed loop); HDR histograms, `hgrm/` holds each "
+                  "run's percentile distribution.", "",
+                  markdown_table([{"target": r["target"], "kind": r["kind"], "mode": r["mode"],
+                                   "offered/s": _us(r["offered_per_second"]),
+                                   "achieved/s": _us(r["achieved_per_second"]),
+                                   "late": r["late"], "skipped": r["skipped"],
+                                   "p50 µs": _us(r.get("p50_us")), "p99 µs": _us(r.get("p99_us")),
+                                   "p99.9 µs": _us(r.get("p99_9_us")),
+                                   "p99.99 µs": _us(r.get("p99_99_us"))} for r in a.loads]), ""]
+    lines += ["## Cache speed-up (ratio of medians, bootstrap 95% interval)", "",
+              markdown_table([{"target": t, "miss / hit": _ratio(s["miss_over_hit"]),
+                               "db / hit": _ratio(s["db_over_hit"])}
+                              for t, s in a.speedups.items()]), "",
+              "## Budgets", "",
+              markdown_table([{"budget": b["budget"], "measured ratio": f"{b['ratio']:.2f}",
+                               "limit": b["limit"], "result": "pass" if b["pass"] else "FAIL"}
+                              for b in a.budgets]), "",
+              "## Latency, one request at a time (µs)", "",
+              markdown_table([{k: (round(v, 1) if isinstance(v, float) else v)
+                               for k, v in row.items() if "over" not in k}
+                              for row in analysis.summary_rows(a)]), ""]
+    if result.write_check:
+        w = result.write_check
+        lines += ["## Write check", "",
+                  f"{w['writes']:,} recharges of 1,000 on {w['scratch_cards']} scratch cards: "
+                  f"balances sum to {w['balance']:,} (expected {w['expected_balance']:,}), "
+                  f"{w['ledger_mismatches']} cards whose balance differs from their ledger — "
+                  f"{'**ok**' if w['ok'] else '**FAILED**'}. The cards were then set inactive.", ""]
+    if a.warnings:
+        lines += ["## Warnings", "", *(f"- {w}" for w in a.warnings), ""]
+    lines += [f"![{CAPTIONS[i.stem]}]({i.name})\n" for i in images if i.stem in CAPTIONS]
+    return lines
+
+
+EXPORTERS: list[Callable[[Path, RunResult], list[Path]]] = [results_json, summary_csv,
+                                                            load_files]
+
+
+def write_all(out: Path, result: RunResult, plots: bool = True) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [path for exporter in EXPORTERS for path in exporter(out, result)]
+    images = figures(out, result) if plots else []
+    return [*written, *images, write_markdown(out / "report.md", report_md(result, images))]

@@ -1,0 +1,126 @@
+"""One bench run from start to finish: what to run (RunSpec) in, typed results (RunResult)
+out. The latency trials, then the load runs (closed loop, one open-loop rate, or a sweep
+of rates), then the analysis; scratch cards and keys are cleaned up whatever happens."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+
+from recharge_cli.bench import analysis, environment, load, runner
+from recharge_cli.render import Output
+
+OPEN_LOOP_PROCESSES = 4  # load processes of an open-loop run unless --concurrency says
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    targets: list[str]
+    iterations: int = 100
+    warmup: int = 10
+    seed: int = 1
+    concurrency: int = 0  # load processes; 0 = no closed-loop run
+    duration: float = 5.0  # seconds of each load run
+    rates: list[float] = field(default_factory=list)  # open-loop operations/s, one run each
+    slo_ms: float | None = None
+    cluster: bool = False
+
+    @property
+    def processes(self) -> int:
+        return self.concurrency or (OPEN_LOOP_PROCESSES if self.rates else 0)
+
+    def load_runs(self) -> list[tuple[str, str, float | None]]:
+        """(target, kind, offered rate or None for a closed loop) of every load run."""
+        if not self.processes:
+            return []
+        rates: list[float | None] = list(self.rates) or [None]
+        return [(target, kind, rate) for target in self.targets
+                for _, kind in runner.kinds_of(target) for rate in rates]
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    started: dt.datetime
+    samples: runner.Samples
+    loads: list[load.LoadRun]
+    analysis: analysis.Analysis
+    environment: dict[str, Any]
+    write_check: dict[str, Any] | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        return {**asdict(self.spec), "processes": self.spec.processes}
+
+
+def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
+        cache_prefix: str, output: Output) -> RunResult:
+    """Run the bench; `conn` belongs to the schema owner (scratch cards, row counts)."""
+    from recharge_cli import seed as demo
+
+    if demo.is_empty(conn):
+        output.message("The database is empty: loading the demo data set first …")
+        demo.seed(conn, output=output)
+    started = dt.datetime.now(dt.UTC)
+    prefix = f"{cache_prefix}bench:{started:%H%M%S%f}:"
+    conns = runner.open_connections(dsn, redis_url, prefix, spec.cluster)
+    scratch = runner.ScratchCards([])
+    plan = spec.load_runs()
+    if runner.WRITE_TARGET in spec.targets:
+        scratch = runner.ScratchCards.create(conn, spec.iterations + spec.warmup + (
+            load.scratch_cards_needed(spec.processes, spec.duration, spec.rates)
+            * runner.WRITES_PER_CARD if plan else 0))
+        output.message(f"the recharge target writes to {len(scratch.card_ids)} new scratch "
+                       "card(s), retired (inactive) afterwards")
+    try:
+        card_ids = runner.sample_cards(conn, max(10, min(spec.iterations, 1000)), spec.seed)
+        total = spec.iterations * (sum(len(runner.kinds_of(t)) for t in spec.targets)
+                                   + len(runner.BASELINES))
+        with output.progress("Latency trials", total=total) as bar:
+            samples = runner.run(conns, spec.targets, spec.iterations, spec.warmup, spec.seed,
+                                 card_ids, scratch.card_ids, bar.advance)
+        loads = _load_runs(spec, plan, dsn, redis_url, prefix, card_ids, scratch.card_ids,
+                           output)
+        write_check = None
+        if scratch.card_ids:
+            writes = spec.iterations + spec.warmup + sum(
+                r.recording.operations for r in loads if r.target == runner.WRITE_TARGET)
+            write_check = scratch.check(conn, writes)
+        result = RunResult(spec, started, samples, loads,
+                           analysis.analyse(samples, loads, spec.targets, spec.seed,
+                                            spec.cluster, spec.slo_ms),
+                           {}, write_check)
+        result.environment = environment.probe(conn, conns.caches["baseline"],
+                                               result.parameters())
+        return result
+    finally:  # also on errors and interrupts: no scratch card is left active
+        with contextlib.suppress(psycopg.Error):
+            scratch.retire(conn)
+        conns.caches["baseline"].flush()
+        conns.close()
+
+
+def _load_runs(spec: RunSpec, plan: list[tuple[str, str, float | None]], dsn: str,
+               redis_url: str, prefix: str, card_ids: list[int], scratch: list[int],
+               output: Output) -> list[load.LoadRun]:
+    if not plan:
+        return []
+    mode = (f"open loop at {', '.join(f'{r:,.0f}' for r in spec.rates)} operations/s"
+            if spec.rates else "closed loop")
+    output.message(f"load: {len(plan)} run(s), {mode}, {spec.processes} processes × "
+                   f"{spec.duration:g} s each …")
+    base = {"dsn": dsn, "redis_url": redis_url, "prefix": prefix, "cluster": spec.cluster}
+    runs = []
+    with load.pool(spec.processes) as pool, output.progress("Load runs", total=len(plan)) as bar:
+        load.warm(pool, spec.processes)
+        for n, (target, kind, rate) in enumerate(plan):
+            cards = scratch if target == runner.WRITE_TARGET else card_ids
+            jobs = load.jobs(base, target, kind, cards, spec.processes, spec.duration, rate,
+                             spec.seed * 1_000 + n * spec.processes)
+            runs.append(load.LoadRun(target, kind, spec.processes, spec.duration, rate,
+                                     load.run(jobs, pool)))
+            bar.advance(1)
+    return runs
