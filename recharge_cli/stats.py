@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -53,32 +51,6 @@ COMMON = [("revenue", {"by": "total"}), ("revenue", {"by": "day"}),
           ("users_latest", {"limit": 10})]
 
 
-EARLIEST_DATE = dt.date(1970, 1, 1)
-LATEST_DATE = dt.date(2999, 12, 31)
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def parse_date(value: str | None, option: str) -> dt.date | None:
-    """A `YYYY-MM-DD` option, said precisely when wrong (format, no such day, range)."""
-    if value is None:
-        return None
-    if not _ISO_DATE.fullmatch(value.strip()):
-        raise InvalidInput(f"invalid {option} {value!r}: use YYYY-MM-DD, e.g. 2026-01-31")
-    try:
-        day = dt.date.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise InvalidInput(f"invalid {option} {value!r}: there is no such day ({exc})") from exc
-    if not EARLIEST_DATE <= day <= LATEST_DATE:
-        raise InvalidInput(f"invalid {option} {value!r}: give a day between {EARLIEST_DATE} and "
-                           f"{LATEST_DATE}")
-    return day
-
-
-def check_range(date_from: dt.date | None, date_to: dt.date | None) -> None:
-    if date_from and date_to and date_from > date_to:
-        raise InvalidInput(f"--from {date_from} is after --to {date_to}")
-
-
 def compute(conn: psycopg.Connection[Row], name: str, params: Row) -> Row:
     """Run the statistic's stored function now; rows plus the database's time zone."""
     stat = STATISTICS[name]
@@ -90,7 +62,6 @@ def get(conn: psycopg.Connection[Row], cache: Cache, name: str, params: Row,
         fresh: bool = False) -> Row:
     """A statistic as one object: parameters, rows, time zone, source, computed_at."""
     stat = STATISTICS[name]
-    check_range(params.get("from"), params.get("to"))
     if stat.groupings and params.get("by") not in stat.groupings:
         raise InvalidInput(f"--by must be one of {', '.join(stat.groupings)}")
     data, source, computed_at = cache.aggregate(cache.stats_key(name, params),

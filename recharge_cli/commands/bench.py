@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from recharge_cli.commands import runtime, writable_folder
+from recharge_cli.commands import parsers, runtime, writable_folder
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError
 from recharge_cli.runtime import Runtime
 
@@ -21,20 +21,6 @@ app = typer.Typer(invoke_without_command=True, help="Cached vs uncached latency,
 
 def _default_out(kind: str = "") -> Path:
     return Path("reports") / f"{kind}{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-
-
-def rates_option(text: str | None) -> list[float]:
-    """`--rates 500,1000,2000`: positive operations/s, ascending."""
-    if not text:
-        return []
-    try:
-        rates = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: give operations per second separated by commas, "
-                                 "e.g. 500,1000,2000") from None
-    if not rates or any(not 0 < r <= 1_000_000 for r in rates):
-        raise typer.BadParameter(f"{text!r}: every rate must be above 0 and at most 1,000,000/s")
-    return sorted(set(rates))
 
 
 @app.callback()
@@ -84,7 +70,7 @@ def bench(
         raise InvalidInput(f"unknown --target {', '.join(unknown)}; choose from "
                            f"{', '.join(runner.ALL_TARGETS)}")
     spec = session.RunSpec(targets, iterations, warmup, seed, concurrency, duration,
-                           sorted({*rates_option(rates), *([rate] if rate else [])}), slo_ms,
+                           sorted({*parsers.rates(rates), *([rate] if rate else [])}), slo_ms,
                            rt.servers().redis_cluster)
     out = writable_folder(out or _default_out(), "--out")
     result = _run(rt, spec)

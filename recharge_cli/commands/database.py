@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import migrations, seed, stats
-from recharge_cli.commands import WAIT_OPTION, YES_OPTION, confirm, lock_option, runtime
+from recharge_cli.commands import WAIT_OPTION, YES_OPTION, confirm, lock_option, parsers, runtime
 from recharge_cli.errors import ExitStatus
 
 app = typer.Typer(no_args_is_help=True, help="Schema migrations and demo data.")
@@ -62,7 +62,7 @@ def seed_command(
       recharge db seed --scale 10 --replace --yes
     """
     rt = runtime(ctx)
-    end_date = stats.parse_date(end, "--end")
+    end_date = parsers.date(end, "--end")
     if replace:
         confirm(rt, "db seed --replace", yes)
     conn = rt.admin_db()

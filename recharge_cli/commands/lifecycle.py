@@ -6,10 +6,8 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import lifecycle
-from recharge_cli.commands import announce_key, runtime, whole_number
+from recharge_cli.commands import announce_key, parsers, runtime, whole_number
 from recharge_cli.commands.cards import KEY_HELP
-from recharge_cli.commands.trips import parse_time
-from recharge_cli.stats import check_range, parse_date
 
 OPERATOR = typer.Option(None, "--operator", help="who acts, for the audit (default: the OS user)")
 REASON = typer.Option(None, "--reason", help="why, for the audit")
@@ -97,8 +95,7 @@ def cards_statement(ctx: typer.Context, card: int = CARD,
                     ) -> None:
     """Ledger entries with their running balance (accounting export: --format csv)."""
     rt = runtime(ctx)
-    first, last = parse_date(date_from, "--from"), parse_date(date_to, "--to")
-    check_range(first, last)
+    first, last = parsers.date_range(date_from, date_to)
     rt.output.emit(lifecycle.statement(rt.db(), card, first, last))
 
 
@@ -119,7 +116,7 @@ def fares_list(ctx: typer.Context,
                                              "time (ISO 8601)")) -> None:
     """Every fare period (or those valid --at a time)."""
     rt = runtime(ctx)
-    rt.output.emit(lifecycle.fares(rt.db(), parse_time(at)))
+    rt.output.emit(lifecycle.fares(rt.db(), parsers.time(at)))
 
 
 @fares.command("set")
@@ -130,7 +127,7 @@ def fares_set(ctx: typer.Context, code: str = typer.Option(..., "--code", help="
               operator: str | None = OPERATOR, key: str | None = KEY) -> None:
     """Add a fare period from --from on (never rewrites a period that trips used)."""
     rt = runtime(ctx)
-    start = parse_time(valid_from)
+    start = parsers.time(valid_from, "--from")
     assert start is not None
     rt.output.emit(lifecycle.set_fare(rt.db(), code, amount, start, operator, key,
                                       announce_key(rt)))

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 
-from recharge_cli.commands import WAIT_OPTION, lock_option, runtime, writable_folder
+from recharge_cli.commands import WAIT_OPTION, lock_option, parsers, runtime, writable_folder
 from recharge_cli.errors import ExitStatus
-from recharge_cli.stats import parse_date
 
 app = typer.Typer(no_args_is_help=True, help="The daily operations report (for cron).")
 
@@ -34,7 +33,7 @@ def daily(
     from recharge_cli import daily_report
 
     rt = runtime(ctx)
-    day = parse_date(date, "--date") or dt.date.today() - dt.timedelta(days=1)
+    day = parsers.date(date, "--date") or dt.date.today() - dt.timedelta(days=1)
     out = writable_folder(out or Path("reports") / f"daily-{day.isoformat()}", "--out")
     if day > dt.date.today():
         rt.output.warn(f"{day} is in the future: the report can only show zeros")

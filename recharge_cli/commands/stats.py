@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from recharge_cli import stats
-from recharge_cli.commands import runtime
+from recharge_cli.commands import parsers, runtime
 from recharge_cli.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, help="Revenue, trips and users statistics.")
@@ -37,7 +37,8 @@ def show(rt: Runtime, name: str, params: dict[str, Any], fresh: bool) -> None:
 
 
 def dated(date_from: str | None, date_to: str | None) -> dict[str, Any]:
-    return {"from": stats.parse_date(date_from, "--from"), "to": stats.parse_date(date_to, "--to")}
+    first, last = parsers.date_range(date_from, date_to)
+    return {"from": first, "to": last}
 
 
 @app.command("revenue")

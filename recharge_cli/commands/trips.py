@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import typer
 
 from recharge_cli import cards
-from recharge_cli.commands import WAIT_OPTION, announce_key, lock_option, runtime, whole_number
+from recharge_cli.commands import WAIT_OPTION, announce_key, lock_option, parsers, runtime, whole_number
 from recharge_cli.commands.cards import KEY_HELP
 from recharge_cli.commands.stats import trips_total
-from recharge_cli.errors import InvalidInput
 
 app = typer.Typer(no_args_is_help=True, help="Record, list and total trips.")
 app.command("total")(trips_total)
 
 
 
-
-def parse_time(value: str | None) -> str | None:
-    """Validate an ISO-8601 time; without an offset it is in the database's time zone."""
-    if value is None:
-        return None
-    try:
-        dt.datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidInput(f"invalid time {value!r}: use ISO 8601, e.g. 2026-11-24T07:45") from exc
-    return value
 
 
 @app.command("record")
@@ -49,7 +36,7 @@ def record(
     """
     rt = runtime(ctx)
     with rt.locked(lock, wait):
-        result = cards.record_trip(rt.db(), rt.cache(), card, station, route, parse_time(at),
+        result = cards.record_trip(rt.db(), rt.cache(), card, station, route, parsers.time(at),
                                    key, announce_key(rt))
     rt.output.emit(result)
 

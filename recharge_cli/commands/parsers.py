@@ -1,0 +1,71 @@
+"""Parsers of option values (dates, times, rate lists): one place, one style of message
+that says what is wrong and how to write it (exit 2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from recharge_cli.errors import InvalidInput
+
+EARLIEST_DATE = dt.date(1970, 1, 1)
+LATEST_DATE = dt.date(2999, 12, 31)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _in_range(day: dt.date, option: str, value: str) -> None:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise InvalidInput(f"invalid {option} {value!r}: give a day between {EARLIEST_DATE} and "
+                           f"{LATEST_DATE}")
+
+
+def date(value: str | None, option: str) -> dt.date | None:
+    """A `YYYY-MM-DD` option, said precisely when wrong (format, no such day, range)."""
+    if value is None:
+        return None
+    if not _ISO_DATE.fullmatch(value.strip()):
+        raise InvalidInput(f"invalid {option} {value!r}: use YYYY-MM-DD, e.g. 2026-01-31")
+    try:
+        day = dt.date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise InvalidInput(f"invalid {option} {value!r}: there is no such day ({exc})") from exc
+    _in_range(day, option, value)
+    return day
+
+
+def time(value: str | None, option: str = "--at") -> str | None:
+    """An ISO-8601 time (a day alone means its midnight); without an offset it is in the
+    database's time zone, so the text itself goes to PostgreSQL once it is known valid."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        reason = "there is no such day or time" if _ISO_DATE.match(value.strip()) else \
+            "use ISO 8601, e.g. 2026-11-24T07:45"
+        raise InvalidInput(f"invalid {option} {value!r}: {reason}") from exc
+    _in_range(moment.date(), option, value)
+    return value.strip()
+
+
+def date_range(date_from: str | None, date_to: str | None) -> tuple[dt.date | None, dt.date | None]:
+    """`--from` and `--to` days, the first not after the second."""
+    first, last = date(date_from, "--from"), date(date_to, "--to")
+    if first and last and first > last:
+        raise InvalidInput(f"--from {first} is after --to {last}: swap them")
+    return first, last
+
+
+def rates(text: str | None) -> list[float]:
+    """`--rates 500,1000,2000`: positive operations/s, ascending, each once."""
+    if not text:
+        return []
+    try:
+        found = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInput(f"invalid --rates {text!r}: give operations per second separated by "
+                           "commas, e.g. 500,1000,2000") from None
+    if not found or any(not 0 < r <= 1_000_000 for r in found):
+        raise InvalidInput(f"invalid --rates {text!r}: every rate must be above 0 and at most "
+                           "1,000,000/s")
+    return sorted(set(found))
