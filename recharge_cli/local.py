@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from recharge_cli.errors import RechargeError, ServiceUnavailable
+from recharge_cli.render import Output
 from recharge_cli.settings import Settings
 
 DATABASE = "recharge"
@@ -567,6 +568,48 @@ def ensure_running(home: Path, say: Callable[[str], None]) -> tuple[LocalState, 
             raise ServiceUnavailable(f"cannot start the embedded servers: {exc}") from exc
         lay = layout(home)
     return state, lay
+
+
+def ready(settings: Settings, output: Output, *, start_all: bool = False, replica: bool = False,
+          cluster: bool = False) -> Settings:
+    """The embedded default ready for work: servers running (`start_all` checks every one,
+    `replica` and `cluster` add those), the schema migrated when the SQL changed, the demo
+    data loaded once. Returns the settings that reach the servers."""
+    if start_all or replica or cluster:
+        state, lay = start(settings.home, output.message, replica, cluster), layout(settings.home)
+    else:
+        state, lay = ensure_running(settings.home, output.message)
+    resolved = settings_for(settings, lay, state)
+    _prepare(resolved, state, output)
+    return resolved
+
+
+def _prepare(settings: Settings, state: LocalState, output: Output) -> None:
+    """Migrate when the SQL changed and load the demo data once."""
+    from recharge_cli import db, migrations, seed, stats
+
+    current = migrations.fingerprint()
+    if state.migrations == current and state.seeded:
+        return
+    with db.connect(settings.dsn or "") as conn:
+        applied = migrations.migrate(conn)
+        if applied:
+            output.message(f"Applied {len(applied)} migration(s) to the embedded database")
+            if state.seeded:  # data from an older version: bring the rollups up to date
+                stats.build_rollups(conn)
+        if not state.seeded:
+            # the load is one transaction: data present means all of it (an interrupted
+            # first run left none, and this run loads it again)
+            if seed.is_empty(conn):
+                output.message("Loading the demo data set into the embedded database (once) …")
+                result = seed.seed(conn, output=output)
+                output.message(f"Loaded {result['cards']:,} cards and {result['trips']:,} trip "
+                               f"legs in {result['seconds']:.1f} s")
+            else:
+                seed.finish(conn)
+            state.seeded = True
+    state.migrations = current
+    write_state(settings.home.resolve(), state)
 
 
 def _answers(lay: Layout, state: LocalState) -> bool:

@@ -146,35 +146,5 @@ class Runtime:
     def _start_embedded(self) -> Settings:
         from recharge_cli import local
 
-        state, lay = local.ensure_running(self.settings.home, self.output.message)
-        resolved = local.settings_for(self.settings, lay, state)
-        prepare_embedded(resolved, state, self.output)
-        return resolved
+        return local.ready(self.settings, self.output)
 
-
-def prepare_embedded(settings: Settings, state: Any, output: Output) -> None:
-    """Migrate when the SQL changed and load the demo data once."""
-    from recharge_cli import db, local, migrations, seed, stats
-
-    current = migrations.fingerprint()
-    if state.migrations == current and state.seeded:
-        return
-    with db.connect(settings.dsn or "") as conn:
-        applied = migrations.migrate(conn)
-        if applied:
-            output.message(f"Applied {len(applied)} migration(s) to the embedded database")
-            if state.seeded:  # data from an older version: bring the rollups up to date
-                stats.build_rollups(conn)
-        if not state.seeded:
-            # the load is one transaction: data present means all of it (an interrupted
-            # first run left none, and this run loads it again)
-            if seed.is_empty(conn):
-                output.message("Loading the demo data set into the embedded database (once) …")
-                result = seed.seed(conn, output=output)
-                output.message(f"Loaded {result['cards']:,} cards and {result['trips']:,} trip "
-                               f"legs in {result['seconds']:.1f} s")
-            else:
-                seed.finish(conn)
-            state.seeded = True
-    state.migrations = current
-    local.write_state(settings.home.resolve(), state)

@@ -7,7 +7,6 @@ import typer
 from recharge_cli import local
 from recharge_cli.commands import YES_OPTION, confirm, runtime
 from recharge_cli.errors import ExitStatus
-from recharge_cli.runtime import prepare_embedded
 
 app = typer.Typer(no_args_is_help=True, help="The embedded PostgreSQL and Valkey.")
 
@@ -24,10 +23,8 @@ def start(
     --replica and --cluster add the scaled-out topology on this machine; they stay until
     local stop."""
     rt = runtime(ctx)
-    home = rt.settings.home
-    state = local.start(home, rt.output.message, replica=replica, cluster=cluster)
-    prepare_embedded(local.settings_for(rt.settings, local.layout(home), state), state, rt.output)
-    rt.output.emit(_summary(local.status(home)))
+    local.ready(rt.settings, rt.output, start_all=True, replica=replica, cluster=cluster)
+    rt.output.emit(_summary(local.status(rt.settings.home)))
 
 
 @app.command("stop")
