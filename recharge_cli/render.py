@@ -31,6 +31,32 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _is_identifier(column: str) -> bool:
+    return column in ("id", "version", "line", "year") or column.endswith(("_id", "_port"))
+
+
+def _human_cell(value: Any, column: str) -> str:
+    """A table cell for people: thousands separators on amounts and counts (not on ids),
+    timestamps to the second without microseconds, floats to a readable precision."""
+    if isinstance(value, bool) or value is None:
+        return _cell(value)
+    if isinstance(value, int) and not _is_identifier(column):
+        return f"{value:,}"
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4g}"
+    if isinstance(value, dt.datetime):
+        offset = value.strftime("%z")
+        zone = "" if not offset else offset[:3] if offset[3:] == "00" else offset[:3] + ":" + offset[3:]
+        return value.strftime("%Y-%m-%d %H:%M:%S") + zone
+    return _cell(value)
+
+
+def _is_time(rows: list[Row], column: str) -> bool:
+    return any(isinstance(r.get(column), dt.date) for r in rows)
+
+
 @dataclass
 class Output:
     """Owns the output streams and their terminal facts, so tests can inject them."""
@@ -92,19 +118,20 @@ class Output:
             from rich.table import Table
 
             table = Table(title=title, show_lines=False, header_style="bold")
-            for col in cols:
-                numeric = any(isinstance(r.get(col), int | Decimal) and not isinstance(
+            for col in cols:  # headers and timestamps are never broken across lines
+                numeric = any(isinstance(r.get(col), int | float | Decimal) and not isinstance(
                     r.get(col), bool) for r in rows)
-                table.add_column(col, justify="right" if numeric else "left", overflow="fold")
+                table.add_column(col, justify="right" if numeric else "left", overflow="fold",
+                                 min_width=len(col), no_wrap=_is_time(rows, col))
             for row in rows:
-                table.add_row(*(_cell(row.get(c)) for c in cols))
+                table.add_row(*(_human_cell(row.get(c), c) for c in cols))
             Console(file=self.out, no_color=not self.color).print(table)
             return
         from tabulate import tabulate
 
         if title:
             self.out.write(title + "\n")
-        self.out.write(tabulate([[_cell(r.get(c)) for c in cols] for r in rows], headers=cols,
+        self.out.write(tabulate([[_human_cell(r.get(c), c) for c in cols] for r in rows], headers=cols,
                                 tablefmt="simple", disable_numparse=True) + "\n")
 
     def _log(self, text: str) -> None:

@@ -48,6 +48,9 @@ def test_trips_and_users_match_sql(cli, conn) -> None:
     assert active["active_users"] == conn.execute(
         "SELECT count(DISTINCT c.user_id) AS n FROM cards c JOIN trips t USING (card_id) "
         "WHERE t.boarding_time >= '2026-11-20'").fetchone()["n"]
+    assert active["cards_used"] == conn.execute(  # not active_cards: that is `users count`'s
+        "SELECT count(DISTINCT card_id) AS n FROM trips WHERE boarding_time >= '2026-11-20'"
+    ).fetchone()["n"] and "active_cards" not in active
     count = cli("stats", "users", "count", "--fresh").json()
     assert count["users"] == conn.execute("SELECT count(*) AS n FROM users").fetchone()["n"]
     latest = cli("stats", "users", "latest", "--limit", "3").json()["rows"]

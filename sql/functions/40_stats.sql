@@ -100,8 +100,19 @@ $$;
 -- card that was active at the time (record_trip refuses any other status), so this is
 -- "users with an active card used in the window", and it does not change later when a
 -- card is blocked or lost. Distinct counts come from OR-ing the daily rider bitmaps.
+-- Its second column was once called active_cards, the name `stats users count` uses for
+-- cards whose status is active: a changed result type needs the old function dropped.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'stats_users_active'
+               AND 'active_cards' = ANY (proargnames)) THEN
+        DROP FUNCTION public.stats_users_active(date, date);
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION stats_users_active(p_from date, p_to date)
-RETURNS TABLE (active_users bigint, active_cards bigint)
+RETURNS TABLE (active_users bigint, cards_used bigint)
 LANGUAGE sql STABLE SET jit = off
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WITH bitmaps AS (
