@@ -3,6 +3,8 @@ options given after the command, a day that does not exist."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import Database, new_card, run_cli
@@ -80,3 +82,32 @@ def test_metrics_file_for_cron(cli, conn, tmp_path) -> None:
     assert f"recharge_last_success_timestamp_seconds{{command=\"stats\"}} {success}" in text
     assert cli("--metrics-file", str(tmp_path / "missing" / "x.prom"), "stats", "revenue"
                ).exit_code == 2
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    ("recharge stats revenue --by ", ["total", "day", "locality"]),
+    ("recharge stats trips --by h", ["hour"]),
+    ("recharge cards list --status b", ["blocked"]),
+    ("recharge bench --target stats", ["stats_revenue"]),
+])
+def test_the_shell_completes_choice_values(words: str, expected: list[str]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "_RECHARGE_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    done = subprocess.run([str(Path(sys.executable).with_name("recharge"))], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == expected, done.stderr
+
+
+@pytest.mark.parametrize(("args", "allowed"), [
+    (["stats", "revenue", "--by", "week"], "total, day, locality"),
+    (["cards", "list", "--status", "gone"], "active, inactive, blocked, lost"),
+    (["bench", "--target", "nope"], "balance, card_trips"),
+])
+def test_a_value_outside_the_choices_lists_them(cli, args: list[str], allowed: str) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2 and allowed in result.stderr and result.stdout == ""
+    assert result.stderr.count("\n") == 1

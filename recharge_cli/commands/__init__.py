@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,16 @@ def lock_option(default: str | None = None) -> Any:
     return typer.Option(default, "--lock", metavar="NAME",
                         help="hold this advisory lock while running; exit 75 at once if another "
                         "run holds it" + (" ('' for none)" if default else ""))
+
+
+def choice(default: Any, name: str, values: Sequence[str], help: str) -> Any:
+    """An option taking one of `values`, which the shell completes (the command checks the
+    value and says what is allowed, exit 2)."""
+    def complete(incomplete: str) -> list[str]:
+        return [v for v in values if v.startswith(incomplete)]
+
+    return typer.Option(default, name, help=f"{help} ({', '.join(values)})",
+                        autocompletion=complete)
 
 
 WAIT_OPTION = typer.Option(0.0, "--wait", min=0, max=86_400, metavar="SECONDS",

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from recharge_cli.commands import parsers, runtime, writable_folder
+from recharge_cli.bench.runner import ALL_TARGETS
+from recharge_cli.commands import choice, parsers, runtime, writable_folder
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError
 from recharge_cli.runtime import Runtime
 
@@ -28,9 +29,8 @@ def bench(
     ctx: typer.Context,
     iterations: int = typer.Option(100, "--iterations", min=2, help="timed trials per target and kind"),
     warmup: int = typer.Option(10, "--warmup", min=0, help="discarded trials per target and kind"),
-    target: list[str] = typer.Option(None, "--target", help="balance, card_trips, stats_revenue, "
-                                     "trips_total, active_users, recharge (repeat; default: all "
-                                     "but recharge, which writes)"),
+    target: list[str] = choice(None, "--target", ALL_TARGETS, "what to measure (repeat; "
+                               "default: all but recharge, which writes)"),
     seed: int = typer.Option(1, "--seed", help="seed of the trial order, card sample and schedule"),
     concurrency: int = typer.Option(0, "--concurrency", min=0, max=256,
                                     help="load processes: a closed-loop run per target and kind "
@@ -64,12 +64,11 @@ def bench(
     from recharge_cli.bench import runner, session
 
     rt = runtime(ctx)
-    targets = target or list(runner.TARGETS)
-    unknown = [t for t in targets if t not in runner.ALL_TARGETS]
+    unknown = [t for t in target or () if t not in ALL_TARGETS]
     if unknown:
-        raise InvalidInput(f"unknown --target {', '.join(unknown)}; choose from "
-                           f"{', '.join(runner.ALL_TARGETS)}")
-    spec = session.RunSpec(targets, iterations, warmup, seed, concurrency, duration,
+        raise InvalidInput(f"unknown --target {', '.join(unknown)}: choose from "
+                           f"{', '.join(ALL_TARGETS)}")
+    spec = session.RunSpec(target or list(runner.TARGETS), iterations, warmup, seed, concurrency, duration,
                            sorted({*parsers.rates(rates), *([rate] if rate else [])}), slo_ms,
                            rt.servers().redis_cluster)
     out = writable_folder(out or _default_out(), "--out")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import lifecycle
-from recharge_cli.commands import announce_key, parsers, runtime, whole_number
+from recharge_cli.commands import announce_key, choice, parsers, runtime, whole_number
 from recharge_cli.commands.cards import KEY_HELP
 
 OPERATOR = typer.Option(None, "--operator", help="who acts, for the audit (default: the OS user)")
@@ -52,8 +52,8 @@ def cards_show(ctx: typer.Context, card: int = CARD,
 
 @cards.command("list")
 def cards_list(ctx: typer.Context,
-               status: str | None = typer.Option(None, "--status",
-                                                 help="active, inactive, blocked or lost"),
+               status: str | None = choice(None, "--status", lifecycle.STATUSES,
+                                           "only cards with this status"),
                user: int | None = typer.Option(None, "--user", parser=whole_number),
                limit: int = typer.Option(50, "--limit", parser=whole_number),
                after: int | None = typer.Option(None, "--after", parser=whole_number,

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from recharge_cli import stats
-from recharge_cli.commands import parsers, runtime
+from recharge_cli.commands import choice, parsers, runtime
 from recharge_cli.runtime import Runtime
 
 app = typer.Typer(no_args_is_help=True, help="Revenue, trips and users statistics.")
@@ -43,7 +43,8 @@ def dated(date_from: str | None, date_to: str | None) -> dict[str, Any]:
 
 @app.command("revenue")
 def revenue(ctx: typer.Context, date_from: str | None = FROM, date_to: str | None = TO,
-            by: str = typer.Option("total", "--by", help="total, day or locality"),
+            by: str = choice("total", "--by", stats.STATISTICS["revenue"].groupings,
+                             "one total, or per day or locality"),
             fresh: bool = FRESH) -> None:
     """Money collected by recharges (recharged) and fares charged for trips (fares).
 
@@ -57,7 +58,8 @@ def revenue(ctx: typer.Context, date_from: str | None = FROM, date_to: str | Non
 
 @app.command("trips")
 def trips(ctx: typer.Context, date_from: str | None = FROM, date_to: str | None = TO,
-          by: str = typer.Option("total", "--by", help="total, day, hour, locality or route"),
+          by: str = choice("total", "--by", stats.STATISTICS["trips"].groupings,
+                           "one total, or per day, hour, locality or route"),
           fresh: bool = FRESH) -> None:
     """Trip legs, journeys, transfers and completed journeys.
 
