@@ -162,7 +162,9 @@ def test_open_loop_shows_the_stall_a_closed_loop_hides(tmp_path: Path) -> None:
     assert closed.get_value_at_percentile(99) < 50e6  # one slow operation among thousands
     assert opened.get_value_at_percentile(90) > 100e6  # ~a fifth of the schedule queued
     assert opened.get_total_count() == pytest.approx(1000, rel=0.2)
-    assert seen["open"].late >= 100 and seen["open"].skipped == 0
+    # a 0.4 s stall is within the 1 s skip limit: at most the last few, still due when the
+    # run's time was up on a busy machine, went unsent
+    assert seen["open"].late >= 100 and seen["open"].skipped < 10
 
 
 def test_open_loop_counts_late_and_skipped_when_it_cannot_keep_up() -> None:

@@ -89,20 +89,8 @@ def _us(value: float | None) -> str:
     return "" if value is None else f"{value:,.1f}"
 
 
-def report_md(result: RunResult, images: list[Path]) -> list[str]:
-    a, env, spec = result.analysis, result.environment, result.spec
-    lines = [
-        "# recharge bench report", "",
-        f"{spec.iterations} timed trials per target and kind after {spec.warmup} discarded "
-        f"warm-up trials, interleaved in a random order (seed {spec.seed}), one pinned "
-        f"connection per kind. PostgreSQL {env['postgresql']}, {env['redis_server_kind']} "
-        f"{env['redis_server']}, Python {env['python']}, {env['cpu_count']} CPUs; "
-        f"{env['row_counts']['cards']:,} cards, {env['row_counts']['trips']:,} trip legs.", "",
-        "**Kinds:** `miss` = key deleted before the trial (outside the timed region), then the "
-        "cached read path (GET nil → stored function → SET); `hit` = the cached read path with "
-        "the key present; `db` = the stored function alone, no Redis.", ""]
-    for image in (i for i in images if i.name.startswith("curve-")):
-        lines += [f"![Throughput–latency of {image.stem.removeprefix('curve-')}]({image.name})", ""]
+def _load_sections(a: analysis.Analysis) -> list[str]:
+    lines: list[str] = []
     if a.saturation:
         lines += ["## Saturation (open-loop sweep)", "",
                   "The most operations/s each path served; *saturated* when a higher offered "
@@ -123,6 +111,24 @@ def report_md(result: RunResult, images: list[Path]) -> list[str]:
                                    "p50 µs": _us(r.get("p50_us")), "p99 µs": _us(r.get("p99_us")),
                                    "p99.9 µs": _us(r.get("p99_9_us")),
                                    "p99.99 µs": _us(r.get("p99_99_us"))} for r in a.loads]), ""]
+    return lines
+
+
+def report_md(result: RunResult, images: list[Path]) -> list[str]:
+    a, env, spec = result.analysis, result.environment, result.spec
+    lines = [
+        "# recharge bench report", "",
+        f"{spec.iterations} timed trials per target and kind after {spec.warmup} discarded "
+        f"warm-up trials, interleaved in a random order (seed {spec.seed}), one pinned "
+        f"connection per series. PostgreSQL {env['postgresql']}, {env['redis_server_kind']} "
+        f"{env['redis_server']}, Python {env['python']}, {env['cpu_count']} CPUs; "
+        f"{env['row_counts']['cards']:,} cards, {env['row_counts']['trips']:,} trip legs.", "",
+        "**Kinds:** `miss` = key deleted before the trial (outside the timed region), then the "
+        "cached read path (GET nil → stored function → SET); `hit` = the cached read path with "
+        "the key present; `db` = the stored function alone, no Redis.", ""]
+    for image in (i for i in images if i.name.startswith("curve-")):
+        lines += [f"![Throughput–latency of {image.stem.removeprefix('curve-')}]({image.name})", ""]
+    lines += _load_sections(a)
     lines += ["## Cache speed-up (ratio of medians, bootstrap 95% interval)", "",
               markdown_table([{"target": t, "miss / hit": _ratio(s["miss_over_hit"]),
                                "db / hit": _ratio(s["db_over_hit"])}

@@ -66,7 +66,7 @@ def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
         demo.seed(conn, output=output)
     started = dt.datetime.now(dt.UTC)
     prefix = f"{cache_prefix}bench:{started:%H%M%S%f}:"
-    conns = runner.open_connections(dsn, redis_url, prefix, spec.cluster)
+    conns = runner.open_connections(dsn, redis_url, prefix, spec.targets, spec.cluster)
     scratch = runner.ScratchCards([])
     plan = spec.load_runs()
     if runner.WRITE_TARGET in spec.targets:

@@ -24,31 +24,33 @@ def _default_out(kind: str = "") -> Path:
     return Path("reports") / f"{kind}{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
 
 
+TARGET = choice(None, "--target", ALL_TARGETS, "what to measure (repeat; default: all but "
+                "recharge, which writes)")
+CONCURRENCY = typer.Option(0, "--concurrency", min=0, max=256, help="load processes: a "
+                           "closed-loop run per target and kind (with --rate/--rates: the "
+                           "processes sharing the rate, default 4)")
+RATE = typer.Option(None, "--rate", min=0.001, max=1_000_000,
+                    help="open loop: offer R operations/s per target and kind")
+RATES = typer.Option(None, "--rates", metavar="R1,R2,…", help="open-loop sweep of offered "
+                     "rates → throughput–latency curves and saturation points")
+DURATION = typer.Option(5.0, "--duration", min=0.5, max=600, help="seconds of each load run")
+SLO_MS = typer.Option(None, "--slo-ms", min=0.001,
+                      help="report the share of operations slower than this")
+CHECK_BUDGETS = typer.Option(False, "--check-budgets",
+                             help="exit 1 when a performance budget fails")
+OUT = typer.Option(None, "--out", help="report folder (default reports/<UTC time>)")
+
+
 @app.callback()
 def bench(
     ctx: typer.Context,
     iterations: int = typer.Option(100, "--iterations", min=2, help="timed trials per target and kind"),
     warmup: int = typer.Option(10, "--warmup", min=0, help="discarded trials per target and kind"),
-    target: list[str] = choice(None, "--target", ALL_TARGETS, "what to measure (repeat; "
-                               "default: all but recharge, which writes)"),
+    target: list[str] = TARGET,
     seed: int = typer.Option(1, "--seed", help="seed of the trial order, card sample and schedule"),
-    concurrency: int = typer.Option(0, "--concurrency", min=0, max=256,
-                                    help="load processes: a closed-loop run per target and kind "
-                                    "(with --rate/--rates: the processes sharing the rate, "
-                                    "default 4)"),
-    rate: float | None = typer.Option(None, "--rate", min=0.001, max=1_000_000,
-                                      help="open loop: offer R operations/s per target and kind"),
-    rates: str | None = typer.Option(None, "--rates", metavar="R1,R2,…",
-                                     help="open-loop sweep of offered rates → throughput–latency "
-                                     "curves and saturation points"),
-    duration: float = typer.Option(5.0, "--duration", min=0.5, max=600,
-                                   help="seconds of each load run"),
-    slo_ms: float | None = typer.Option(None, "--slo-ms", min=0.001,
-                                        help="report the share of operations slower than this"),
-    check_budgets: bool = typer.Option(False, "--check-budgets",
-                                       help="exit 1 when a performance budget fails"),
-    out: Path | None = typer.Option(None, "--out", help="report folder (default "
-                                    "reports/<UTC time>)"),
+    concurrency: int = CONCURRENCY, rate: float | None = RATE, rates: str | None = RATES,
+    duration: float = DURATION, slo_ms: float | None = SLO_MS, check_budgets: bool = CHECK_BUDGETS,
+    out: Path | None = OUT,
     no_plot: bool = typer.Option(False, "--no-plot", help="skip the PNG plots"),
 ) -> None:
     """Cached vs uncached latency of each target, with baselines, load runs, plots and a report.
@@ -68,9 +70,9 @@ def bench(
     if unknown:
         raise InvalidInput(f"unknown --target {', '.join(unknown)}: choose from "
                            f"{', '.join(ALL_TARGETS)}")
-    spec = session.RunSpec(target or list(runner.TARGETS), iterations, warmup, seed, concurrency, duration,
-                           sorted({*parsers.rates(rates), *([rate] if rate else [])}), slo_ms,
-                           rt.servers().redis_cluster)
+    spec = session.RunSpec(target or list(runner.TARGETS), iterations, warmup, seed, concurrency,
+                           duration, sorted({*parsers.rates(rates), *([rate] if rate else [])}),
+                           slo_ms, rt.servers().redis_cluster)
     out = writable_folder(out or _default_out(), "--out")
     result = _run(rt, spec)
     _show(rt, result, out, plots=not no_plot)
