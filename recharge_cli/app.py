@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from enum import StrEnum
@@ -62,6 +63,15 @@ def _plain_help(command: Any) -> None:
         _plain_help(sub)
 
 
+def _silence_stdout() -> None:
+    """Send what is left for stdout nowhere (its reader is gone), so that the final flush
+    at exit does not fail again."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 class RechargeGroup(TyperGroup):
     """Runs a command and turns every failure into one stderr line and an exit status."""
 
@@ -91,9 +101,17 @@ class RechargeGroup(TyperGroup):
                 _output().error("interrupted; the operation under way was completed first "
                                 "(its result is above)")
                 status = ExitStatus.INTERRUPTED
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
         except (KeyboardInterrupt, typer.Abort):
             _output().error("interrupted; nothing was left half done")
             status = ExitStatus.INTERRUPTED
+        except (BrokenPipeError, SystemExit) as exc:
+            # The reader stopped reading (`| head`): what ran, ran, and is no failure (the
+            # command line layer turns a closed pipe into SystemExit(1)).
+            if isinstance(exc, SystemExit) and not isinstance(exc.__context__, BrokenPipeError):
+                raise
+            _silence_stdout()
+            status = ExitStatus.OK
         except Exception as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `recharge`, `recharge stats`, …
                 sys.stdout.write(exc.ctx.get_help() + "\n")  # type: ignore[attr-defined]

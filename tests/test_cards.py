@@ -194,3 +194,21 @@ def test_redis_down_reads_from_postgres_with_one_warning(cli, conn, monkeypatch)
     wrote = cli("recharge", "--card", str(card), "--amount", "1000")
     assert wrote.exit_code == 0 and wrote.json()["balance"] == 3500
     assert db.call_one(conn, "public.card_balance", (card,))["balance"] == 3500
+
+
+def test_a_reader_that_stops_reading_is_no_failure(cli_env, conn, card: int) -> None:
+    """`recharge recharge … | head -0`: the money moved, so the command must not say it
+    failed; the closed pipe is the reader's choice (exit 0, no traceback)."""
+    import subprocess
+    import sys
+
+    command = [str(Path(sys.executable).with_name("recharge")), "recharge", "--card", str(card),
+               "--amount", "1000", "--key", "closed-pipe"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(60) == 0, stderr
+    assert "Traceback" not in stderr and "error" not in stderr
+    row = conn.execute("SELECT balance FROM cards WHERE card_id = %s", (card,)).fetchone()
+    assert row["balance"] == 1000
