@@ -98,6 +98,7 @@ class Cache:
         self._stale_recorded = False
         self._reads_off = False
         self._scripts: dict[str, Any] = {}
+        self.unreachable: str | None = None  # why the client could not be made, if it could not
 
     @classmethod
     def from_url(cls, url: str | None, prefix: str, *, cluster: bool = False,
@@ -105,7 +106,16 @@ class Cache:
                  bump_epoch: Callable[[], None] | None = None) -> Cache:
         if not url:
             return cls(None, prefix, warn)
-        return cls(connect(url, cluster), prefix, warn, epoch, bump_epoch, cluster)
+        from redis.exceptions import RedisClusterException, RedisError
+
+        try:
+            client = connect(url, cluster)
+        except (RedisError, RedisClusterException) as exc:  # a cluster client connects at once
+            cache = cls(None, prefix, warn, epoch, bump_epoch, cluster)
+            cache.unreachable = first_line(exc)
+            warn(f"Redis cannot be used ({cache.unreachable}); going on without the cache")
+            return cache
+        return cls(client, prefix, warn, epoch, bump_epoch, cluster)
 
     @property
     def enabled(self) -> bool:

@@ -212,3 +212,17 @@ def test_a_reader_that_stops_reading_is_no_failure(cli_env, conn, card: int) -> 
     assert "Traceback" not in stderr and "error" not in stderr
     row = conn.execute("SELECT balance FROM cards WHERE card_id = %s", (card,)).fetchone()
     assert row["balance"] == 1000
+
+
+def test_a_cluster_setting_against_a_plain_redis_degrades_like_a_redis_outage(
+        cli, monkeypatch, card: int) -> None:
+    assert cli("balance", "--card", str(card)).json()["source"] == "db"
+    assert cli("balance", "--card", str(card)).json()["source"] == "cache"  # cached: 0
+    monkeypatch.setenv("RECHARGE_REDIS_CLUSTER", "1")
+    moved = cli("recharge", "--card", str(card), "--amount", "1000")
+    assert moved.exit_code == 0 and "going on without the cache" in moved.stderr
+    assert cli("balance", "--card", str(card)).json()["balance"] == 1000
+    assert cli("cache", "stats").exit_code == 69  # the cache itself is the job: unavailable
+    monkeypatch.delenv("RECHARGE_REDIS_CLUSTER")
+    after = cli("balance", "--card", str(card)).json()  # the stale cached 0 is not served
+    assert (after["balance"], after["source"]) == (1000, "db")

@@ -14,6 +14,8 @@ app = typer.Typer(no_args_is_help=True, help="Cache statistics, flush and warm-u
 def _require_cache(ctx: typer.Context):
     rt = runtime(ctx)
     cache = rt.cache()
+    if cache.unreachable:
+        raise ServiceUnavailable(f"Redis failed: {cache.unreachable}")
     if not cache.enabled:
         raise ServiceUnavailable("no Redis is configured (or --no-cache is set)")
     return rt, cache
