@@ -97,7 +97,16 @@ def test_anonymous_cards_pay_every_leg(cli, conn) -> None:
 
 
 def test_credit_allowance_and_status_rules(cli, conn) -> None:
-    card = new_card(conn, balance=3000)
+    anonymous = new_card(conn, balance=3000)  # no user: no credit
+    refused = cli("trips", "record", "--card", str(anonymous), "--station", "5",
+                  "--at", "2026-11-23T07:00")
+    assert refused.exit_code == 4 and "anonymous card gets no credit" in refused.stderr
+    assert cli("balance", "--card", str(anonymous)).json()["balance"] == 3000
+    cli("recharge", "--card", str(anonymous), "--amount", "550")
+    exact = cli("trips", "record", "--card", str(anonymous), "--station", "5",
+                "--at", "2026-11-23T07:00")
+    assert exact.exit_code == 0 and exact.json()["balance"] == 0
+    card = new_card(conn, balance=3000, user_id=1)
     ok = cli("trips", "record", "--card", str(card), "--station", "5", "--at", "2026-11-23T07:00")
     assert ok.exit_code == 0 and ok.json()["balance"] == -550  # on credit
     ok2 = cli("trips", "record", "--card", str(card), "--station", "6", "--at", "2026-11-23T10:00")

@@ -207,7 +207,13 @@ BEGIN
         RAISE EXCEPTION 'no fare is valid at %', v_at USING ERRCODE = 'RC004';
     END IF;
     v_balance := v_card.balance - v_fare;
-    IF v_balance < -v_limits.credit_allowance THEN
+    -- Trips on credit are for personalised cards only: an anonymous card cannot be traced
+    -- to anyone who would pay the debt back.
+    IF v_card.user_id IS NULL AND v_balance < 0 THEN
+        RAISE EXCEPTION 'insufficient balance: % for a fare of % (an anonymous card gets no '
+            'credit; register it to a user for up to % on credit)', v_card.balance, v_fare,
+            v_limits.credit_allowance USING ERRCODE = 'RC004';
+    ELSIF v_balance < -v_limits.credit_allowance THEN
         RAISE EXCEPTION 'insufficient balance: % with a credit allowance of %, fare %',
             v_card.balance, v_limits.credit_allowance, v_fare USING ERRCODE = 'RC004';
     END IF;

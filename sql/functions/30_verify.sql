@@ -67,13 +67,14 @@ LANGUAGE sql
         WHERE a.card_id = s.card_id AND a.action = 'status' AND a.at = s.changed_at
           AND a.details ->> 'to' = s.new_status)
     UNION ALL
-    -- 3. balances within [-credit allowance, maximum balance]
+    -- 3. balances within [-credit allowance (0 for an anonymous card), maximum balance]
     SELECT 3, 'balance within limits', c.card_id,
            CASE WHEN c.balance > lim.max_balance THEN lim.max_balance
-                ELSE -lim.credit_allowance END,
+                WHEN c.user_id IS NULL THEN 0 ELSE -lim.credit_allowance END,
            c.balance, NULL
     FROM public.cards c CROSS JOIN public.limits lim
-    WHERE c.balance > lim.max_balance OR c.balance < -lim.credit_allowance
+    WHERE c.balance > lim.max_balance
+       OR c.balance < CASE WHEN c.user_id IS NULL THEN 0 ELSE -lim.credit_allowance END
     UNION ALL
     -- 4. an idempotency key maps to exactly one operation, and an operation to one key
     SELECT 4, 'idempotency key names an existing operation', k.card_id, 1, 0,
