@@ -112,6 +112,7 @@ def _row(series: str, first: dict[str, Any], run: dict[str, Any],
                     "normalised_ci_high": ratio["ci_high"] / norm})
         if drifted:
             judged = (row["normalised_ci_low"], row["normalised_ci_high"])
+    row["judged_on"] = "normalised" if judged[0] != ratio["ci_low"] else "raw"
     row["change"] = verdict(*judged, (fail_if_slower or 0.0) / 100)
     return row
 
@@ -138,25 +139,34 @@ def plot(comparison: Comparison, path: Path, fail_if_slower: float | None) -> Pa
     from recharge_cli.report_folder import save_figure
 
     plt = pyplot()
-    rows = sorted((r for r in comparison.rows if "ci_low" in r),
-                  key=lambda r: r.get("normalised_ratio", r["ratio"]))
+    def judged(r: dict[str, Any]) -> tuple[float, float, float]:
+        prefix = "normalised_" if r["judged_on"] == "normalised" else ""
+        return r[f"{prefix}ratio"], r[f"{prefix}ci_low"], r[f"{prefix}ci_high"]
+
+    rows = sorted((r for r in comparison.rows if "ci_low" in r), key=lambda r: judged(r)[0])
     fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 2))
     colors = {"slower": "#e76f51", "faster": "#2a9d8f", "no clear change": "#777777"}
     for y, r in enumerate(rows):
-        ax.errorbar([r["ratio"]], [y], xerr=[[r["ratio"] - r["ci_low"]], [r["ci_high"] - r["ratio"]]],
-                    fmt="o", color=colors[r["change"]], capsize=2, markersize=4)
-        if "normalised_ratio" in r:
-            ax.plot([r["normalised_ratio"]], [y], "x", color="black", markersize=5)
+        point, low, high = judged(r)
+        ax.errorbar([point], [y], xerr=[[point - low], [high - point]], fmt="o",
+                    color=colors[r["change"]], capsize=2, markersize=4)
+        if r["judged_on"] == "normalised":
+            ax.plot([r["ratio"]], [y], "x", color="black", markersize=5)
     ax.axvline(1, color="black", linewidth=0.8)
     if fail_if_slower is not None:
         ax.axvline(1 + fail_if_slower / 100, color="#e76f51", linestyle="--", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [f"{r['series']} ({r['run']})" for r in rows], fontsize=7)
     ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ticks = [t for t in (0.1, 0.25, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 4, 10) if low <= t <= high]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter("")
     ax.set_xlabel("ratio of medians, later run / base run (log; below 1 is faster), 95% interval")
     labels = [plt.Line2D([], [], color=c, marker="o", linestyle="", label=k)
               for k, c in colors.items()]
     labels.append(plt.Line2D([], [], color="black", marker="x", linestyle="",
-                             label="normalised by the raw baselines"))
+                             label="raw ratio, where the baselines moved\n(the dot is then "
+                                   "normalised by them)"))
     if fail_if_slower is not None:
         labels.append(plt.Line2D([], [], color="#e76f51", linestyle="--",
                                  label=f"gate: {fail_if_slower:g} % slower"))
