@@ -255,22 +255,20 @@ BEGIN
         FROM draws d
         CROSS JOIN LATERAL (SELECT (5 + public.seed_rand(p_seed, 31, d.rid_key) % 46) * 1000
                                    AS amount) AS base
-    ), numbered AS (  -- trip and recharge ids in card and time order
-        SELECT m.*,
-               CASE WHEN m.is_fare THEN v_trip_base ELSE v_recharge_base END - 1
-                 + row_number() OVER (PARTITION BY m.is_fare
-                                      ORDER BY m.card_id, m.at, m.sub, m.leg_number) AS id
-        FROM moves m
-    ), ordered AS (  -- the ledger order of each card: time, then recharge number or trip id
-        SELECT n.*, CASE WHEN n.is_fare THEN n.id ELSE n.sub END AS ord FROM numbered n
     ), entries AS MATERIALIZED (
-        SELECT o.*,
-               min(o.id) OVER (PARTITION BY o.is_fare, o.sub) AS transfer_group,  -- first leg's
-               v_entry_base - 1 + row_number() OVER (ORDER BY o.card_id, o.at, o.ord, o.is_fare)
-                   AS entry_id,
-               sum(o.amount) OVER (PARTITION BY o.card_id ORDER BY o.at, o.ord, o.is_fare
+        -- one pass in each card's ledger order (time, then recharges before fares, recharge
+        -- number, journey and leg): ids and running balances
+        SELECT m.*,
+               v_entry_base - 1 + row_number() OVER w AS entry_id,
+               CASE WHEN m.is_fare THEN v_trip_base - 1 + count(*) FILTER (WHERE m.is_fare) OVER w
+                    ELSE v_recharge_base - 1 + count(*) FILTER (WHERE NOT m.is_fare) OVER w
+               END AS id,
+               sum(m.amount) OVER (PARTITION BY m.card_id ORDER BY m.at, m.is_fare, m.sub,
+                                                                m.leg_number
                                    ROWS UNBOUNDED PRECEDING) AS balance_after
-        FROM ordered o
+        FROM moves m
+        WINDOW w AS (ORDER BY m.card_id, m.at, m.is_fare, m.sub, m.leg_number
+                     ROWS UNBOUNDED PRECEDING)
     ), issued AS (
         INSERT INTO public.cards (card_id, user_id, status, balance, version, issued_at,
                                   last_movement_at)
@@ -308,8 +306,12 @@ BEGIN
                                   fare_id, fare_charged, is_transfer, transfer_group, leg_number,
                                   balance_after)
         SELECT e.card_id, e.id, e.station_id, e.route_id, e.service, e.at, e.fare_id, -e.amount,
-               e.leg_number > 1, e.transfer_group, e.leg_number, e.balance_after
-        FROM entries e WHERE e.is_fare
+               e.leg_number > 1, coalesce(first_leg.id, e.id), e.leg_number, e.balance_after
+        FROM entries e
+        LEFT JOIN entries first_leg  -- a transfer's group is its journey's first leg
+               ON e.leg_number > 1 AND first_leg.is_fare AND first_leg.sub = e.sub
+              AND first_leg.leg_number = 1
+        WHERE e.is_fare
         RETURNING 1
     ), booked AS (
         INSERT INTO public.ledger (card_id, entry_id, kind, amount, recharge_id, trip_id,
