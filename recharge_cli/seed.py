@@ -14,14 +14,25 @@ from recharge_cli import db, stats
 from recharge_cli.errors import InvalidInput, Rejected
 from recharge_cli.render import Output
 
-CARDS_PER_BATCH = 12_000
+CARDS_PER_BATCH = 1_000  # ~10,000 legs: a step of the progress bar
 MAX_SCALE = 400
+LOAD_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB"}
 
 
-def finish(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+def finish(conn: psycopg.Connection[Any], output: Output | None = None) -> dict[str, Any]:
     """What follows a load (idempotent): planner statistics and visibility maps, rollups."""
-    conn.execute("VACUUM ANALYZE")
-    return stats.build_rollups(conn)
+    with (output or Output()).progress("Statistics and rollups", total=2) as bar:
+        conn.execute("VACUUM ANALYZE")
+        bar.advance()
+        for name, value in LOAD_SETTINGS.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        try:
+            rollups = stats.build_rollups(conn)
+        finally:
+            for name in LOAD_SETTINGS:
+                conn.execute(f"RESET {name}")
+        bar.advance()
+    return rollups
 
 
 def is_empty(conn: psycopg.Connection[Any]) -> bool:
@@ -31,12 +42,14 @@ def is_empty(conn: psycopg.Connection[Any]) -> bool:
 def seed(conn: psycopg.Connection[Any], *, scale: float = 1.0, seed: int = 42,
          end: dt.date | None = None, output: Output | None = None,
          replace: bool = False) -> dict[str, Any]:
-    """Load ~24,000×scale cards with three years of recharges and a week of trips.
+    """Load ~24,000×scale cards with 90 days of recharges and trips.
 
     All rows load in ONE transaction (with `replace`, after emptying the data tables in
     that same transaction): an interrupted or failed load leaves the database exactly as
-    it was, never half loaded. Statistics and rollups follow (`finish`); they are derived
-    and can be rebuilt at any time.
+    it was, never half loaded. The movement tables' indexes and every foreign key are
+    dropped for the load and restored (built and checked over whole tables) before it
+    commits. Statistics and rollups follow (`finish`); they are derived and can be rebuilt
+    at any time.
     """
     if not (0 < scale <= MAX_SCALE) or math.isnan(scale):
         raise InvalidInput(f"--scale must be greater than 0 and at most {MAX_SCALE}")
@@ -45,6 +58,8 @@ def seed(conn: psycopg.Connection[Any], *, scale: float = 1.0, seed: int = 42,
     started = time.perf_counter()
     conn.execute("SET synchronous_commit = off")
     with conn.transaction():
+        for name, value in LOAD_SETTINGS.items():
+            conn.execute("SELECT set_config(%s, %s, true)", (name, value))
         if replace:
             db.call(conn, "public.seed_clear")
         elif not is_empty(conn):
@@ -52,21 +67,25 @@ def seed(conn: psycopg.Connection[Any], *, scale: float = 1.0, seed: int = 42,
                            "replaces it (or seed an empty database)")
         catalog = db.call_one(conn, "public.seed_catalog", (Decimal(str(scale)), seed, end))
         assert catalog is not None
-        cards = int(catalog["cards"])
+        users, cards = int(catalog["users"]), int(catalog["cards"])
+        restore = [row["statement"] for row in db.call(conn, "public.seed_suspend_keys")]
         recharges = legs = 0
-        batches = [(lo, min(lo + CARDS_PER_BATCH - 1, cards))
-                   for lo in range(1, cards + 1, CARDS_PER_BATCH)]
         with output.progress("Seeding cards", total=cards) as bar:
-            for lo, hi in batches:
-                row = db.call_one(conn, "public.seed_activity", (lo, hi, seed, end))
+            for lo in range(1, cards + 1, CARDS_PER_BATCH):
+                hi = min(lo + CARDS_PER_BATCH - 1, cards)
+                row = db.call_one(conn, "public.seed_activity", (lo, hi, users, seed, end))
                 assert row is not None
                 recharges += int(row["recharges"])
                 legs += int(row["legs"])
                 bar.advance(hi - lo + 1)
+        with output.progress("Indexes and foreign keys", total=len(restore)) as bar:
+            for statement in restore:
+                conn.execute(statement)
+                bar.advance()
     conn.execute("RESET synchronous_commit")
-    rollups = finish(conn)
+    rollups = finish(conn, output)
     seconds = time.perf_counter() - started
-    return {"scale": scale, "seed": seed, "end": end, "users": int(catalog["users"]),
+    return {"scale": scale, "seed": seed, "end": end, "users": users,
             "cards": cards, "recharges": recharges, "trips": legs,
             "seconds": round(seconds, 2), "rows_per_second": round((recharges + legs) / seconds),
             "rollup_days": rollups["days_built"]}

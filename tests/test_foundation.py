@@ -99,7 +99,10 @@ def test_verify_detects_a_broken_balance(empty_database: Database) -> None:
 def test_seed_is_deterministic(empty_database: Database, servers) -> None:
     from tests.conftest import _database_dsn, create_database, drop_database
 
-    digest_sql = ("SELECT md5(string_agg(t::text, ',' ORDER BY card_id, trip_id)) AS d FROM trips t")
+    digest_sql = ("SELECT (SELECT md5(string_agg(t::text, ',' ORDER BY card_id, trip_id)) FROM trips t)"
+                  " || (SELECT md5(string_agg(r::text, ',' ORDER BY card_id, recharge_id)) FROM recharges r)"
+                  " || (SELECT md5(string_agg(l::text, ',' ORDER BY card_id, entry_id)) FROM ledger l)"
+                  " || (SELECT md5(string_agg(c::text, ',' ORDER BY card_id)) FROM cards c) AS d")
     other = create_database(servers)
     try:
         digests = []

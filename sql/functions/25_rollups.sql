@@ -2,17 +2,8 @@
 -- the base tables over a time range; rollup_build() stores their output up to
 -- rolled_until, the statistics use them live for the rest, and verify_rollups() compares.
 
-CREATE OR REPLACE FUNCTION with_bit(p_bits bit varying, p_position integer)
-RETURNS bit varying LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT set_bit(p_bits, p_position, 1)
-$$;
-
--- bit_members(position): a 4096-bit string with the given positions set.
-DO $$
-BEGIN
-    EXECUTE format('CREATE OR REPLACE AGGREGATE bit_members(integer) (SFUNC = with_bit, '
-                   'STYPE = bit varying, INITCOND = %L)', repeat('0', 4096));
-END $$;
+DROP AGGREGATE IF EXISTS bit_members(integer);
+DROP FUNCTION IF EXISTS with_bit(bit varying, integer);
 
 -- Everything before this instant is rolled up (except dirty days); '-infinity' when the
 -- rollups were built in another time zone (then every statistic scans the base tables).
@@ -78,8 +69,9 @@ LANGUAGE sql STABLE AS $$
                             ELSE tr.route_id END,
            count(*), count(*) FILTER (WHERE NOT tr.is_transfer),
            count(*) FILTER (WHERE tr.is_transfer),
-           count(*) FILTER (WHERE NOT tr.is_transfer AND tr.boarding_time
-                                      + make_interval(mins => public.longest_transfer_window()) < now()),
+           count(*) FILTER (WHERE NOT tr.is_transfer AND tr.boarding_time  -- (one lookup)
+                                      + make_interval(mins => (SELECT public.longest_transfer_window()))
+                                      < now()),
            sum(tr.fare_charged)::bigint
     FROM public.trips tr
     LEFT JOIN public.stations s ON p_dimension = 'locality' AND s.station_id = tr.station_id
@@ -101,7 +93,9 @@ LANGUAGE sql STABLE AS $$
         UNION ALL
         SELECT r.day, 'card', r.card_id FROM riders r
     )
-    SELECT i.day, i.kind, i.id / 4096, public.bit_members((i.id % 4096)::integer)
+    -- per chunk of 4096 ids, the OR of one 4096-bit string per id with bit (id % 4096) set
+    SELECT i.day, i.kind, i.id / 4096,
+           bit_or(B'1'::bit(4096) >> (i.id % 4096)::integer)::bit varying
     FROM ids i
     GROUP BY 1, 2, 3
 $$;

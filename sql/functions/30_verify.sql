@@ -26,14 +26,19 @@ LANGUAGE sql
     GROUP BY t.card_id, t.trip_id, t.fare_charged
     HAVING count(l.*) <> 1 OR coalesce(sum(l.amount), 0) <> -t.fare_charged
     UNION ALL
+    -- (one anti-join per kind: a single NOT EXISTS … OR NOT EXISTS would probe per entry)
     SELECT 2, 'ledger entry belongs to one operation', l.card_id, 1, 0,
            'entry ' || l.entry_id || ' (' || l.kind || ')'
     FROM public.ledger l
-    WHERE (l.kind = 'recharge' AND NOT EXISTS (
+    WHERE l.kind = 'recharge' AND NOT EXISTS (
               SELECT 1 FROM public.recharges r
-              WHERE r.card_id = l.card_id AND r.recharge_id = l.recharge_id))
-       OR (l.kind = 'fare' AND NOT EXISTS (
-              SELECT 1 FROM public.trips t WHERE t.card_id = l.card_id AND t.trip_id = l.trip_id))
+              WHERE r.card_id = l.card_id AND r.recharge_id = l.recharge_id)
+    UNION ALL
+    SELECT 2, 'ledger entry belongs to one operation', l.card_id, 1, 0,
+           'entry ' || l.entry_id || ' (' || l.kind || ')'
+    FROM public.ledger l
+    WHERE l.kind = 'fare' AND NOT EXISTS (
+              SELECT 1 FROM public.trips t WHERE t.card_id = l.card_id AND t.trip_id = l.trip_id)
     UNION ALL
     -- 7. a reversal reverses one recharge entry of its card, by its whole amount (at most
     --    once: ledger_corrects_once)
