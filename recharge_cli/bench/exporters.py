@@ -94,7 +94,7 @@ def _load_sections(a: analysis.Analysis) -> list[str]:
     if a.saturation:
         lines += ["## Saturation (open-loop sweep)", "",
                   "The most operations/s each path served; *saturated* when a higher offered "
-                  "rate was not kept up (skipped operations, or under 95 % of the rate).", "",
+                  "rate was not kept up (over 1 % of its operations skipped, or under 95 % of the rate).", "",
                   markdown_table([{"target": s["target"], "kind": s["kind"],
                                    "ops/s": f"{s['ops_per_second']:,.0f}",
                                    "saturated": "yes" if s["saturated"] else "not yet",
