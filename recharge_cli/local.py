@@ -586,7 +586,7 @@ def ready(settings: Settings, output: Output, *, start_all: bool = False, replic
 
 def _prepare(settings: Settings, state: LocalState, output: Output) -> None:
     """Migrate when the SQL changed and load the demo data once."""
-    from recharge_cli import db, migrations, seed, stats
+    from recharge_cli import db, demo, migrations, stats
 
     current = migrations.fingerprint()
     if state.migrations == current and state.seeded:
@@ -600,13 +600,13 @@ def _prepare(settings: Settings, state: LocalState, output: Output) -> None:
         if not state.seeded:
             # the load is one transaction: data present means all of it (an interrupted
             # first run left none, and this run loads it again)
-            if seed.is_empty(conn):
+            if demo.is_empty(conn):
                 output.message("Loading the demo data set into the embedded database (once) …")
-                result = seed.seed(conn, output=output)
+                result = demo.load(conn, output=output)
                 output.message(f"Loaded {result['cards']:,} cards and {result['trips']:,} trip "
                                f"legs in {result['seconds']:.1f} s")
             else:
-                seed.finish(conn)
+                demo.finish(conn)
             state.seeded = True
     state.migrations = current
     write_state(settings.home.resolve(), state)

@@ -20,7 +20,7 @@ import pytest
 from psycopg import conninfo
 from typer.testing import CliRunner
 
-from recharge_cli import db, local, migrations, seed
+from recharge_cli import db, demo, local, migrations
 from recharge_cli.app import app
 from recharge_cli.cache import Cache
 
@@ -105,7 +105,7 @@ def own_database(servers: Servers, seeded: bool) -> Iterator[Database]:
         with test_db.connect() as conn:
             migrations.migrate(conn)
             if seeded:
-                seed.seed(conn, scale=1, seed=42, end=dt.date.fromisoformat(SEED_END))
+                demo.load(conn, scale=1, seed=42, end=dt.date.fromisoformat(SEED_END))
         yield test_db
     finally:
         cache = test_db.cache()

@@ -1,4 +1,5 @@
-"""Bench statistics on known samples, the exporters, and a tiny end-to-end run."""
+"""Bench on known samples (summaries, open and closed loops, HDR merging, compare and its
+gate) and end-to-end runs."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from recharge_cli.bench import analysis, load, statistics
+from recharge_cli.bench import analysis, load, sampling
 from tests import faults
 from tests.conftest import run_cli
 
 
 def test_summary_on_known_samples() -> None:
-    s = statistics.summarize([1000 * v for v in range(1, 101)])  # 1..100 µs
+    s = sampling.summarize([1000 * v for v in range(1, 101)])  # 1..100 µs
     assert s["n"] == 100 and s["min_us"] == 1 and s["max_us"] == 100
     assert s["p50_us"] == pytest.approx(50.5) and s["p90_us"] == pytest.approx(90.1)
     assert s["p99_us"] == pytest.approx(99.01) and s["mean_us"] == pytest.approx(50.5)
@@ -29,19 +30,19 @@ def test_bootstrap_interval_contains_the_true_ratio() -> None:
     rng = np.random.default_rng(3)
     slow = (rng.normal(1000, 50, 400)).astype(int).tolist()
     fast = (rng.normal(100, 5, 400)).astype(int).tolist()
-    sp = statistics.speedup(slow, fast, seed=1)
+    sp = sampling.speedup(slow, fast, seed=1)
     assert sp["ci_low"] < 10 < sp["ci_high"]
     assert sp["ci_low"] <= sp["ratio"] <= sp["ci_high"]
     assert sp["ci_high"] - sp["ci_low"] < 1
 
 
 def test_warnings() -> None:
-    assert any("p99" in w for w in statistics.warnings_for("x", [100] * 50))
+    assert any("p99" in w for w in sampling.warnings_for("x", [100] * 50))
     slow_start = [10_000] * 10 + [1_000] * 90
-    assert any("first samples" in w for w in statistics.warnings_for("x", slow_start))
+    assert any("first samples" in w for w in sampling.warnings_for("x", slow_start))
     outliers = [100] * 90 + [100_000] * 10
-    assert any("outliers" in w for w in statistics.warnings_for("x", outliers))
-    assert statistics.warnings_for("x", list(range(1000, 1200))) == []
+    assert any("outliers" in w for w in sampling.warnings_for("x", outliers))
+    assert sampling.warnings_for("x", list(range(1000, 1200))) == []
 
 
 def test_bench_end_to_end(cli, tmp_path: Path) -> None:

@@ -108,13 +108,13 @@ def test_seed_is_deterministic(empty_database: Database, servers) -> None:
         digests = []
         for dsn in (empty_database.dsn, _database_dsn(servers, other)):
             with psycopg.connect(dsn, autocommit=True) as conn:
-                from recharge_cli import db, seed
+                from recharge_cli import db, demo
 
                 wrapped = db.connect(dsn)
                 migrations.migrate(wrapped)
                 import datetime as dt
 
-                seed.seed(wrapped, scale=0.02, seed=7, end=dt.date(2026, 1, 31))
+                demo.load(wrapped, scale=0.02, seed=7, end=dt.date(2026, 1, 31))
                 wrapped.close()
                 digests.append(conn.execute(digest_sql).fetchone()[0])
         assert digests[0] == digests[1] and digests[0] is not None

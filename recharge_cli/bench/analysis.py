@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from recharge_cli.bench import statistics
+from recharge_cli.bench import sampling
 from recharge_cli.bench.load import LoadRun
 from recharge_cli.bench.runner import BASELINES, SERIES_KINDS, TARGETS, Samples
 
@@ -101,7 +101,7 @@ def budgets(summary: dict[str, dict[str, Any]], cluster: bool) -> list[dict[str,
 
 def analyse(samples: Samples, loads: list[LoadRun], targets: list[str], seed: int,
             cluster: bool = False, slo_ms: float | None = None) -> Analysis:
-    summary = {series: statistics.summarize(values) for series, values in samples.values.items()}
+    summary = {series: sampling.summarize(values) for series, values in samples.values.items()}
     if slo_ms is not None:
         for series, values in samples.values.items():
             summary[series]["slower_than_slo"] = share_slower(values, slo_ms)
@@ -109,10 +109,10 @@ def analyse(samples: Samples, loads: list[LoadRun], targets: list[str], seed: in
     for target in (t for t in targets if t in TARGETS):
         hit = samples.values[f"{target}/hit"]
         speedups[target] = {
-            "miss_over_hit": statistics.speedup(samples.values[f"{target}/miss"], hit, seed),
-            "db_over_hit": statistics.speedup(samples.values[f"{target}/db"], hit, seed)}
+            "miss_over_hit": sampling.speedup(samples.values[f"{target}/miss"], hit, seed),
+            "db_over_hit": sampling.speedup(samples.values[f"{target}/db"], hit, seed)}
     warnings = [w for series, values in samples.values.items()
-                for w in statistics.warnings_for(series, values)]
+                for w in sampling.warnings_for(series, values)]
     warnings += [f"{r.target}/{r.kind} at {r.offered:,.0f}/s: the load processes were busy on "
                  f"their CPUs {r.recording.busy_share:.0%} of the time; the client, not the "
                  "server, may be what could not keep up (use fewer targets per run or a "

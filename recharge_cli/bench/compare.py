@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recharge_cli.bench import statistics
+from recharge_cli.bench import sampling
 from recharge_cli.errors import InvalidInput
 
 DRIFT = 0.10  # a baseline moved when its whole interval is more than 10 % away from 1
@@ -59,7 +59,7 @@ def _baseline_drift(first: dict[str, Any], run: dict[str, Any], seed: int
     for name in ("redis_get", "pg_point_query"):
         base, other = (r["samples_ns"].get(f"baseline/{name}") for r in (first, run))
         if base and other:
-            moved[name] = statistics.speedup(other, base, seed)
+            moved[name] = sampling.speedup(other, base, seed)
     return moved
 
 
@@ -100,9 +100,9 @@ def _row(series: str, first: dict[str, Any], run: dict[str, Any],
     row: dict[str, Any] = {"series": series, "base": first["label"], "run": run["label"]}
     if not (base and other):
         return {**row, "change": f"only in {first['label'] if base else run['label']}"}
-    ratio = statistics.speedup(other, base, seed)
-    row.update({"base_p50_us": statistics.summarize(base)["p50_us"],
-                "p50_us": statistics.summarize(other)["p50_us"], **ratio})
+    ratio = sampling.speedup(other, base, seed)
+    row.update({"base_p50_us": sampling.summarize(base)["p50_us"],
+                "p50_us": sampling.summarize(other)["p50_us"], **ratio})
     judged = (ratio["ci_low"], ratio["ci_high"])
     kind = series.split("/")[1]
     norm = None if series.startswith("baseline/") else _normaliser(kind, drift)

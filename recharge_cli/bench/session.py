@@ -59,11 +59,11 @@ class RunResult:
 def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
         cache_prefix: str, output: Output) -> RunResult:
     """Run the bench; `conn` belongs to the schema owner (scratch cards, row counts)."""
-    from recharge_cli import seed as demo
+    from recharge_cli import demo
 
     if demo.is_empty(conn):
         output.message("The database is empty: loading the demo data set first …")
-        demo.seed(conn, output=output)
+        demo.load(conn, output=output)
     started = dt.datetime.now(dt.UTC)
     prefix = f"{cache_prefix}bench:{started:%H%M%S%f}:"
     conns = runner.open_connections(dsn, redis_url, prefix, spec.targets, spec.cluster)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from recharge_cli import migrations, seed, stats
+from recharge_cli import demo, migrations, stats
 from recharge_cli.commands import WAIT_OPTION, YES_OPTION, confirm, lock_option, parsers, runtime
 from recharge_cli.errors import ExitStatus
 
@@ -68,7 +68,7 @@ def seed_command(
     conn = rt.admin_db()
     with rt.locked(lock, wait):
         migrations.migrate(conn)
-        result = seed.seed(conn, scale=scale, seed=seed_value, end=end_date, output=rt.output,
+        result = demo.load(conn, scale=scale, seed=seed_value, end=end_date, output=rt.output,
                            replace=replace)
     rt.output.emit(result)
 

@@ -1,4 +1,5 @@
-"""Summary statistics, bootstrap intervals and hyperfine-style warnings on raw samples (ns)."""
+"""Summaries of raw samples (ns): percentiles, bootstrap intervals of ratios, and warnings about
+suspicious samples as hyperfine gives them."""
 
 from __future__ import annotations
 

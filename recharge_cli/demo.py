@@ -39,7 +39,7 @@ def is_empty(conn: psycopg.Connection[Any]) -> bool:
     return conn.execute("SELECT NOT EXISTS (SELECT 1 FROM public.cards) AS empty").fetchone()["empty"]
 
 
-def seed(conn: psycopg.Connection[Any], *, scale: float = 1.0, seed: int = 42,
+def load(conn: psycopg.Connection[Any], *, scale: float = 1.0, seed: int = 42,
          end: dt.date | None = None, output: Output | None = None,
          replace: bool = False) -> dict[str, Any]:
     """Load ~24,000×scale cards with 90 days of recharges and trips.
