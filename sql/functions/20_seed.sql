@@ -205,7 +205,7 @@ BEGIN
             1, CASE WHEN NOT ch.personalised THEN 1  -- transfers are for personalised cards
                     WHEN ch.transfer_draw < 180 THEN 2 WHEN ch.transfer_draw < 200 THEN 3 ELSE 1 END
         ) AS leg
-    ), fares AS (  -- station, route and fare of each leg
+    ), priced AS (  -- station, route and fare of each leg
         SELECT l.card_id, l.jid, l.leg_number, l.boarding_time, l.service,
                CASE l.service
                    WHEN 'TRONCAL' THEN 1 + l.draw % 149
@@ -228,7 +228,7 @@ BEGIN
          AND f.valid_from <= l.boarding_time
          AND (f.valid_to IS NULL OR l.boarding_time < f.valid_to)
     ), due AS (
-        SELECT f.card_id, sum(f.fare) AS fares FROM fares f GROUP BY f.card_id
+        SELECT f.card_id, sum(f.fare) AS fares FROM priced f GROUP BY f.card_id
     ), draws AS (  -- 1-5 recharges per card; the first also covers the period's fares
         SELECT c.card_id, k, c.card_id * 8 + k AS rid_key, coalesce(du.fares, 0) AS due
         FROM public.seed_cards(p_from, p_to, p_users, p_seed) AS c
@@ -240,7 +240,7 @@ BEGIN
         SELECT f.card_id, true AS is_fare, -f.fare AS amount, f.boarding_time AS at,
                f.jid AS sub, f.leg_number, f.service, f.station_id, f.route_id, f.fare_id,
                NULL::integer AS point_id
-        FROM fares f
+        FROM priced f
         UNION ALL
         SELECT d.card_id, false,
                CASE WHEN d.k = 1 THEN greatest(base.amount, ((d.due + 999) / 1000) * 1000)
