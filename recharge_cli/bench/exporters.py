@@ -94,7 +94,8 @@ def _load_sections(a: analysis.Analysis) -> list[str]:
     if a.saturation:
         lines += ["## Saturation (open-loop sweep)", "",
                   "The most operations/s each path served; *saturated* when a higher offered "
-                  "rate was not kept up (over 1 % of its operations skipped, or under 95 % of the rate).", "",
+                  "rate was not kept up (over 1 % of its operations skipped: more than 1 s behind the "
+                  "schedule, or still due when the run's time was up).", "",
                   markdown_table([{"target": s["target"], "kind": s["kind"],
                                    "ops/s": f"{s['ops_per_second']:,.0f}",
                                    "saturated": "yes" if s["saturated"] else "not yet",

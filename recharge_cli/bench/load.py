@@ -174,11 +174,13 @@ class LoadRun:
 
     @property
     def kept_up(self) -> bool:
-        """Did it serve the offered load: ≥ 95 % of the rate, at most 1 % of the schedule
-        skipped (a busy machine's odd stall is not saturation)?"""
+        """Did it serve the offered load? A path that cannot falls ever further behind its
+        schedule, so its operations end up skipped (more than 1 s late, or still due when the
+        run's time is up); at most 1 % skipped is a busy machine's odd stall, not saturation.
+        (The achieved rate alone would not do: a Poisson schedule of 5 s at 250/s offers
+        1,250 ± 35 operations.)"""
         rec = self.recording
-        return self.offered is None or (rec.skipped <= 0.01 * (rec.operations + rec.skipped)
-                                        and self.achieved >= 0.95 * self.offered)
+        return self.offered is None or rec.skipped <= 0.01 * (rec.operations + rec.skipped)
 
     @property
     def client_bound(self) -> bool:
