@@ -1,14 +1,17 @@
 """Bulk recharges from CSV (a cron job's daily top-ups), applied set-based in chunks.
 
-The file is read twice, streaming (constant memory): once to check that it parses and to
-derive keys, then to apply it CHUNK_ROWS rows per call of recharge_bulk(), which keeps
-every rule and idempotency key of a single recharge. Each chunk commits on its own; the
-cache is written through for the cards it touched. A rerun of the same file replays the
+The file is read twice, streaming (constant memory): once to check that it parses, count
+its rows and derive keys, then to apply it CHUNK_ROWS rows per call of recharge_bulk(),
+which keeps every rule and idempotency key of a single recharge. Each chunk commits on its
+own; the cache is written through for the cards it touched. While PostgreSQL applies one
+chunk, the next is parsed (a worker thread waits for the database); a chunk's rejects are
+reported, in line order, once it has committed. A rerun of the same file replays the
 applied rows (their keys are derived from the file) and applies the rest.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import csv
 import hashlib
@@ -16,13 +19,15 @@ import io
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import psycopg
+from psycopg.rows import tuple_row
 
-from recharge_cli import cards, db, interrupts
+from recharge_cli import cards, interrupts
 from recharge_cli.cache import Cache
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database
 from recharge_cli.render import Output, Progress
@@ -72,6 +77,24 @@ class Row:
     card_id: int
     amount: int
     key: str
+
+
+@dataclass
+class Chunk:
+    """Rows to apply in one transaction, as columns, and the rows that failed to parse
+    (line, card_id, amount, key, exit status, error)."""
+
+    lines: list[int] = field(default_factory=list)
+    cards: list[int] = field(default_factory=list)
+    amounts: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    unparsed: list[tuple[int, Any, Any, str, int, str]] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        self.lines.append(row.line)
+        self.cards.append(row.card_id)
+        self.amounts.append(row.amount)
+        self.keys.append(row.key)
 
 
 class Rejects:
@@ -125,22 +148,20 @@ def _fields(stream: TextIO, path: Path) -> Iterator[tuple[int, list[str]]]:
         raise InvalidInput(f"{path}: not UTF-8 ({exc.reason}); nothing was applied") from exc
 
 
-def _digest(path: Path) -> tuple[str, Path | io.StringIO]:
-    """The file's digest (the derived keys depend on it) after checking that it parses; for
-    stdin, which cannot be read twice, its text is kept."""
+def _digest(path: Path) -> tuple[str, Path | io.StringIO, int]:
+    """The file's digest (the derived keys depend on it) and its number of data rows, after
+    checking that it parses; for stdin, which cannot be read twice, its text is kept."""
     if str(path) == "-":
         text = sys.stdin.read()
         source: Path | io.StringIO = io.StringIO(text)
         hasher = hashlib.sha256(("stdin\0" + text).encode())
-        for _ in _fields(io.StringIO(text), path):
-            pass
-        return hasher.hexdigest()[:16], source
+        rows = sum(1 for _ in _fields(io.StringIO(text), path))
+        return hasher.hexdigest()[:16], source, rows
     hasher = hashlib.sha256((path.name + "\0").encode())
     with _opened(path) as fh:
         hashing = _Hashing(fh, hasher)
-        for _ in _fields(hashing, path):  # type: ignore[arg-type]
-            pass
-    return hasher.hexdigest()[:16], path
+        rows = sum(1 for _ in _fields(hashing, path))  # type: ignore[arg-type]
+    return hasher.hexdigest()[:16], path, rows
 
 
 class _Hashing:
@@ -182,71 +203,109 @@ def recharge_file(conn: psycopg.Connection[Any], cache: Cache, path: Path, point
     line, so rerunning the same file replays instead of charging twice. With `dry_run`
     every chunk runs with all its rules and is rolled back: the summary and rejects say
     what would happen, nothing moves."""
-    digest, source = _digest(path)
+    digest, source, total = _digest(path)
     summary = BulkSummary(dry_run=dry_run)
     rejects = Rejects(rejects_path, output)
+    stream = source if isinstance(source, io.StringIO) else None
     try:
-        stream = source if isinstance(source, io.StringIO) else None
         with (contextlib.nullcontext(stream) if stream else _opened(path)) as fh, \
-                output.progress("Recharging", total=None) as bar:
-            chunk: list[Row] = []
-            for line, fields in _fields(fh, path):
-                try:
-                    chunk.append(_parse(line, fields, digest, point_id))
-                except RechargeError as exc:
-                    summary.rows += 1
-                    rejects.add(summary, line, fields[0] if fields else "",
-                                fields[1] if len(fields) > 1 else "",
-                                fields[2].strip() if len(fields) > 2 else "", int(exc.status),
-                                str(exc))
-                if len(chunk) >= CHUNK_ROWS:
-                    if not _apply(conn, cache, chunk, point_id, summary, rejects, bar, dry_run):
+                output.progress("Recharging", total=total, unit="rows") as bar, \
+                ThreadPoolExecutor(1, "recharge-bulk") as worker, interrupts.deferred():
+            applying = _Applying(conn, cache, point_id, summary, rejects, bar, dry_run)
+            in_flight: tuple[Chunk, Future[list[tuple[Any, ...]]]] | None = None
+            try:
+                for chunk in _chunks(_fields(fh, path), digest, point_id):
+                    if in_flight is not None:
+                        done, in_flight = in_flight, None
+                        if not applying.finish(*done):
+                            return summary
+                    if interrupts.pending():  # a signal: stop between chunks
+                        summary.interrupted = True
                         return summary
-                    chunk = []
-            if chunk:
-                _apply(conn, cache, chunk, point_id, summary, rejects, bar, dry_run)
+                    in_flight = chunk, worker.submit(applying.send, chunk)
+            finally:
+                if in_flight is not None:
+                    applying.finish(*in_flight)
     finally:
         rejects.close()
     return summary
 
 
-def _apply(conn: psycopg.Connection[Any], cache: Cache, chunk: list[Row], point_id: int | None,
-           summary: BulkSummary, rejects: Rejects, bar: Progress, dry_run: bool) -> bool:
-    """One chunk in one transaction; False when the run must stop (lost connection or an
-    interrupt between chunks)."""
-    if interrupts.pending():
-        summary.interrupted = True
-        return False
-    keys = [row.key for row in chunk]
-    try:
-        with interrupts.deferred(), conn.transaction(force_rollback=dry_run):
-            results = db.call(conn, "public.recharge_bulk", (
-                point_id, [r.line for r in chunk], [r.card_id for r in chunk],
-                [r.amount for r in chunk], keys))
-    except psycopg.Error as exc:
-        error = from_database(exc)
-        if error is None:
-            raise
-        if error.status in (ExitStatus.UNAVAILABLE, ExitStatus.TEMPORARY):
-            summary.stopped = error  # rerunning the file completes it exactly once
-            return False
-        raise error from exc
-    summary.rows += len(chunk)
-    by_line = {row.line: row for row in chunk}
-    written = []
-    for result in results:
-        row = by_line[result["line"]]
-        if result["error_code"] is not None:
-            rejects.add(summary, row.line, row.card_id, row.amount, row.key,
-                        int(SQLSTATE_STATUS[result["error_code"]]), result["error"])
-        elif result["replayed"]:
-            summary.replayed += 1
-        else:
-            summary.ok += 1
-            summary.total_amount += result["amount"]
-            written.append(result)
-    if not dry_run:
-        cache.cards_written([(r["card_id"], r["version"], cards.balance_payload(r))
-                             for r in written])
-    bar.advance(len(chunk))
-    return True
+def _chunks(rows: Iterator[tuple[int, list[str]]], digest: str,
+            point_id: int | None) -> Iterator[Chunk]:
+    """The file's rows parsed, CHUNK_ROWS valid rows (and the invalid ones among them) at a
+    time."""
+    chunk = Chunk()
+    for line, fields in rows:
+        try:
+            chunk.add(_parse(line, fields, digest, point_id))
+        except RechargeError as exc:
+            chunk.unparsed.append((line, fields[0] if fields else "",
+                                   fields[1] if len(fields) > 1 else "",
+                                   fields[2].strip() if len(fields) > 2 else "", int(exc.status),
+                                   str(exc)))
+        if len(chunk.lines) >= CHUNK_ROWS:
+            yield chunk
+            chunk = Chunk()
+    if chunk.lines or chunk.unparsed:
+        yield chunk
+
+
+@dataclass
+class _Applying:
+    """Sends chunks (from the worker thread) and accounts for them (in the main thread)."""
+
+    conn: psycopg.Connection[Any]
+    cache: Cache
+    point_id: int | None
+    summary: BulkSummary
+    rejects: Rejects
+    bar: Progress
+    dry_run: bool
+
+    def send(self, chunk: Chunk) -> list[tuple[Any, ...]]:
+        """One chunk in one transaction: one outcome per row."""
+        if not chunk.lines:
+            return []
+        with self.conn.transaction(force_rollback=self.dry_run), \
+                self.conn.cursor(row_factory=tuple_row, binary=True) as cur:
+            return cur.execute("SELECT * FROM public.recharge_bulk(%s, %b, %b, %b, %b)",
+                               (self.point_id, chunk.lines, chunk.cards, chunk.amounts,
+                                chunk.keys)).fetchall()
+
+    def finish(self, chunk: Chunk, sent: Future[list[tuple[Any, ...]]]) -> bool:
+        """Wait for a chunk's outcome, report its rejects, write its cards through the
+        cache; False when the run must stop (the connection was lost: rows from this chunk
+        on were not applied)."""
+        try:
+            results = sent.result()
+        except psycopg.Error as exc:
+            error = from_database(exc)
+            if error is None:
+                raise
+            if error.status in (ExitStatus.UNAVAILABLE, ExitStatus.TEMPORARY):
+                self.summary.stopped = error  # rerunning the file completes it exactly once
+                return False
+            raise error from exc
+        summary = self.summary
+        summary.rows += len(chunk.lines) + len(chunk.unparsed)
+        failed = list(chunk.unparsed)
+        written = []
+        for line, card_id, amount, _, balance, version, at, replayed, code, error in results:
+            if code is not None:
+                key = chunk.keys[bisect.bisect_left(chunk.lines, line)]  # lines ascend
+                failed.append((line, card_id, amount, key, int(SQLSTATE_STATUS[code]), error))
+            elif replayed:
+                summary.replayed += 1
+            else:
+                summary.ok += 1
+                summary.total_amount += amount
+                written.append((card_id, version, cards.balance_payload(
+                    {"card_id": card_id, "balance": balance, "version": version,
+                     "recharged_at": at})))
+        for reject in sorted(failed):
+            self.rejects.add(summary, *reject)
+        if not self.dry_run:
+            self.cache.cards_written(written)
+        self.bar.advance(len(chunk.lines) + len(chunk.unparsed))
+        return True

@@ -46,7 +46,7 @@ def test_bulk_equals_row_by_row(cli, database: Database, conn, tmp_path: Path) -
     with rejects.open() as fh:
         bulk_rejects = {int(r["line"]): int(r["exit_code"]) for r in csv.DictReader(fh)}
 
-    digest, _ = bulk._digest(csv_file)
+    digest, _, _ = bulk._digest(csv_file)
     single_rejects: dict[int, int] = {}
     ok = replayed = 0
     for line, (target, amount, key) in enumerate(rows, start=1):
