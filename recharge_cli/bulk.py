@@ -18,7 +18,8 @@ import hashlib
 import io
 import re
 import sys
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ REJECT_COLUMNS = ["line", "card_id", "amount", "key", "exit_code", "error"]
 # A third column of exactly three digits after an amount: "3,1,000" meant 1,000.
 THOUSANDS = re.compile(r"[0-9]{3}")
 CHUNK_ROWS = 5000
+# Connections applying chunks side by side (PostgreSQL runs each chunk on one core).
+WORKERS = 2
 SQLSTATE_STATUS = {"RC002": ExitStatus.USAGE, "RC003": ExitStatus.NOT_FOUND,
                    "RC004": ExitStatus.REJECTED, "RC005": ExitStatus.IDEMPOTENCY_CONFLICT}
 
@@ -196,13 +199,14 @@ def _integer(text: str, what: str) -> int:
     return number
 
 
-def recharge_file(conn: psycopg.Connection[Any], cache: Cache, path: Path, point_id: int | None,
-                  rejects_path: Path | None, output: Output,
+def recharge_file(connect: Callable[[], psycopg.Connection[Any]], cache: Cache, path: Path,
+                  point_id: int | None, rejects_path: Path | None, output: Output,
                   dry_run: bool = False) -> BulkSummary:
     """Apply every row; rows without a key get one derived from the file name, content and
     line, so rerunning the same file replays instead of charging twice. With `dry_run`
     every chunk runs with all its rules and is rolled back: the summary and rejects say
-    what would happen, nothing moves."""
+    what would happen, nothing moves. `connect` opens the WORKERS connections the chunks
+    are applied on."""
     digest, source, total = _digest(path)
     summary = BulkSummary(dry_run=dry_run)
     rejects = Rejects(rejects_path, output)
@@ -210,25 +214,30 @@ def recharge_file(conn: psycopg.Connection[Any], cache: Cache, path: Path, point
     try:
         with (contextlib.nullcontext(stream) if stream else _opened(path)) as fh, \
                 output.progress("Recharging", total=total, unit="rows") as bar, \
-                ThreadPoolExecutor(1, "recharge-bulk") as worker, interrupts.deferred():
-            applying = _Applying(conn, cache, point_id, summary, rejects, bar, dry_run)
-            in_flight: tuple[Chunk, Future[list[tuple[Any, ...]]]] | None = None
+                ThreadPoolExecutor(WORKERS, "recharge-bulk") as workers, interrupts.deferred():
+            applying = _Applying([connect() for _ in range(WORKERS)], cache, point_id, summary,
+                                 rejects, bar, dry_run)
+            sent: deque[tuple[Chunk, Future[list[tuple[Any, ...]]]]] = deque()
             try:
-                for chunk in _chunks(_fields(fh, path), digest, point_id):
-                    if in_flight is not None:
-                        done, in_flight = in_flight, None
-                        if not applying.finish(*done):
+                for number, chunk in enumerate(_chunks(_fields(fh, path), digest, point_id)):
+                    # chunk `number` goes on connection number % WORKERS, free once the
+                    # chunks before it are finished; chunks that share a card run in turn
+                    while sent and (len(sent) == WORKERS or _share_cards(chunk, sent[-1][0])):
+                        if not applying.finish(*sent.popleft()):
                             return summary
                     if interrupts.pending():  # a signal: stop between chunks
                         summary.interrupted = True
                         return summary
-                    in_flight = chunk, worker.submit(applying.send, chunk)
+                    sent.append((chunk, workers.submit(applying.send, number % WORKERS, chunk)))
             finally:
-                if in_flight is not None:
-                    applying.finish(*in_flight)
+                applying.finish_all(sent)
     finally:
         rejects.close()
     return summary
+
+
+def _share_cards(chunk: Chunk, other: Chunk) -> bool:
+    return not set(chunk.cards).isdisjoint(other.cards)
 
 
 def _chunks(rows: Iterator[tuple[int, list[str]]], digest: str,
@@ -255,7 +264,7 @@ def _chunks(rows: Iterator[tuple[int, list[str]]], digest: str,
 class _Applying:
     """Sends chunks (from the worker thread) and accounts for them (in the main thread)."""
 
-    conn: psycopg.Connection[Any]
+    connections: list[psycopg.Connection[Any]]
     cache: Cache
     point_id: int | None
     summary: BulkSummary
@@ -263,20 +272,33 @@ class _Applying:
     bar: Progress
     dry_run: bool
 
-    def send(self, chunk: Chunk) -> list[tuple[Any, ...]]:
+    def send(self, connection: int, chunk: Chunk) -> list[tuple[Any, ...]]:
         """One chunk in one transaction: one outcome per row."""
         if not chunk.lines:
             return []
-        with self.conn.transaction(force_rollback=self.dry_run), \
-                self.conn.cursor(row_factory=tuple_row, binary=True) as cur:
+        conn = self.connections[connection]
+        with conn.transaction(force_rollback=self.dry_run), \
+                conn.cursor(row_factory=tuple_row, binary=True) as cur:
             return cur.execute("SELECT * FROM public.recharge_bulk(%s, %b, %b, %b, %b)",
                                (self.point_id, chunk.lines, chunk.cards, chunk.amounts,
                                 chunk.keys)).fetchall()
 
+    def finish_all(self, sent: deque[tuple[Chunk, Future[list[tuple[Any, ...]]]]]) -> None:
+        """Account for (and write through the cache) every chunk sent, even after one of
+        them failed: the others may have committed. The first failure is raised after."""
+        failure: BaseException | None = None
+        while sent:
+            try:
+                self.finish(*sent.popleft())
+            except BaseException as exc:  # re-raised below
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
     def finish(self, chunk: Chunk, sent: Future[list[tuple[Any, ...]]]) -> bool:
         """Wait for a chunk's outcome, report its rejects, write its cards through the
-        cache; False when the run must stop (the connection was lost: rows from this chunk
-        on were not applied)."""
+        cache; False when the run must stop (the connection was lost: this chunk was not
+        applied, nor any after it but the one already sent)."""
         try:
             results = sent.result()
         except psycopg.Error as exc:
@@ -284,7 +306,8 @@ class _Applying:
             if error is None:
                 raise
             if error.status in (ExitStatus.UNAVAILABLE, ExitStatus.TEMPORARY):
-                self.summary.stopped = error  # rerunning the file completes it exactly once
+                # rerunning the file completes it exactly once
+                self.summary.stopped = self.summary.stopped or error
                 return False
             raise error from exc
         summary = self.summary
