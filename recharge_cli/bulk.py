@@ -1,12 +1,14 @@
 """Bulk recharges from CSV (a cron job's daily top-ups), applied set-based in chunks.
 
-The file is read twice, streaming (constant memory): once to check that it parses, count
-its rows and derive keys, then to apply it CHUNK_ROWS rows per call of recharge_bulk(),
-which keeps every rule and idempotency key of a single recharge. Each chunk commits on its
-own; the cache is written through for the cards it touched. While PostgreSQL applies one
-chunk, the next is parsed (a worker thread waits for the database); a chunk's rejects are
-reported, in line order, once it has committed. A rerun of the same file replays the
-applied rows (their keys are derived from the file) and applies the rest.
+The file is read twice, streaming (constant memory; standard input is copied to a
+temporary file): once to check that it parses, count its rows and derive keys, then to
+apply it CHUNK_ROWS rows per call of recharge_bulk(), which keeps every rule and
+idempotency key of a single recharge. Each chunk commits on its own; the cache is
+written through for the cards it touched. Chunks go to PostgreSQL on WORKERS connections
+side by side (chunks that share a card one after the other, so a card's rows apply in
+file order) while the next ones are parsed; a chunk's rejects are reported, in line
+order, once it has committed. A rerun of the same file replays the applied rows (their
+keys are derived from the file) and applies the rest.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import bisect
 import contextlib
 import csv
+import functools
 import hashlib
-import io
 import re
 import sys
+import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +96,10 @@ class Chunk:
     keys: list[str] = field(default_factory=list)
     unparsed: list[tuple[int, Any, Any, str, int, str]] = field(default_factory=list)
 
+    @functools.cached_property
+    def card_set(self) -> set[int]:
+        return set(self.cards)
+
     def add(self, row: Row) -> None:
         self.lines.append(row.line)
         self.cards.append(row.card_id)
@@ -125,10 +132,40 @@ class Rejects:
 
 
 @contextlib.contextmanager
-def _opened(path: Path) -> Iterator[TextIO]:
+def _checked(path: Path) -> Iterator[tuple[str, int, TextIO]]:
+    """The first pass: the file's digest (the derived keys depend on it) and its number of
+    data rows, after checking that it parses; then the file opened for the second pass.
+    Standard input, which cannot be read twice, is copied to a temporary file on the way
+    (memory stays constant however long it is)."""
     if str(path) == "-":
-        yield sys.stdin
+        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as copy:
+            digest, rows = _first_pass(sys.stdin, "stdin", path, copy)
+            copy.seek(0)
+            yield digest, rows, copy
         return
+    with _opened(path) as fh:
+        digest, rows = _first_pass(fh, path.name, path)
+    with _opened(path) as fh:
+        yield digest, rows, fh
+
+
+def _first_pass(stream: TextIO, name: str, path: Path,
+                copy: TextIO | None = None) -> tuple[str, int]:
+    hasher = hashlib.sha256((name + "\0").encode())
+
+    def lines() -> Iterator[str]:
+        for text in stream:
+            hasher.update(text.encode())
+            if copy is not None:
+                copy.write(text)
+            yield text
+
+    rows = sum(1 for _ in _fields(lines(), path))
+    return hasher.hexdigest()[:16], rows
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[TextIO]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             yield fh
@@ -136,10 +173,10 @@ def _opened(path: Path) -> Iterator[TextIO]:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _fields(stream: TextIO, path: Path) -> Iterator[tuple[int, list[str]]]:
+def _fields(lines: Iterable[str], path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line, fields) of every data row (blank lines and a header skipped)."""
     try:
-        for line, fields in enumerate(csv.reader(stream), start=1):
+        for line, fields in enumerate(csv.reader(lines), start=1):
             if not fields or all(not f.strip() for f in fields):
                 continue
             if line == 1 and fields[0].strip().lower() == "card_id":
@@ -149,34 +186,6 @@ def _fields(stream: TextIO, path: Path) -> Iterator[tuple[int, list[str]]]:
         raise InvalidInput(f"{path}: not a valid CSV file ({exc}); nothing was applied") from exc
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path}: not UTF-8 ({exc.reason}); nothing was applied") from exc
-
-
-def _digest(path: Path) -> tuple[str, Path | io.StringIO, int]:
-    """The file's digest (the derived keys depend on it) and its number of data rows, after
-    checking that it parses; for stdin, which cannot be read twice, its text is kept."""
-    if str(path) == "-":
-        text = sys.stdin.read()
-        source: Path | io.StringIO = io.StringIO(text)
-        hasher = hashlib.sha256(("stdin\0" + text).encode())
-        rows = sum(1 for _ in _fields(io.StringIO(text), path))
-        return hasher.hexdigest()[:16], source, rows
-    hasher = hashlib.sha256((path.name + "\0").encode())
-    with _opened(path) as fh:
-        hashing = _Hashing(fh, hasher)
-        rows = sum(1 for _ in _fields(hashing, path))  # type: ignore[arg-type]
-    return hasher.hexdigest()[:16], path, rows
-
-
-class _Hashing:
-    """A text stream that hashes what it hands to the CSV reader."""
-
-    def __init__(self, stream: TextIO, hasher: Any) -> None:
-        self.stream, self.hasher = stream, hasher
-
-    def __iter__(self) -> Iterator[str]:
-        for text in self.stream:
-            self.hasher.update(text.encode())
-            yield text
 
 
 def _parse(line: int, fields: list[str], digest: str, point_id: int | None) -> Row:
@@ -207,12 +216,10 @@ def recharge_file(connect: Callable[[], psycopg.Connection[Any]], cache: Cache, 
     every chunk runs with all its rules and is rolled back: the summary and rejects say
     what would happen, nothing moves. `connect` opens the WORKERS connections the chunks
     are applied on."""
-    digest, source, total = _digest(path)
     summary = BulkSummary(dry_run=dry_run)
     rejects = Rejects(rejects_path, output)
-    stream = source if isinstance(source, io.StringIO) else None
     try:
-        with (contextlib.nullcontext(stream) if stream else _opened(path)) as fh, \
+        with _checked(path) as (digest, total, fh), \
                 output.progress("Recharging", total=total, unit="rows") as bar, \
                 ThreadPoolExecutor(WORKERS, "recharge-bulk") as workers, interrupts.deferred():
             applying = _Applying([connect() for _ in range(WORKERS)], cache, point_id, summary,
@@ -222,7 +229,9 @@ def recharge_file(connect: Callable[[], psycopg.Connection[Any]], cache: Cache, 
                 for number, chunk in enumerate(_chunks(_fields(fh, path), digest, point_id)):
                     # chunk `number` goes on connection number % WORKERS, free once the
                     # chunks before it are finished; chunks that share a card run in turn
-                    while sent and (len(sent) == WORKERS or _share_cards(chunk, sent[-1][0])):
+                    while sent and (len(sent) == WORKERS
+                                    or any(not chunk.card_set.isdisjoint(other.card_set)
+                                           for other, _ in sent)):
                         if not applying.finish(*sent.popleft()):
                             return summary
                     if interrupts.pending():  # a signal: stop between chunks
@@ -234,10 +243,6 @@ def recharge_file(connect: Callable[[], psycopg.Connection[Any]], cache: Cache, 
     finally:
         rejects.close()
     return summary
-
-
-def _share_cards(chunk: Chunk, other: Chunk) -> bool:
-    return not set(chunk.cards).isdisjoint(other.cards)
 
 
 def _chunks(rows: Iterator[tuple[int, list[str]]], digest: str,

@@ -69,7 +69,8 @@ def test_bulk_equals_row_by_row(cli, database: Database, conn, tmp_path: Path,
         bulk_rejects = {int(r["line"]): (int(r["exit_code"]), _unnamed(r["error"], r["card_id"]))
                         for r in csv.DictReader(fh)}
 
-    digest, _, _ = bulk._digest(csv_file)
+    with bulk._checked(csv_file) as (digest, _, _):
+        pass
     single_rejects: dict[int, tuple[int, str]] = {}
     ok = replayed = 0
     for line, (target, amount, key) in enumerate(rows, start=1):
