@@ -177,7 +177,7 @@ def _fields(lines: Iterable[str], path: Path) -> Iterator[tuple[int, list[str]]]
     """(line, fields) of every data row (blank lines and a header skipped)."""
     try:
         for line, fields in enumerate(csv.reader(lines), start=1):
-            if not fields or all(not f.strip() for f in fields):
+            if not "".join(fields).strip():  # a blank line, or only blank fields
                 continue
             if line == 1 and fields[0].strip().lower() == "card_id":
                 continue
@@ -319,6 +319,7 @@ class _Applying:
         summary.rows += len(chunk.lines) + len(chunk.unparsed)
         failed = list(chunk.unparsed)
         written = []
+        stamps: dict[Any, str] = {}  # the chunk's one instant, as text once
         for line, card_id, amount, _, balance, version, at, replayed, code, error in results:
             if code is not None:
                 key = chunk.keys[bisect.bisect_left(chunk.lines, line)]  # lines ascend
@@ -328,9 +329,10 @@ class _Applying:
             else:
                 summary.ok += 1
                 summary.total_amount += amount
+                stamp = stamps.get(at) or stamps.setdefault(at, at.isoformat())
                 written.append((card_id, version, cards.balance_payload(
                     {"card_id": card_id, "balance": balance, "version": version,
-                     "recharged_at": at})))
+                     "recharged_at": stamp})))
         for reject in sorted(failed):
             self.rejects.add(summary, *reject)
         if not self.dry_run:
