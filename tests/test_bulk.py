@@ -159,3 +159,26 @@ def test_interrupted_run_then_rerun_applies_every_row_exactly_once(database: Dat
     assert movements() == 4 * size
     assert conn.execute("SELECT count(*) AS n FROM cards WHERE card_id = ANY(%s) "
                         "AND balance = 1000 AND version = 1", (ids,)).fetchone()["n"] == 4 * size
+
+
+def test_a_key_committed_while_the_chunk_waits_for_its_card_replays(database: Database, conn,
+                                                                    tmp_path: Path) -> None:
+    """A single recharge holds the card with the row's own key; the bulk chunk waits for
+    the card's lock and, once that commits, sees the key: a replay, not a second movement."""
+    card, other = new_card(conn), new_card(conn)
+    path = tmp_path / "topups.csv"
+    path.write_text(f"{other},2000\n{card},1000,desk-1\n")
+    env = faults.cli_env(database.dsn, database.redis_url, database.prefix, tmp_path)
+    holder = database.connect()
+    holder.execute("BEGIN")
+    holder.execute("SELECT * FROM recharge_card(%s, 1000, NULL, 'desk-1')", (card,))
+    process = faults.spawn(env, "recharge", "--from-csv", str(path))
+    with database.connect() as watcher:
+        faults.wait_for_backend(watcher)
+    holder.execute("COMMIT")
+    holder.close()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert (json.loads(stdout)["ok"], json.loads(stdout)["replayed"]) == (1, 1)
+    assert conn.execute("SELECT count(*) AS n FROM ledger WHERE card_id = %s",
+                        (card,)).fetchone()["n"] == 1
