@@ -1,28 +1,37 @@
 """Bulk recharges from CSV (a cron job's daily top-ups), applied set-based in chunks.
 
-The file is read twice, streaming (constant memory): once to check that it parses and to
-derive keys, then to apply it CHUNK_ROWS rows per call of recharge_bulk(), which keeps
-every rule and idempotency key of a single recharge. Each chunk commits on its own; the
-cache is written through for the cards it touched. A rerun of the same file replays the
-applied rows (their keys are derived from the file) and applies the rest.
+The file is read twice, streaming (constant memory; standard input is copied to a
+temporary file): once to check that it parses, count its rows and derive keys, then to
+apply it CHUNK_ROWS rows per call of recharge_bulk(), which keeps every rule and
+idempotency key of a single recharge. Each chunk commits on its own; the cache is
+written through for the cards it touched. Chunks go to PostgreSQL on WORKERS connections
+side by side (chunks that share a card one after the other, so a card's rows apply in
+file order) while the next ones are parsed; a chunk's rejects are reported, in line
+order, once it has committed. A rerun of the same file replays the applied rows (their
+keys are derived from the file) and applies the rest.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import csv
+import functools
 import hashlib
-import io
 import re
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import psycopg
+from psycopg.rows import tuple_row
 
-from recharge_cli import cards, db, interrupts
+from recharge_cli import cards, interrupts
 from recharge_cli.cache import Cache
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database
 from recharge_cli.render import Output, Progress
@@ -31,6 +40,8 @@ REJECT_COLUMNS = ["line", "card_id", "amount", "key", "exit_code", "error"]
 # A third column of exactly three digits after an amount: "3,1,000" meant 1,000.
 THOUSANDS = re.compile(r"[0-9]{3}")
 CHUNK_ROWS = 5000
+# Connections applying chunks side by side (PostgreSQL runs each chunk on one core).
+WORKERS = 2
 SQLSTATE_STATUS = {"RC002": ExitStatus.USAGE, "RC003": ExitStatus.NOT_FOUND,
                    "RC004": ExitStatus.REJECTED, "RC005": ExitStatus.IDEMPOTENCY_CONFLICT}
 
@@ -74,6 +85,28 @@ class Row:
     key: str
 
 
+@dataclass
+class Chunk:
+    """Rows to apply in one transaction, as columns, and the rows that failed to parse
+    (line, card_id, amount, key, exit status, error)."""
+
+    lines: list[int] = field(default_factory=list)
+    cards: list[int] = field(default_factory=list)
+    amounts: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    unparsed: list[tuple[int, Any, Any, str, int, str]] = field(default_factory=list)
+
+    @functools.cached_property
+    def card_set(self) -> set[int]:
+        return set(self.cards)
+
+    def add(self, row: Row) -> None:
+        self.lines.append(row.line)
+        self.cards.append(row.card_id)
+        self.amounts.append(row.amount)
+        self.keys.append(row.key)
+
+
 class Rejects:
     """Rejected rows as they happen: a CSV file (--rejects) or one stderr line each."""
 
@@ -99,10 +132,40 @@ class Rejects:
 
 
 @contextlib.contextmanager
-def _opened(path: Path) -> Iterator[TextIO]:
+def _checked(path: Path) -> Iterator[tuple[str, int, TextIO]]:
+    """The first pass: the file's digest (the derived keys depend on it) and its number of
+    data rows, after checking that it parses; then the file opened for the second pass.
+    Standard input, which cannot be read twice, is copied to a temporary file on the way
+    (memory stays constant however long it is)."""
     if str(path) == "-":
-        yield sys.stdin
+        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as copy:
+            digest, rows = _first_pass(sys.stdin, "stdin", path, copy)
+            copy.seek(0)
+            yield digest, rows, copy
         return
+    with _opened(path) as fh:
+        digest, rows = _first_pass(fh, path.name, path)
+    with _opened(path) as fh:
+        yield digest, rows, fh
+
+
+def _first_pass(stream: TextIO, name: str, path: Path,
+                copy: TextIO | None = None) -> tuple[str, int]:
+    hasher = hashlib.sha256((name + "\0").encode())
+
+    def lines() -> Iterator[str]:
+        for text in stream:
+            hasher.update(text.encode())
+            if copy is not None:
+                copy.write(text)
+            yield text
+
+    rows = sum(1 for _ in _fields(lines(), path))
+    return hasher.hexdigest()[:16], rows
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[TextIO]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             yield fh
@@ -110,11 +173,11 @@ def _opened(path: Path) -> Iterator[TextIO]:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _fields(stream: TextIO, path: Path) -> Iterator[tuple[int, list[str]]]:
+def _fields(lines: Iterable[str], path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line, fields) of every data row (blank lines and a header skipped)."""
     try:
-        for line, fields in enumerate(csv.reader(stream), start=1):
-            if not fields or all(not f.strip() for f in fields):
+        for line, fields in enumerate(csv.reader(lines), start=1):
+            if not "".join(fields).strip():  # a blank line, or only blank fields
                 continue
             if line == 1 and fields[0].strip().lower() == "card_id":
                 continue
@@ -123,36 +186,6 @@ def _fields(stream: TextIO, path: Path) -> Iterator[tuple[int, list[str]]]:
         raise InvalidInput(f"{path}: not a valid CSV file ({exc}); nothing was applied") from exc
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path}: not UTF-8 ({exc.reason}); nothing was applied") from exc
-
-
-def _digest(path: Path) -> tuple[str, Path | io.StringIO]:
-    """The file's digest (the derived keys depend on it) after checking that it parses; for
-    stdin, which cannot be read twice, its text is kept."""
-    if str(path) == "-":
-        text = sys.stdin.read()
-        source: Path | io.StringIO = io.StringIO(text)
-        hasher = hashlib.sha256(("stdin\0" + text).encode())
-        for _ in _fields(io.StringIO(text), path):
-            pass
-        return hasher.hexdigest()[:16], source
-    hasher = hashlib.sha256((path.name + "\0").encode())
-    with _opened(path) as fh:
-        hashing = _Hashing(fh, hasher)
-        for _ in _fields(hashing, path):  # type: ignore[arg-type]
-            pass
-    return hasher.hexdigest()[:16], path
-
-
-class _Hashing:
-    """A text stream that hashes what it hands to the CSV reader."""
-
-    def __init__(self, stream: TextIO, hasher: Any) -> None:
-        self.stream, self.hasher = stream, hasher
-
-    def __iter__(self) -> Iterator[str]:
-        for text in self.stream:
-            self.hasher.update(text.encode())
-            yield text
 
 
 def _parse(line: int, fields: list[str], digest: str, point_id: int | None) -> Row:
@@ -175,78 +208,134 @@ def _integer(text: str, what: str) -> int:
     return number
 
 
-def recharge_file(conn: psycopg.Connection[Any], cache: Cache, path: Path, point_id: int | None,
-                  rejects_path: Path | None, output: Output,
+def recharge_file(connect: Callable[[], psycopg.Connection[Any]], cache: Cache, path: Path,
+                  point_id: int | None, rejects_path: Path | None, output: Output,
                   dry_run: bool = False) -> BulkSummary:
     """Apply every row; rows without a key get one derived from the file name, content and
     line, so rerunning the same file replays instead of charging twice. With `dry_run`
     every chunk runs with all its rules and is rolled back: the summary and rejects say
-    what would happen, nothing moves."""
-    digest, source = _digest(path)
+    what would happen, nothing moves. `connect` opens the WORKERS connections the chunks
+    are applied on."""
     summary = BulkSummary(dry_run=dry_run)
     rejects = Rejects(rejects_path, output)
     try:
-        stream = source if isinstance(source, io.StringIO) else None
-        with (contextlib.nullcontext(stream) if stream else _opened(path)) as fh, \
-                output.progress("Recharging", total=None) as bar:
-            chunk: list[Row] = []
-            for line, fields in _fields(fh, path):
-                try:
-                    chunk.append(_parse(line, fields, digest, point_id))
-                except RechargeError as exc:
-                    summary.rows += 1
-                    rejects.add(summary, line, fields[0] if fields else "",
-                                fields[1] if len(fields) > 1 else "",
-                                fields[2].strip() if len(fields) > 2 else "", int(exc.status),
-                                str(exc))
-                if len(chunk) >= CHUNK_ROWS:
-                    if not _apply(conn, cache, chunk, point_id, summary, rejects, bar, dry_run):
+        with _checked(path) as (digest, total, fh), \
+                output.progress("Recharging", total=total, unit="rows") as bar, \
+                ThreadPoolExecutor(WORKERS, "recharge-bulk") as workers, interrupts.deferred():
+            applying = _Applying([connect() for _ in range(WORKERS)], cache, point_id, summary,
+                                 rejects, bar, dry_run)
+            sent: deque[tuple[Chunk, Future[list[tuple[Any, ...]]]]] = deque()
+            try:
+                for number, chunk in enumerate(_chunks(_fields(fh, path), digest, point_id)):
+                    # chunk `number` goes on connection number % WORKERS, free once the
+                    # chunks before it are finished; chunks that share a card run in turn
+                    while sent and (len(sent) == WORKERS
+                                    or any(not chunk.card_set.isdisjoint(other.card_set)
+                                           for other, _ in sent)):
+                        if not applying.finish(*sent.popleft()):
+                            return summary
+                    if interrupts.pending():  # a signal: stop between chunks
+                        summary.interrupted = True
                         return summary
-                    chunk = []
-            if chunk:
-                _apply(conn, cache, chunk, point_id, summary, rejects, bar, dry_run)
+                    sent.append((chunk, workers.submit(applying.send, number % WORKERS, chunk)))
+            finally:
+                applying.finish_all(sent)
     finally:
         rejects.close()
     return summary
 
 
-def _apply(conn: psycopg.Connection[Any], cache: Cache, chunk: list[Row], point_id: int | None,
-           summary: BulkSummary, rejects: Rejects, bar: Progress, dry_run: bool) -> bool:
-    """One chunk in one transaction; False when the run must stop (lost connection or an
-    interrupt between chunks)."""
-    if interrupts.pending():
-        summary.interrupted = True
-        return False
-    keys = [row.key for row in chunk]
-    try:
-        with interrupts.deferred(), conn.transaction(force_rollback=dry_run):
-            results = db.call(conn, "public.recharge_bulk", (
-                point_id, [r.line for r in chunk], [r.card_id for r in chunk],
-                [r.amount for r in chunk], keys))
-    except psycopg.Error as exc:
-        error = from_database(exc)
-        if error is None:
-            raise
-        if error.status in (ExitStatus.UNAVAILABLE, ExitStatus.TEMPORARY):
-            summary.stopped = error  # rerunning the file completes it exactly once
-            return False
-        raise error from exc
-    summary.rows += len(chunk)
-    by_line = {row.line: row for row in chunk}
-    written = []
-    for result in results:
-        row = by_line[result["line"]]
-        if result["error_code"] is not None:
-            rejects.add(summary, row.line, row.card_id, row.amount, row.key,
-                        int(SQLSTATE_STATUS[result["error_code"]]), result["error"])
-        elif result["replayed"]:
-            summary.replayed += 1
-        else:
-            summary.ok += 1
-            summary.total_amount += result["amount"]
-            written.append(result)
-    if not dry_run:
-        cache.cards_written([(r["card_id"], r["version"], cards.balance_payload(r))
-                             for r in written])
-    bar.advance(len(chunk))
-    return True
+def _chunks(rows: Iterator[tuple[int, list[str]]], digest: str,
+            point_id: int | None) -> Iterator[Chunk]:
+    """The file's rows parsed, CHUNK_ROWS valid rows (and the invalid ones among them) at a
+    time."""
+    chunk = Chunk()
+    for line, fields in rows:
+        try:
+            chunk.add(_parse(line, fields, digest, point_id))
+        except RechargeError as exc:
+            chunk.unparsed.append((line, fields[0] if fields else "",
+                                   fields[1] if len(fields) > 1 else "",
+                                   fields[2].strip() if len(fields) > 2 else "", int(exc.status),
+                                   str(exc)))
+        if len(chunk.lines) >= CHUNK_ROWS:
+            yield chunk
+            chunk = Chunk()
+    if chunk.lines or chunk.unparsed:
+        yield chunk
+
+
+@dataclass
+class _Applying:
+    """Sends chunks (from the worker thread) and accounts for them (in the main thread)."""
+
+    connections: list[psycopg.Connection[Any]]
+    cache: Cache
+    point_id: int | None
+    summary: BulkSummary
+    rejects: Rejects
+    bar: Progress
+    dry_run: bool
+
+    def send(self, connection: int, chunk: Chunk) -> list[tuple[Any, ...]]:
+        """One chunk in one transaction: one outcome per row."""
+        if not chunk.lines:
+            return []
+        conn = self.connections[connection]
+        with conn.transaction(force_rollback=self.dry_run), \
+                conn.cursor(row_factory=tuple_row, binary=True) as cur:
+            return cur.execute("SELECT * FROM public.recharge_bulk(%s, %b, %b, %b, %b)",
+                               (self.point_id, chunk.lines, chunk.cards, chunk.amounts,
+                                chunk.keys)).fetchall()
+
+    def finish_all(self, sent: deque[tuple[Chunk, Future[list[tuple[Any, ...]]]]]) -> None:
+        """Account for (and write through the cache) every chunk sent, even after one of
+        them failed: the others may have committed. The first failure is raised after."""
+        failure: BaseException | None = None
+        while sent:
+            try:
+                self.finish(*sent.popleft())
+            except BaseException as exc:  # re-raised below
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def finish(self, chunk: Chunk, sent: Future[list[tuple[Any, ...]]]) -> bool:
+        """Wait for a chunk's outcome, report its rejects, write its cards through the
+        cache; False when the run must stop (the connection was lost: this chunk was not
+        applied, nor any after it but the one already sent)."""
+        try:
+            results = sent.result()
+        except psycopg.Error as exc:
+            error = from_database(exc)
+            if error is None:
+                raise
+            if error.status in (ExitStatus.UNAVAILABLE, ExitStatus.TEMPORARY):
+                # rerunning the file completes it exactly once
+                self.summary.stopped = self.summary.stopped or error
+                return False
+            raise error from exc
+        summary = self.summary
+        summary.rows += len(chunk.lines) + len(chunk.unparsed)
+        failed = list(chunk.unparsed)
+        written = []
+        stamps: dict[Any, str] = {}  # the chunk's one instant, as text once
+        for line, card_id, amount, _, balance, version, at, replayed, code, error in results:
+            if code is not None:
+                key = chunk.keys[bisect.bisect_left(chunk.lines, line)]  # lines ascend
+                failed.append((line, card_id, amount, key, int(SQLSTATE_STATUS[code]), error))
+            elif replayed:
+                summary.replayed += 1
+            else:
+                summary.ok += 1
+                summary.total_amount += amount
+                stamp = stamps.get(at) or stamps.setdefault(at, at.isoformat())
+                written.append((card_id, version, cards.balance_payload(
+                    {"card_id": card_id, "balance": balance, "version": version,
+                     "recharged_at": stamp})))
+        for reject in sorted(failed):
+            self.rejects.add(summary, *reject)
+        if not self.dry_run:
+            self.cache.cards_written(written)
+        self.bar.advance(len(chunk.lines) + len(chunk.unparsed))
+        return True

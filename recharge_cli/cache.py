@@ -54,16 +54,23 @@ if tonumber(ARGV[1]) < newest then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 return 1
 """
-# After a committed write: record the version, write the balance through, and drop the
-# trip list when the write added a trip. Older versions arriving late change nothing.
-_CARD_WRITTEN = """
-local newest = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) <= newest then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-if ARGV[5] == '1' then redis.call('DEL', KEYS[3]) end
+# After committed writes, for each card (KEYS: its ver, balance and trips keys; ARGV after
+# the balance and version TTLs: its version, balance and whether a trip was added): record
+# the version, write the balance through, and drop the trip list when the write added a
+# trip. Older versions arriving late change nothing.
+_CARDS_WRITTEN = """
+for card = 0, #KEYS / 3 - 1 do
+    local ver, balance, trips = KEYS[3 * card + 1], KEYS[3 * card + 2], KEYS[3 * card + 3]
+    local version = ARGV[3 * card + 3]
+    if tonumber(version) > tonumber(redis.call('GET', ver) or '-1') then
+        redis.call('SET', ver, version, 'EX', ARGV[2])
+        redis.call('SET', balance, ARGV[3 * card + 4], 'EX', ARGV[1])
+        if ARGV[3 * card + 5] == '1' then redis.call('DEL', trips) end
+    end
+end
 return 1
 """
+WRITE_BATCH = 500  # cards per script call on a single node
 # Drop a card's cached data (status changes, replacements): readers refill from PostgreSQL.
 _CARD_INVALIDATED = """
 local newest = tonumber(redis.call('GET', KEYS[1]) or '-1')
@@ -275,30 +282,28 @@ class Cache:
     def card_written(self, card_id: int, version: int, balance: dict[str, Any],
                      trips_changed: bool) -> None:
         """After COMMIT: write the new balance through and drop stale trip lists."""
-        self._guard(lambda: self._script(_CARD_WRITTEN)(
-            keys=[self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
-                  self.card_key(card_id, "trips")],
-            args=[version, dumps(balance), BALANCE_TTL, VERSION_TTL,
-                  "1" if trips_changed else "0"]), writing=True)
+        self._guard(lambda: self._write_cards([(card_id, version, balance)], trips_changed),
+                    writing=True)
 
     def cards_written(self, items: list[tuple[int, int, dict[str, Any]]]) -> None:
         """card_written for many cards (card_id, version, balance) after one COMMIT: one
-        pipelined round trip on a single node; card by card (one slot each) on a Cluster."""
-        if not items:
-            return
+        script call per WRITE_BATCH cards on a single node; card by card (one slot each)
+        on a Cluster."""
+        if items:
+            self._guard(lambda: self._write_cards(items, trips_changed=False), writing=True)
 
-        def write_all() -> None:
-            script = self._script(_CARD_WRITTEN)
-            pipe = None if self.is_cluster else self.client.pipeline(transaction=False)
-            for card_id, version, balance in items:
-                script(keys=[self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
-                             self.card_key(card_id, "trips")],
-                       args=[version, dumps(balance), BALANCE_TTL, VERSION_TTL, "0"],
-                       client=pipe or self.client)
-            if pipe is not None:
-                pipe.execute()
-
-        self._guard(write_all, writing=True)
+    def _write_cards(self, items: list[tuple[int, int, dict[str, Any]]],
+                     trips_changed: bool) -> None:
+        script = self._script(_CARDS_WRITTEN)
+        batch = 1 if self.is_cluster else WRITE_BATCH
+        for start in range(0, len(items), batch):
+            keys: list[str] = []
+            args: list[Any] = [BALANCE_TTL, VERSION_TTL]
+            for card_id, version, balance in items[start:start + batch]:
+                keys += (self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
+                         self.card_key(card_id, "trips"))
+                args += (version, dumps(balance), "1" if trips_changed else "0")
+            script(keys=keys, args=args)
 
     def card_invalidated(self, card_id: int, version: int) -> None:
         """After COMMIT of a change that is not a plain balance movement: drop the card's

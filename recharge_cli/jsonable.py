@@ -10,7 +10,12 @@ from typing import Any
 Row = dict[str, Any]  # a result row or object, as every layer passes them
 
 
+_NATIVE = frozenset({str, int, bool, float, type(None)})  # JSON as they are
+
+
 def to_jsonable(value: Any) -> Any:
+    if type(value) in _NATIVE:  # the common case first: one lookup
+        return value
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -22,6 +27,9 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
     """Compact JSON of `value` (dates as ISO strings, integral decimals as integers)."""
-    return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(to_jsonable(value))

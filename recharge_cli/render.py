@@ -159,21 +159,24 @@ class Output:
         self._log(f"error: {text}")
 
     @contextmanager
-    def progress(self, description: str, total: float | None) -> Iterator[Progress]:
-        """A progress bar on stderr when it is a terminal; silent otherwise."""
+    def progress(self, description: str, total: float | None,
+                 unit: str | None = None) -> Iterator[Progress]:
+        """A progress bar on stderr when it is a terminal; silent otherwise. With `unit` it
+        shows the rate too (e.g. 12,345 rows/s)."""
         if self.quiet or not _isatty(self.err):
             yield Progress(None, None)
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as RichProgress
 
+        rate = [TextColumn(f"{{task.fields[rate]}} {unit}/s")] if unit else []
         bar = RichProgress("[progress.description]{task.description}", BarColumn(),
-                           MofNCompleteColumn(), TimeElapsedColumn(),
+                           MofNCompleteColumn(), *rate, TimeElapsedColumn(),
                            console=Console(file=self.err, no_color=bool(os.environ.get("NO_COLOR"))),
                            transient=True)
         with bar:
-            yield Progress(bar, bar.add_task(description, total=total))
+            yield Progress(bar, bar.add_task(description, total=total, rate="-"))
 
 
 @dataclass
@@ -184,6 +187,9 @@ class Progress:
     def advance(self, amount: float = 1) -> None:
         if self.bar is not None:
             self.bar.advance(self.task, amount)
+            task = next(t for t in self.bar.tasks if t.id == self.task)
+            if task.elapsed:
+                self.bar.update(self.task, rate=f"{task.completed / task.elapsed:,.0f}")
 
 
 def _write_csv(stream: TextIO, rows: list[Row], columns: Sequence[str] | None = None) -> None:

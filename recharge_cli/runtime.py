@@ -47,6 +47,10 @@ class Runtime:
             self._conn = self._connect(self.servers().dsn or "")
         return self._conn
 
+    def more_db(self) -> psycopg.Connection[dict[str, Any]]:
+        """One more connection to the primary, for work done side by side (bulk chunks)."""
+        return self._connect(self.servers().dsn or "")
+
     def _connect(self, dsn: str) -> psycopg.Connection[dict[str, Any]]:
         import psycopg
 

@@ -4,13 +4,19 @@ codes, balances and ledger, on a file that mixes every kind of row."""
 from __future__ import annotations
 
 import csv
+import json
+import re
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from recharge_cli import bulk, cards
 from recharge_cli.errors import RechargeError
+from tests import faults
 from tests.conftest import Database, new_card
 
 
@@ -18,11 +24,24 @@ def _twins(conn: psycopg.Connection[Any], status: str = "active", balance: int =
     return new_card(conn, status, balance), new_card(conn, status, balance)
 
 
-def test_bulk_equals_row_by_row(cli, database: Database, conn, tmp_path: Path) -> None:
-    plain, repeated, full, keyed = (_twins(conn, balance=b) for b in (0, 0, 490_000, 0))
+def _unnamed(message: str, card: object) -> str:
+    """A reject's message with its card id left out (the twin cards differ in it)."""
+    return re.sub(rf"\b{card}\b", "#", message)
+
+
+@pytest.mark.parametrize("chunk_rows", [bulk.CHUNK_ROWS, 3])
+def test_bulk_equals_row_by_row(cli, database: Database, conn, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch, chunk_rows: int) -> None:
+    """With chunks of 3 rows a card's rows fall in several chunks, applied on different
+    connections: they must still apply in file order."""
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", chunk_rows)
+    plain, repeated, full, keyed, once, other = (_twins(conn, balance=b)
+                                                 for b in (0, 0, 490_000, 0, 0, 0))
     blocked = _twins(conn, status="blocked", balance=1000)
-    cards.recharge(conn, database.cache(), keyed[0], 1000, key="kept")
-    cards.recharge(conn, database.cache(), keyed[1], 1000, key="kept")
+    for pair, key in ((keyed, "kept"), (once, "once"), (other, "other")):
+        for card in pair:
+            cards.recharge(conn, database.cache(), card, 1000, key=key)
+    low, high, lost = _twins(conn), _twins(conn), _twins(conn, status="lost")
     rows = [  # (card pair or a literal, amount, key)
         (plain, "5000", "a1"), (repeated, "200000", "r1"), (repeated, "200000", "r2"),
         (repeated, "200000", "r3"),  # over the maximum balance after two
@@ -34,6 +53,9 @@ def test_bulk_equals_row_by_row(cli, database: Database, conn, tmp_path: Path) -
         (plain, "3000", "a1"),  # the file's own key again, other amount: exit 5
         (plain, "5000", "a1"),  # and again with the same amount: a replay
         (plain, "7000", ""),  # a key derived from the file
+        # cards that appear once in the file: each kind of outcome on the set-based path
+        (once, "1000", "once"), (other, "2000", "other"), (low, "499", ""),
+        (high, "200001", ""), (lost, "5000", ""), ("77777777", "5000", ""),
     ]
     csv_file = tmp_path / "mixed.csv"
     with csv_file.open("w", newline="") as fh:
@@ -44,18 +66,23 @@ def test_bulk_equals_row_by_row(cli, database: Database, conn, tmp_path: Path) -
     rejects = tmp_path / "rejects.csv"
     result = cli("recharge", "--from-csv", str(csv_file), "--rejects", str(rejects))
     with rejects.open() as fh:
-        bulk_rejects = {int(r["line"]): int(r["exit_code"]) for r in csv.DictReader(fh)}
+        bulk_rejects = {int(r["line"]): (int(r["exit_code"]), _unnamed(r["error"], r["card_id"]))
+                        for r in csv.DictReader(fh)}
 
-    digest, _ = bulk._digest(csv_file)
-    single_rejects: dict[int, int] = {}
+    with bulk._checked(csv_file) as (digest, _, _):
+        pass
+    single_rejects: dict[int, tuple[int, str]] = {}
     ok = replayed = 0
     for line, (target, amount, key) in enumerate(rows, start=1):
         card = target[1] if isinstance(target, tuple) else target
         try:
             done = cards.recharge(conn, database.cache(), int(card), int(amount), None,
                                   key or f"csv-{digest}-{line}")
-        except (RechargeError, ValueError) as exc:
-            single_rejects[line] = exc.status if isinstance(exc, RechargeError) else 2
+        except RechargeError as exc:
+            single_rejects[line] = (int(exc.status), _unnamed(str(exc), card))
+            continue
+        except ValueError:
+            single_rejects[line] = (2, bulk_rejects[line][1])  # the CLI parses; this test cannot
             continue
         replayed += done["replayed"]
         ok += not done["replayed"]
@@ -63,8 +90,8 @@ def test_bulk_equals_row_by_row(cli, database: Database, conn, tmp_path: Path) -
     summary = result.json()
     assert (summary["ok"], summary["replayed"], summary["rejected"]) == \
         (ok, replayed, len(single_rejects))
-    assert result.exit_code == single_rejects[min(single_rejects)]
-    for pair in (plain, repeated, full, blocked, keyed):
+    assert result.exit_code == single_rejects[min(single_rejects)][0]
+    for pair in (plain, repeated, full, blocked, keyed, once, other, low, high, lost):
         got = conn.execute(
             "SELECT c.card_id, c.balance, c.version, count(l.*) AS entries, "
             "array_agg(l.amount ORDER BY l.entry_id) AS amounts FROM cards c "
@@ -90,3 +117,68 @@ def test_dry_run_says_what_would_happen_and_moves_nothing(cli, conn, tmp_path: P
     assert conn.execute("SELECT count(*) AS n FROM ledger").fetchone()["n"] == before
     real = cli("recharge", "--from-csv", str(path))
     assert (real.json()["ok"], real.json()["replayed"], real.json()["rejected"]) == (1, 0, 2)
+
+
+def test_interrupted_run_then_rerun_applies_every_row_exactly_once(database: Database, conn,
+                                                                   tmp_path: Path) -> None:
+    """Ctrl-C while the second chunk waits for a card's lock: the chunks already sent
+    finish (and reach the cache), none after them starts (exit 130, incomplete); the rerun
+    replays what was applied and applies the rest, one movement per row."""
+    size = bulk.CHUNK_ROWS
+    ids = [r["card_id"] for r in conn.execute(
+        "INSERT INTO cards (card_id) SELECT nextval('card_id_seq') FROM generate_series(1, %s) "
+        "RETURNING card_id", (4 * size,)).fetchall()]
+    path = tmp_path / "topups.csv"
+    path.write_text("".join(f"{card},1000\n" for card in ids))
+    env = faults.cli_env(database.dsn, database.redis_url, database.prefix, tmp_path)
+    holder = database.connect()
+    holder.execute("BEGIN")
+    holder.execute("SELECT 1 FROM cards WHERE card_id = %s FOR UPDATE", (ids[size + 1],))
+    process = faults.spawn(env, "recharge", "--from-csv", str(path))
+    with database.connect() as watcher:
+        faults.wait_for_backend(watcher)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    holder.close()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    first = json.loads(stdout)
+    assert not first["complete"] and 2 * size <= first["ok"] == first["rows"] < 4 * size
+
+    def movements() -> int:
+        return conn.execute("SELECT count(*) AS n FROM ledger WHERE card_id = ANY(%s)",
+                            (ids,)).fetchone()["n"]
+
+    assert movements() == first["ok"]
+    last_done = json.loads(faults.cli(env, "balance", "--card", str(ids[first["ok"] - 1])).stdout)
+    assert (last_done["balance"], last_done["source"]) == (1000, "cache")
+    rerun = faults.cli(env, "recharge", "--from-csv", str(path))
+    assert rerun.returncode == 0, rerun.stderr
+    again = json.loads(rerun.stdout)
+    assert (again["replayed"], again["ok"]) == (first["ok"], 4 * size - first["ok"])
+    assert movements() == 4 * size
+    assert conn.execute("SELECT count(*) AS n FROM cards WHERE card_id = ANY(%s) "
+                        "AND balance = 1000 AND version = 1", (ids,)).fetchone()["n"] == 4 * size
+
+
+def test_a_key_committed_while_the_chunk_waits_for_its_card_replays(database: Database, conn,
+                                                                    tmp_path: Path) -> None:
+    """A single recharge holds the card with the row's own key; the bulk chunk waits for
+    the card's lock and, once that commits, sees the key: a replay, not a second movement."""
+    card, other = new_card(conn), new_card(conn)
+    path = tmp_path / "topups.csv"
+    path.write_text(f"{other},2000\n{card},1000,desk-1\n")
+    env = faults.cli_env(database.dsn, database.redis_url, database.prefix, tmp_path)
+    holder = database.connect()
+    holder.execute("BEGIN")
+    holder.execute("SELECT * FROM recharge_card(%s, 1000, NULL, 'desk-1')", (card,))
+    process = faults.spawn(env, "recharge", "--from-csv", str(path))
+    with database.connect() as watcher:
+        faults.wait_for_backend(watcher)
+    holder.execute("COMMIT")
+    holder.close()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert (json.loads(stdout)["ok"], json.loads(stdout)["replayed"]) == (1, 1)
+    assert conn.execute("SELECT count(*) AS n FROM ledger WHERE card_id = %s",
+                        (card,)).fetchone()["n"] == 1

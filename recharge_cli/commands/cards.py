@@ -53,7 +53,7 @@ def recharge(
         if rejects is not None:
             writable_file(rejects, "--rejects")
         with rt.locked("recharge-bulk" if lock is None else lock, wait):
-            summary = bulk.recharge_file(rt.db(), rt.cache(), from_csv, point, rejects, rt.output,
+            summary = bulk.recharge_file(rt.more_db, rt.cache(), from_csv, point, rejects, rt.output,
                                          dry_run)
         rt.output.emit(summary.as_row())
         if summary.stopped is not None:
