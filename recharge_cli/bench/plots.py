@@ -145,10 +145,15 @@ def curve(result: RunResult, target: str) -> Any:
         if sat["saturated"]:
             ax.axvline(sat["ops_per_second"], color=COLORS[kind], linestyle=":", linewidth=1.2,
                        label=f"{kind} saturates ≈ {sat['ops_per_second']:,.0f}/s")
+        else:
+            ax.plot([], [], " ", label=f"{kind} kept up to {sat['ops_per_second']:,.0f}/s")
     ax.set_yscale("log")
     achieved = [r["achieved_per_second"] for r in rows if r["achieved_per_second"]]
     if achieved and max(achieved) > 10 * min(achieved):
         ax.set_xscale("log")
+        ticks = sorted({r["offered_per_second"] for r in rows})  # the offered rates
+        ax.set_xticks(ticks, [f"{t:,.0f}" for t in ticks])
+        ax.xaxis.set_minor_formatter("")
     ax.set_xlabel("achieved throughput (operations/s" + (", log)" if ax.get_xscale() == "log"
                                                         else ")"))
     ax.set_ylabel("latency from intended start (µs, log)")
