@@ -11,7 +11,8 @@ import psycopg
 from recharge_cli import db, verify
 from recharge_cli.charts import pyplot
 from recharge_cli.jsonable import Row
-from recharge_cli.report_folder import markdown_table, save_figure, write_markdown, write_table
+from recharge_cli.render import write_csv
+from recharge_cli.report_folder import markdown_table, save_figure, write_markdown
 
 PREVIOUS_DAYS = 7
 TOP = 10
@@ -64,7 +65,7 @@ def change(today: float, mean: float) -> str:
 def write(out: Path, report: Row, plots: bool = True) -> list[Path]:
     """report.md, CSV files and PNG charts into `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    written = [write_table(out / f"{name}.csv", report[name], columns)
+    written = [write_csv(out / f"{name}.csv", report[name], columns)
                for name, columns in CSV_COLUMNS.items()]
     if plots:
         written += _charts(out, report)

@@ -1,5 +1,6 @@
 """Writing a report folder (bench runs, bench compare, the daily report): one small
-function per kind of file, each returning the path it wrote."""
+function per kind of file, each returning the path it wrote (CSV files: render.write_csv,
+the same writer as --format csv)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from recharge_cli.jsonable import Row
-from recharge_cli.render import write_csv
 
 
 def write_json(path: Path, data: Any) -> Path:
     path.write_text(json.dumps(data, indent=1, default=str))
     return path
-
-
-def write_table(path: Path, rows: list[Row], columns: Sequence[str] | None = None) -> Path:
-    """A CSV file with its header, even when there are no rows."""
-    return write_csv(path, rows, columns)
 
 
 def write_markdown(path: Path, lines: list[str]) -> Path:

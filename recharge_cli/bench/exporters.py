@@ -10,7 +10,8 @@ from typing import Any
 from recharge_cli.bench import analysis
 from recharge_cli.bench.load import LoadRun
 from recharge_cli.bench.session import RunResult
-from recharge_cli.report_folder import markdown_table, save_figure, write_json, write_markdown, write_table
+from recharge_cli.render import write_csv
+from recharge_cli.report_folder import markdown_table, save_figure, write_json, write_markdown
 
 LOAD_COLUMNS = ["target", "kind", "mode", "processes", "seconds", "offered_per_second",
                 "achieved_per_second", "operations", "late", "skipped", "kept_up",
@@ -48,15 +49,15 @@ def results_json(out: Path, result: RunResult) -> list[Path]:
 
 
 def summary_csv(out: Path, result: RunResult) -> list[Path]:
-    return [write_table(out / "summary.csv", analysis.summary_rows(result.analysis))]
+    return [write_csv(out / "summary.csv", analysis.summary_rows(result.analysis))]
 
 
 def load_files(out: Path, result: RunResult) -> list[Path]:
     """load.csv, per_second.csv and one .hgrm percentile distribution per load run."""
     if not result.loads:
         return []
-    written = [write_table(out / "load.csv", result.analysis.loads, LOAD_COLUMNS),
-               write_table(out / "per_second.csv", per_second_rows(result))]
+    written = [write_csv(out / "load.csv", result.analysis.loads, LOAD_COLUMNS),
+               write_csv(out / "per_second.csv", per_second_rows(result))]
     folder = out / "hgrm"
     folder.mkdir(exist_ok=True)
     for run in result.loads:

@@ -147,7 +147,7 @@ def compare(
       recharge bench compare reports/before reports/after --fail-if-slower 10
     """
     from recharge_cli.bench import compare as comparison
-    from recharge_cli.report_folder import write_table
+    from recharge_cli.render import write_csv
 
     rt = runtime(ctx)
     if len(results) < 2:
@@ -155,7 +155,7 @@ def compare(
     runs = [comparison.load(path) for path in results]
     found = comparison.changes(runs, fail_if_slower)
     out = writable_folder(out or _default_out("compare-"), "--out")
-    written = [write_table(out / "compare.csv", found.rows)]
+    written = [write_csv(out / "compare.csv", found.rows)]
     if not no_plot:
         written.append(comparison.plot(found, out / "compare.png", fail_if_slower))
     for warning in found.warnings:
