@@ -103,17 +103,16 @@ def _row(series: str, first: dict[str, Any], run: dict[str, Any],
     ratio = sampling.speedup(other, base, seed)
     row.update({"base_p50_us": sampling.summarize(base)["p50_us"],
                 "p50_us": sampling.summarize(other)["p50_us"], **ratio})
-    judged = (ratio["ci_low"], ratio["ci_high"])
     kind = series.split("/")[1]
     norm = None if series.startswith("baseline/") else _normaliser(kind, drift)
     if norm:
         row.update({"normalised_ratio": ratio["ratio"] / norm,
                     "normalised_ci_low": ratio["ci_low"] / norm,
                     "normalised_ci_high": ratio["ci_high"] / norm})
-        if drifted:
-            judged = (row["normalised_ci_low"], row["normalised_ci_high"])
-    row["judged_on"] = "normalised" if judged[0] != ratio["ci_low"] else "raw"
-    row["change"] = verdict(*judged, (fail_if_slower or 0.0) / 100)
+    row["judged_on"] = "normalised" if norm and drifted else "raw"
+    prefix = "normalised_" if row["judged_on"] == "normalised" else ""
+    row["change"] = verdict(row[f"{prefix}ci_low"], row[f"{prefix}ci_high"],
+                            (fail_if_slower or 0.0) / 100)
     return row
 
 

@@ -30,9 +30,8 @@ def run_label(run: LoadRun) -> str:
 
 def per_second_rows(result: RunResult) -> list[dict[str, Any]]:
     return [{"target": run.target, "kind": run.kind, "offered_per_second": run.offered,
-             "second": second, "operations": h.get_total_count(),
-             "p99_us": h.get_value_at_percentile(99) / 1000}
-            for run in result.loads for second, h in sorted(run.recording.per_second.items())]
+             "second": second, "operations": operations, "p99_us": p99_us}
+            for run in result.loads for second, operations, p99_us in run.per_second()]
 
 
 def results_json(out: Path, result: RunResult) -> list[Path]:

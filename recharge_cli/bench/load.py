@@ -182,6 +182,11 @@ class LoadRun:
         rec = self.recording
         return self.offered is None or rec.skipped <= 0.01 * (rec.operations + rec.skipped)
 
+    def per_second(self) -> list[tuple[int, int, float]]:
+        """(second of the run, operations, p99 in µs) for each second."""
+        return [(second, h.get_total_count(), h.get_value_at_percentile(99) / 1000)
+                for second, h in sorted(self.recording.per_second.items())]
+
     @property
     def client_bound(self) -> bool:
         """A load process was busy on its CPU nearly all the time: the client, not the

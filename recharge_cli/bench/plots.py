@@ -172,17 +172,14 @@ def timeseries(result: RunResult) -> Any:
     fig, (ops, p99) = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
     offset, ticks = 0, []
     for run in result.loads:
-        seconds = sorted(run.recording.per_second)
-        xs = [offset + s for s in seconds]
-        hists = [run.recording.per_second[s] for s in seconds]
-        label = f"{run.target}/{run.kind}"
+        series = run.per_second()
+        xs = [offset + second for second, _, _ in series]
         color = COLORS[run.kind]
-        ops.plot(xs, [h.get_total_count() for h in hists], color=color, marker=".",
-                 label=run.kind)
-        p99.plot(xs, [h.get_value_at_percentile(99) / 1000 for h in hists], color=color,
-                 marker=".", label=run.kind)
-        ticks.append((offset, label + (f" @{run.offered:,.0f}/s" if run.offered else "")))
-        offset += max(seconds, default=0) + 2
+        ops.plot(xs, [n for _, n, _ in series], color=color, marker=".", label=run.kind)
+        p99.plot(xs, [p for _, _, p in series], color=color, marker=".", label=run.kind)
+        ticks.append((offset, f"{run.target}/{run.kind}"
+                      + (f" @{run.offered:,.0f}/s" if run.offered else "")))
+        offset += max((second for second, _, _ in series), default=0) + 2
     for ax in (ops, p99):
         for x, _ in ticks:
             ax.axvline(x - 1, color="grey", linewidth=0.5)

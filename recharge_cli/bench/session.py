@@ -52,9 +52,6 @@ class RunResult:
     environment: dict[str, Any]
     write_check: dict[str, Any] | None = None
 
-    def parameters(self) -> dict[str, Any]:
-        return {**asdict(self.spec), "processes": self.spec.processes}
-
 
 def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
         cache_prefix: str, output: Output) -> RunResult:
@@ -89,13 +86,12 @@ def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
             writes = spec.iterations + spec.warmup + sum(
                 r.recording.operations for r in loads if r.target == runner.WRITE_TARGET)
             write_check = scratch.check(conn, writes)
-        result = RunResult(spec, started, samples, loads,
-                           analysis.analyse(samples, loads, spec.targets, spec.seed,
-                                            spec.cluster, spec.slo_ms),
-                           {}, write_check)
-        result.environment = environment.probe(conn, conns.caches["baseline"],
-                                               result.parameters())
-        return result
+        return RunResult(spec, started, samples, loads,
+                         analysis.analyse(samples, loads, spec.targets, spec.seed,
+                                          spec.cluster, spec.slo_ms),
+                         environment.probe(conn, conns.caches["baseline"],
+                                           {**asdict(spec), "processes": spec.processes}),
+                         write_check)
     finally:  # also on errors and interrupts: no scratch card is left active
         with contextlib.suppress(psycopg.Error):
             scratch.retire(conn)
