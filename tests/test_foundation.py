@@ -176,3 +176,50 @@ def test_postgres_runs_unprivileged_when_root(servers) -> None:
     lay = local.layout(servers.embedded_home)
     owner = lay.pg_data.stat().st_uid
     assert owner != 0
+
+
+MALFORMED_ROWS = [  # (table, columns, values) each breaking one rule of the schema's checks
+    ("cards", "card_id", "0"),
+    ("cards", "card_id, status", "nextval('card_id_seq'), 'frozen'"),
+    ("cards", "card_id, version", "nextval('card_id_seq'), -1"),
+    ("cards", "card_id, replaced_by", "77, 77"),
+    ("ledger", "card_id, kind, amount, recharge_id, created_at, balance_after",
+     "{card}, 'bonus', 100, {recharge}, now(), 0"),
+    ("ledger", "card_id, kind, amount, recharge_id, created_at, balance_after",
+     "{card}, 'recharge', 0, {recharge}, now(), 0"),
+    ("ledger", "card_id, kind, amount, recharge_id, trip_id, created_at, balance_after",
+     "{card}, 'recharge', 100, {recharge}, 1, now(), 0"),
+    ("ledger", "card_id, kind, amount, trip_id, created_at, balance_after",
+     "{card}, 'fare', 100, 1, now(), 0"),
+    ("ledger", "card_id, kind, amount, created_at, balance_after",
+     "{card}, 'correction', -100, now(), 0"),
+    ("ledger", "card_id, kind, amount, counterpart_card_id, created_at, balance_after",
+     "{card}, 'transfer', 100, {card}, now(), 0"),
+    ("idempotency_keys", "idempotency_key, operation, card_id, request, recharge_id",
+     "'two words', 'recharge', {card}, '{{}}', {recharge}"),
+    ("idempotency_keys", "idempotency_key, operation, card_id, request, recharge_id",
+     "repeat('k', 129), 'recharge', {card}, '{{}}', {recharge}"),
+    ("idempotency_keys", "idempotency_key, operation, card_id, request",
+     "'k-1', 'recharge', {card}, '{{}}'"),
+    ("idempotency_keys", "idempotency_key, operation, card_id, request, recharge_id, result",
+     "'k-2', 'recharge', {card}, '{{}}', {recharge}, '{{}}'"),
+    ("idempotency_keys", "idempotency_key, operation, card_id, request",
+     "'k-3', 'status', {card}, '{{}}'"),
+    ("idempotency_keys", "idempotency_key, operation, card_id, request, result",
+     "'k-4', 'refund', {card}, '{{}}', '{{}}'"),
+]
+
+
+def test_schema_checks_refuse_malformed_rows(empty_database: Database) -> None:
+    """Each rule of the cards, ledger and idempotency-key checks, broken alone, is refused;
+    the same tables accept a well-formed recharge."""
+    with empty_database.connect() as conn:
+        card = conn.execute("INSERT INTO cards (card_id) VALUES (nextval('card_id_seq')) "
+                            "RETURNING card_id").fetchone()["card_id"]
+        recharge = conn.execute("SELECT recharge_id FROM recharge_card(%s, 5000, NULL, 'ok-1')",
+                                (card,)).fetchone()["recharge_id"]
+        for table, columns, values in MALFORMED_ROWS:
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({values})"
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute(sql.format(card=card, recharge=recharge))
+        assert verify.violations(conn) == []
