@@ -21,9 +21,11 @@ def connect(dsn: str, *, connect_timeout: int = 5, prepare_threshold: int | None
 
 
 def call(conn: psycopg.Connection[Row], function: str, args: Sequence[Any] = ()) -> list[Row]:
-    """`SELECT * FROM function(args…)`: one round trip, rows as dicts."""
+    """`SELECT * FROM function(args…)`: one round trip, rows as dicts. Results come in
+    binary, which both sides convert faster than text (timestamps most of all)."""
     placeholders = ", ".join(["%s"] * len(args))
-    return conn.execute(f"SELECT * FROM {function}({placeholders})", tuple(args)).fetchall()
+    return conn.execute(f"SELECT * FROM {function}({placeholders})", tuple(args),
+                        binary=True).fetchall()
 
 
 def time_zone(conn: psycopg.Connection[Row]) -> str:
