@@ -221,9 +221,11 @@ def recharge_file(connect: Callable[[], psycopg.Connection[Any]], cache: Cache, 
     try:
         with _checked(path) as (digest, total, fh), \
                 output.progress("Recharging", total=total, unit="rows") as bar, \
-                ThreadPoolExecutor(WORKERS, "recharge-bulk") as workers, interrupts.deferred():
+                ThreadPoolExecutor(WORKERS, "recharge-bulk") as workers, \
+                ThreadPoolExecutor(1, "recharge-bulk-account") as accountant, \
+                interrupts.deferred():
             applying = _Applying([connect() for _ in range(WORKERS)], cache, point_id, summary,
-                                 rejects, bar, dry_run)
+                                 rejects, bar, dry_run, accountant)
             sent: deque[tuple[Chunk, Future[list[tuple[Any, ...]]]]] = deque()
             try:
                 for number, chunk in enumerate(_chunks(_fields(fh, path), digest, point_id)):
@@ -276,6 +278,8 @@ class _Applying:
     rejects: Rejects
     bar: Progress
     dry_run: bool
+    accountant: ThreadPoolExecutor  # one thread: committed chunks accounted in order
+    accounting: deque[Future[None]] = field(default_factory=deque)
 
     def send(self, connection: int, chunk: Chunk) -> list[tuple[Any, ...]]:
         """One chunk in one transaction: one outcome per row."""
@@ -297,13 +301,19 @@ class _Applying:
                 self.finish(*sent.popleft())
             except BaseException as exc:  # re-raised below
                 failure = failure or exc
+        while self.accounting:
+            try:
+                self.accounting.popleft().result()
+            except BaseException as exc:  # re-raised below
+                failure = failure or exc
         if failure is not None:
             raise failure
 
     def finish(self, chunk: Chunk, sent: Future[list[tuple[Any, ...]]]) -> bool:
-        """Wait for a chunk's outcome, report its rejects, write its cards through the
-        cache; False when the run must stop (the connection was lost: this chunk was not
-        applied, nor any after it but the one already sent)."""
+        """Wait for a chunk's outcome and hand it to the accounting thread (which reports
+        its rejects and writes its cards through the cache, in chunk order, while the next
+        chunks are applied); False when the run must stop (the connection was lost: this
+        chunk was not applied, nor any after it but the one already sent)."""
         try:
             results = sent.result()
         except psycopg.Error as exc:
@@ -315,6 +325,13 @@ class _Applying:
                 self.summary.stopped = self.summary.stopped or error
                 return False
             raise error from exc
+        self.accounting.append(self.accountant.submit(self.account, chunk, results))
+        while self.accounting and self.accounting[0].done():
+            self.accounting.popleft().result()  # an accounting failure stops the run
+        return True
+
+    def account(self, chunk: Chunk, results: list[tuple[Any, ...]]) -> None:
+        """Report a committed chunk's rejects and write its cards through the cache."""
         summary = self.summary
         summary.rows += len(chunk.lines) + len(chunk.unparsed)
         failed = list(chunk.unparsed)
@@ -338,4 +355,3 @@ class _Applying:
         if not self.dry_run:
             self.cache.cards_written(written)
         self.bar.advance(len(chunk.lines) + len(chunk.unparsed))
-        return True
