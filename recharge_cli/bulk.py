@@ -7,8 +7,9 @@ idempotency key of a single recharge. Each chunk commits on its own; the cache i
 written through for the cards it touched. Chunks go to PostgreSQL on WORKERS connections
 side by side (chunks that share a card one after the other, so a card's rows apply in
 file order) while the next ones are parsed; a chunk's rejects are reported, in line
-order, once it has committed. A rerun of the same file replays the applied rows (their
-keys are derived from the file) and applies the rest.
+order, and its cards written through the cache once it has committed, on a thread of
+their own (chunk after chunk, while the next chunks are applied). A rerun of the same
+file replays the applied rows (their keys are derived from the file) and applies the rest.
 """
 
 from __future__ import annotations
