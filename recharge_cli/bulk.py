@@ -7,8 +7,9 @@ idempotency key of a single recharge. Each chunk commits on its own; the cache i
 written through for the cards it touched. Chunks go to PostgreSQL on WORKERS connections
 side by side (chunks that share a card one after the other, so a card's rows apply in
 file order) while the next ones are parsed; a chunk's rejects are reported, in line
-order, once it has committed. A rerun of the same file replays the applied rows (their
-keys are derived from the file) and applies the rest.
+order, and its cards written through the cache once it has committed, on a thread of
+their own (chunk after chunk, while the next chunks are applied). A rerun of the same
+file replays the applied rows (their keys are derived from the file) and applies the rest.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from psycopg.rows import tuple_row
 from recharge_cli import cards, interrupts
 from recharge_cli.cache import Cache
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database
+from recharge_cli.jsonable import dumps
 from recharge_cli.render import Output, Progress
 
 REJECT_COLUMNS = ["line", "card_id", "amount", "key", "exit_code", "error"]
@@ -221,9 +223,11 @@ def recharge_file(connect: Callable[[], psycopg.Connection[Any]], cache: Cache, 
     try:
         with _checked(path) as (digest, total, fh), \
                 output.progress("Recharging", total=total, unit="rows") as bar, \
-                ThreadPoolExecutor(WORKERS, "recharge-bulk") as workers, interrupts.deferred():
+                ThreadPoolExecutor(WORKERS, "recharge-bulk") as workers, \
+                ThreadPoolExecutor(1, "recharge-bulk-account") as accountant, \
+                interrupts.deferred():
             applying = _Applying([connect() for _ in range(WORKERS)], cache, point_id, summary,
-                                 rejects, bar, dry_run)
+                                 rejects, bar, dry_run, accountant)
             sent: deque[tuple[Chunk, Future[list[tuple[Any, ...]]]]] = deque()
             try:
                 for number, chunk in enumerate(_chunks(_fields(fh, path), digest, point_id)):
@@ -276,6 +280,8 @@ class _Applying:
     rejects: Rejects
     bar: Progress
     dry_run: bool
+    accountant: ThreadPoolExecutor  # one thread: committed chunks accounted in order
+    accounting: deque[Future[None]] = field(default_factory=deque)
 
     def send(self, connection: int, chunk: Chunk) -> list[tuple[Any, ...]]:
         """One chunk in one transaction: one outcome per row."""
@@ -297,13 +303,19 @@ class _Applying:
                 self.finish(*sent.popleft())
             except BaseException as exc:  # re-raised below
                 failure = failure or exc
+        while self.accounting:
+            try:
+                self.accounting.popleft().result()
+            except BaseException as exc:  # re-raised below
+                failure = failure or exc
         if failure is not None:
             raise failure
 
     def finish(self, chunk: Chunk, sent: Future[list[tuple[Any, ...]]]) -> bool:
-        """Wait for a chunk's outcome, report its rejects, write its cards through the
-        cache; False when the run must stop (the connection was lost: this chunk was not
-        applied, nor any after it but the one already sent)."""
+        """Wait for a chunk's outcome and hand it to the accounting thread (which reports
+        its rejects and writes its cards through the cache, in chunk order, while the next
+        chunks are applied); False when the run must stop (the connection was lost: this
+        chunk was not applied, nor any after it but the one already sent)."""
         try:
             results = sent.result()
         except psycopg.Error as exc:
@@ -315,11 +327,18 @@ class _Applying:
                 self.summary.stopped = self.summary.stopped or error
                 return False
             raise error from exc
+        self.accounting.append(self.accountant.submit(self.account, chunk, results))
+        while self.accounting and self.accounting[0].done():
+            self.accounting.popleft().result()  # an accounting failure stops the run
+        return True
+
+    def account(self, chunk: Chunk, results: list[tuple[Any, ...]]) -> None:
+        """Report a committed chunk's rejects and write its cards through the cache."""
         summary = self.summary
         summary.rows += len(chunk.lines) + len(chunk.unparsed)
         failed = list(chunk.unparsed)
         written = []
-        stamps: dict[Any, str] = {}  # the chunk's one instant, as text once
+        stamps: dict[Any, str] = {}  # the chunk's one instant, as JSON text once
         for line, card_id, amount, _, balance, version, at, replayed, code, error in results:
             if code is not None:
                 key = chunk.keys[bisect.bisect_left(chunk.lines, line)]  # lines ascend
@@ -329,13 +348,11 @@ class _Applying:
             else:
                 summary.ok += 1
                 summary.total_amount += amount
-                stamp = stamps.get(at) or stamps.setdefault(at, at.isoformat())
-                written.append((card_id, version, cards.balance_payload(
-                    {"card_id": card_id, "balance": balance, "version": version,
-                     "recharged_at": stamp})))
+                stamp = stamps.get(at) or stamps.setdefault(at, dumps(at))
+                written.append((card_id, version,
+                                cards.balance_json(card_id, balance, version, stamp)))
         for reject in sorted(failed):
             self.rejects.add(summary, *reject)
         if not self.dry_run:
             self.cache.cards_written(written)
         self.bar.advance(len(chunk.lines) + len(chunk.unparsed))
-        return True

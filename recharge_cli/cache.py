@@ -285,14 +285,14 @@ class Cache:
         self._guard(lambda: self._write_cards([(card_id, version, balance)], trips_changed),
                     writing=True)
 
-    def cards_written(self, items: list[tuple[int, int, dict[str, Any]]]) -> None:
-        """card_written for many cards (card_id, version, balance) after one COMMIT: one
-        script call per WRITE_BATCH cards on a single node; card by card (one slot each)
-        on a Cluster."""
+    def cards_written(self, items: list[tuple[int, int, dict[str, Any] | str]]) -> None:
+        """card_written for many cards (card_id, version, balance, or the balance already
+        as JSON text) after one COMMIT: one script call per WRITE_BATCH cards on a single
+        node; card by card (one slot each) on a Cluster."""
         if items:
             self._guard(lambda: self._write_cards(items, trips_changed=False), writing=True)
 
-    def _write_cards(self, items: list[tuple[int, int, dict[str, Any]]],
+    def _write_cards(self, items: list[tuple[int, int, dict[str, Any] | str]],
                      trips_changed: bool) -> None:
         script = self._script(_CARDS_WRITTEN)
         batch = 1 if self.is_cluster else WRITE_BATCH
@@ -302,7 +302,8 @@ class Cache:
             for card_id, version, balance in items[start:start + batch]:
                 keys += (self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
                          self.card_key(card_id, "trips"))
-                args += (version, dumps(balance), "1" if trips_changed else "0")
+                args += (version, balance if isinstance(balance, str) else dumps(balance),
+                         "1" if trips_changed else "0")
             script(keys=keys, args=args)
 
     def card_invalidated(self, card_id: int, version: int) -> None:

@@ -344,6 +344,7 @@ LANGUAGE plpgsql
 DECLARE
     v_limits public.limits;
     v_sequence regclass := pg_get_serial_sequence('public.recharges', 'recharge_id');
+    v_repeated bigint[];
     v_row record;
 BEGIN
     IF p_point_id IS NOT NULL
@@ -352,22 +353,25 @@ BEGIN
     END IF;
     SELECT * INTO v_limits FROM public.limits;
 
-    -- Every card of the chunk locked, in id order (no deadlock between bulk runs). The
-    -- next statement's snapshot then sees every write to these cards (and their keys)
+    -- Every card of the chunk locked, in id order (no deadlock between bulk runs), and the
+    -- cards that appear more than once noted (NULL when there are none, the usual case).
+    -- The next statement's snapshot then sees every write to these cards (and their keys)
     -- that committed before: the checks of recharge_card, in its order, for each
     -- single-occurrence row, and its writes for the rows that pass.
-    PERFORM 1
-    FROM (SELECT DISTINCT u.card_id FROM unnest(p_cards) AS u (card_id) ORDER BY u.card_id) u
-    CROSS JOIN LATERAL (SELECT 1 FROM public.cards c WHERE c.card_id = u.card_id FOR UPDATE) c;
+    SELECT array_agg(u.card_id) FILTER (WHERE u.n > 1) INTO v_repeated
+    FROM (SELECT u.card_id, count(*) AS n FROM unnest(p_cards) AS u (card_id)
+          GROUP BY u.card_id ORDER BY u.card_id) u
+    LEFT JOIN LATERAL (
+        SELECT 1 FROM public.cards c WHERE c.card_id = u.card_id FOR UPDATE) c ON true;
     RETURN QUERY
     WITH input AS (
         SELECT u.line, u.card_id, u.amount, u.key,
-               count(*) OVER (PARTITION BY u.card_id) AS per_card
+               coalesce(u.card_id = ANY (v_repeated), false) AS repeated
         FROM unnest(p_lines, p_cards, p_amounts, p_keys) AS u (line, card_id, amount, key)
     ), checked AS MATERIALIZED (
         SELECT i.line, i.card_id, i.amount, i.key, c.balance AS before, c.version,
                k.recharge_id AS done, x.request,
-               CASE WHEN i.per_card > 1 THEN 'repeated'
+               CASE WHEN i.repeated THEN 'repeated'
                     WHEN NOT coalesce(public.is_idempotency_key(i.key), false)
                          OR i.amount <= 0 THEN 'RC002'
                     WHEN c.card_id IS NULL THEN 'RC003'
@@ -388,7 +392,7 @@ BEGIN
         LEFT JOIN LATERAL (
             SELECT k.operation, k.request, k.recharge_id FROM public.idempotency_keys k
             WHERE k.card_id = i.card_id AND k.idempotency_key = i.key OFFSET 0) k
-            ON i.per_card = 1
+            ON NOT i.repeated
     ), ok AS MATERIALIZED (
         SELECT o.line, o.card_id, o.amount, o.key, o.request, o.before + o.amount AS after,
                o.version + 1 AS version, nextval(v_sequence) AS rid
@@ -440,13 +444,13 @@ BEGIN
            END
     FROM checked o WHERE o.outcome NOT IN ('ok', 'replay', 'repeated');
 
+    IF v_repeated IS NULL THEN
+        RETURN;
+    END IF;
     FOR v_row IN
-        SELECT r.line, r.card_id, r.amount, r.key
-        FROM (SELECT u.line, u.card_id, u.amount, u.key,
-                     count(*) OVER (PARTITION BY u.card_id) AS per_card
-              FROM unnest(p_lines, p_cards, p_amounts, p_keys) AS u (line, card_id, amount, key)
-             ) r
-        WHERE r.per_card > 1 ORDER BY r.line
+        SELECT u.line, u.card_id, u.amount, u.key
+        FROM unnest(p_lines, p_cards, p_amounts, p_keys) AS u (line, card_id, amount, key)
+        WHERE u.card_id = ANY (v_repeated) ORDER BY u.line
     LOOP
         BEGIN
             RETURN QUERY SELECT v_row.line, x.card_id, x.amount, x.recharge_id, x.balance,

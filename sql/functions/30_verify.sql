@@ -40,6 +40,13 @@ LANGUAGE sql
     WHERE l.kind = 'fare' AND NOT EXISTS (
               SELECT 1 FROM public.trips t WHERE t.card_id = l.card_id AND t.trip_id = l.trip_id)
     UNION ALL
+    -- (every entry's card exists: foreign keys hold it, directly for entries that name no
+    -- operation, through the recharge, trip or corrected entry for the others)
+    SELECT 2, 'ledger entry belongs to an existing card', l.card_id, 1, 0,
+           'entry ' || l.entry_id || ' (' || l.kind || ')'
+    FROM public.ledger l
+    WHERE NOT EXISTS (SELECT 1 FROM public.cards c WHERE c.card_id = l.card_id)
+    UNION ALL
     -- 7. a reversal reverses one recharge entry of its card, by its whole amount (at most
     --    once: ledger_corrects_once)
     SELECT 7, 'reversal reverses one recharge', l.card_id, -r.amount, l.amount,
@@ -92,6 +99,11 @@ LANGUAGE sql
               SELECT 1 FROM public.trips t WHERE t.card_id = k.card_id AND t.trip_id = k.trip_id))
        OR (k.operation IN ('replace', 'reverse') AND NOT EXISTS (
               SELECT 1 FROM public.ledger l WHERE l.card_id = k.card_id AND l.entry_id = k.entry_id))
+    UNION ALL
+    SELECT 4, 'idempotency key belongs to an existing card', k.card_id, 1, 0,
+           'key ' || k.idempotency_key
+    FROM public.idempotency_keys k
+    WHERE NOT EXISTS (SELECT 1 FROM public.cards c WHERE c.card_id = k.card_id)
     UNION ALL
     -- (a status change is its own operation: it has no other id)
     SELECT 4, 'operation has at most one idempotency key', k.card_id, 1, count(*),
