@@ -6,7 +6,7 @@ server, both measured in this run (budget: ratio ≥ 5).
         --redis-url redis://127.0.0.1:6379/0 [--rows 20000] [--runs 3]
 
 It creates (and drops) two databases of its own on that server (named `--db-prefix`…,
-default `bulkh_`), and a key prefix (`--key-prefix`, default `bulkh:`).
+default `recharge_perf_`), and a key prefix (`--key-prefix`, default `recharge:perf:`).
 """
 
 from __future__ import annotations
@@ -46,14 +46,13 @@ def main() -> None:
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--db-prefix", default="bulkh_",
-                        help="prefix of the two databases it creates (default bulkh_)")
-    parser.add_argument("--key-prefix", default="bulkh:",
-                        help="prefix of its Redis keys (default bulkh:)")
+    parser.add_argument("--db-prefix", default="recharge_perf_",
+                        help="prefix of the two databases it creates")
+    parser.add_argument("--key-prefix", default="recharge:perf:", help="prefix of its Redis keys")
     args = parser.parse_args()
     suffix = uuid.uuid4().hex[:8]
-    names = {"bulk": f"{args.db_prefix}perf_bulk_{suffix}", "pgbench": f"{args.db_prefix}perf_pgb_{suffix}"}
-    prefix = f"{args.key_prefix}perf:{suffix}:"
+    names = {"bulk": f"{args.db_prefix}bulk_{suffix}", "pgbench": f"{args.db_prefix}pgb_{suffix}"}
+    prefix = f"{args.key_prefix}{suffix}:"
     with psycopg.connect(args.dsn, autocommit=True) as admin:
         for name in names.values():
             admin.execute(f"CREATE DATABASE {name}")
