@@ -35,7 +35,6 @@ from psycopg.rows import tuple_row
 from recharge_cli import cards, interrupts
 from recharge_cli.cache import Cache
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database
-from recharge_cli.jsonable import dumps
 from recharge_cli.render import Output, Progress
 
 REJECT_COLUMNS = ["line", "card_id", "amount", "key", "exit_code", "error"]
@@ -338,7 +337,6 @@ class _Applying:
         summary.rows += len(chunk.lines) + len(chunk.unparsed)
         failed = list(chunk.unparsed)
         written = []
-        stamps: dict[Any, str] = {}  # the chunk's one instant, as JSON text once
         for line, card_id, amount, _, balance, version, at, replayed, code, error in results:
             if code is not None:
                 key = chunk.keys[bisect.bisect_left(chunk.lines, line)]  # lines ascend
@@ -348,9 +346,9 @@ class _Applying:
             else:
                 summary.ok += 1
                 summary.total_amount += amount
-                stamp = stamps.get(at) or stamps.setdefault(at, dumps(at))
-                written.append((card_id, version,
-                                cards.balance_json(card_id, balance, version, stamp)))
+                written.append((card_id, version, cards.balance_payload(
+                    {"card_id": card_id, "balance": balance, "version": version,
+                     "recharged_at": at})))
         for reject in sorted(failed):
             self.rejects.add(summary, *reject)
         if not self.dry_run:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import orjson
 
 from recharge_cli.errors import first_line
 from recharge_cli.jsonable import dumps, to_jsonable
@@ -234,7 +235,7 @@ class Cache:
         if not self._reading():
             return None
         raw = self._guard(lambda: self.client.get(key))
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else orjson.loads(raw)
 
     # cards ------------------------------------------------------------------
     def card_lookup(self, card_ids: list[int], kind: str) -> tuple[dict[int, Any], dict[int, str]]:
@@ -249,7 +250,7 @@ class Cache:
             raw = self._guard(lambda: self.client.mget_nonatomic(keys), [None] * len(keys))
         else:
             raw = self._guard(lambda: self.client.mget(keys), [None] * len(keys))
-        found = {c: json.loads(v) for c, v in zip(card_ids, raw, strict=True) if v is not None}
+        found = {c: orjson.loads(v) for c, v in zip(card_ids, raw, strict=True) if v is not None}
         missing = [c for c in card_ids if c not in found]
         if not missing or self.client is None:
             return found, {}
@@ -285,14 +286,14 @@ class Cache:
         self._guard(lambda: self._write_cards([(card_id, version, balance)], trips_changed),
                     writing=True)
 
-    def cards_written(self, items: list[tuple[int, int, dict[str, Any] | str]]) -> None:
-        """card_written for many cards (card_id, version, balance, or the balance already
-        as JSON text) after one COMMIT: one script call per WRITE_BATCH cards on a single
-        node; card by card (one slot each) on a Cluster."""
+    def cards_written(self, items: list[tuple[int, int, dict[str, Any]]]) -> None:
+        """card_written for many cards (card_id, version, balance) after one COMMIT: one
+        script call per WRITE_BATCH cards on a single node; card by card (one slot each)
+        on a Cluster."""
         if items:
             self._guard(lambda: self._write_cards(items, trips_changed=False), writing=True)
 
-    def _write_cards(self, items: list[tuple[int, int, dict[str, Any] | str]],
+    def _write_cards(self, items: list[tuple[int, int, dict[str, Any]]],
                      trips_changed: bool) -> None:
         script = self._script(_CARDS_WRITTEN)
         batch = 1 if self.is_cluster else WRITE_BATCH
@@ -302,8 +303,7 @@ class Cache:
             for card_id, version, balance in items[start:start + batch]:
                 keys += (self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
                          self.card_key(card_id, "trips"))
-                args += (version, balance if isinstance(balance, str) else dumps(balance),
-                         "1" if trips_changed else "0")
+                args += (version, dumps(balance), "1" if trips_changed else "0")
             script(keys=keys, args=args)
 
     def card_invalidated(self, card_id: int, version: int) -> None:

@@ -55,13 +55,6 @@ def balance_payload(row: Row) -> Row:
             "version": row["version"], "last_movement_at": _at(row)}
 
 
-def balance_json(card_id: int, balance: int, version: int, at_json: str) -> str:
-    """dumps(balance_payload(...)) for a movement at `at_json` (the instant as JSON text),
-    written directly: bulk top-ups write one per row through the cache."""
-    return (f'{{"card_id":{card_id},"balance":{balance},"status":"active",'
-            f'"version":{version},"last_movement_at":{at_json}}}')
-
-
 def check_recharge(card_id: int, amount: int, point_id: int | None) -> None:
     """The checks a recharge passes before it is sent (exit 2, or 4 above any limit)."""
     check_id(card_id, "card id")

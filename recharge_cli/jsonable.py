@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 Row = dict[str, Any]  # a result row or object, as every layer passes them
 
@@ -27,9 +28,6 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON of `value` (dates as ISO strings, integral decimals as integers)."""
-    return _COMPACT.encode(to_jsonable(value))
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON of `value` (dates as ISO strings, integral decimals as integers)."""
+    return orjson.dumps(to_jsonable(value))

@@ -4,7 +4,6 @@ codes, balances and ledger, on a file that mixes every kind of row."""
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 import re
 import signal
@@ -17,7 +16,6 @@ import pytest
 
 from recharge_cli import bulk, cards
 from recharge_cli.errors import RechargeError
-from recharge_cli.jsonable import dumps
 from tests import faults
 from tests.conftest import Database, new_card
 
@@ -29,16 +27,6 @@ def _twins(conn: psycopg.Connection[Any], status: str = "active", balance: int =
 def _unnamed(message: str, card: object) -> str:
     """A reject's message with its card id left out (the twin cards differ in it)."""
     return re.sub(rf"\b{card}\b", "#", message)
-
-
-def test_bulk_writes_through_what_a_single_recharge_writes() -> None:
-    """The bulk path encodes each card's cached balance itself (one per row): it must be
-    the single path's payload, byte for byte."""
-    at = dt.datetime(2026, 11, 30, 10, 5, 3, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
-    for balance in (5000, -7100, 0):
-        single = dumps(cards.balance_payload({"card_id": 12, "balance": balance, "version": 3,
-                                              "recharged_at": at}))
-        assert cards.balance_json(12, balance, 3, dumps(at)) == single
 
 
 @pytest.mark.parametrize("chunk_rows", [bulk.CHUNK_ROWS, 3])
