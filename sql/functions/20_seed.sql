@@ -88,10 +88,16 @@ $$;
 
 -- Before the load, in its transaction: drops every foreign key of the schema and the
 -- indexes, primary keys and unique constraints of the movement tables, and returns the
--- statements that restore them (indexes and keys first, then foreign keys), to run after
--- the load in the same transaction. The rows then go in without per-row index upkeep or
--- key checks; the restore builds each index in one sort and checks each foreign key with
--- one join over the whole table, so every constraint still holds for every row.
+-- statements that restore them (indexes and keys first, then the planner statistics of the
+-- loaded tables, then foreign keys), to run after the load in the same transaction. The
+-- rows then go in without per-row index upkeep or key checks; the restore builds each
+-- index in one sort and checks each foreign key with one join over the whole table (planned
+-- with the fresh statistics), so every constraint still holds for every row. Names come
+-- from the catalog, whatever the migrations called them.
+-- The triggers that mark the days of old rows dirty for the rollups are disabled for the
+-- load's transaction too (and enabled again by the last statements): the rollups are reset
+-- to "nothing rolled up" (an empty database has nothing to roll up), so every loaded day is
+-- read live until the rollup build that follows the load covers it.
 CREATE OR REPLACE FUNCTION seed_suspend_keys() RETURNS TABLE (statement text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -117,8 +123,36 @@ BEGIN
     FOR v_item IN SELECT s.drop_ddl FROM seed_suspended s ORDER BY NOT s.foreign_key, s.name LOOP
         EXECUTE v_item.drop_ddl;
     END LOOP;
-    RETURN QUERY SELECT s.restore_ddl FROM seed_suspended s ORDER BY s.foreign_key, s.name;
+
+    UPDATE public.rollup_state SET rolled_until = '-infinity', built_at = NULL;
+    DELETE FROM public.rollup_dirty;
+    DELETE FROM public.daily_revenue;
+    DELETE FROM public.daily_trips;
+    DELETE FROM public.daily_riders;
+    CREATE TEMP TABLE seed_dirty_triggers ON COMMIT DROP AS
+    SELECT t.tgrelid::regclass AS rel, t.tgname AS name,
+           CASE t.tgenabled WHEN 'A' THEN 'ALWAYS ' WHEN 'R' THEN 'REPLICA ' ELSE '' END AS mode
+    FROM pg_trigger t
+    WHERE t.tgfoid = 'public.mark_dirty_days()'::regprocedure AND t.tgenabled <> 'D'
+      AND NOT t.tgisinternal;
+    FOR v_item IN SELECT d.rel, d.name FROM seed_dirty_triggers d LOOP
+        EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', v_item.rel, v_item.name);
+    END LOOP;
+
+    RETURN QUERY
+    SELECT r.ddl FROM (
+        SELECT 1 AS step, s.name, s.restore_ddl AS ddl FROM seed_suspended s WHERE NOT s.foreign_key
+        UNION ALL
+        SELECT 2, '', 'ANALYZE public.cards, public.users, public.recharges, public.trips, '
+                      'public.ledger, public.card_status_changes, public.audit_log'
+        UNION ALL
+        SELECT 3, s.name, s.restore_ddl FROM seed_suspended s WHERE s.foreign_key
+        UNION ALL
+        SELECT 4, d.name, format('ALTER TABLE %s ENABLE %sTRIGGER %I', d.rel, d.mode, d.name)
+        FROM seed_dirty_triggers d
+    ) r ORDER BY r.step, r.name;
     DROP TABLE seed_suspended;
+    DROP TABLE seed_dirty_triggers;
 END $$;
 
 -- Recharges over the 90 days and trip legs for cards p_from..p_to, their ledger entries,
