@@ -170,6 +170,8 @@ DECLARE
     v_days integer[];           -- one element per unit of weight: the day's offset
     v_weekday_hours integer[];  -- the same for the hour of a journey on a weekday …
     v_weekend_hours integer[];  -- … and on a weekend day
+    v_midnights timestamptz[];  -- by day offset + 1: the day's start …
+    v_weekend boolean[];        -- … and whether it is a Saturday or Sunday
     v_trip_base bigint := nextval(pg_get_serial_sequence('public.trips', 'trip_id'));
     v_recharge_base bigint := nextval(pg_get_serial_sequence('public.recharges', 'recharge_id'));
     v_entry_base bigint := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
@@ -180,6 +182,10 @@ BEGIN
     FROM generate_series(0, 89) AS d,
          generate_series(1, CASE extract(isodow FROM v_start + d) WHEN 6 THEN 11 WHEN 7 THEN 8
                                                                   ELSE 16 END);
+    SELECT array_agg((v_start + d)::timestamptz ORDER BY d),
+           array_agg(extract(isodow FROM v_start + d) >= 6 ORDER BY d)
+    INTO v_midnights, v_weekend
+    FROM generate_series(0, 89) AS d;
     SELECT array_agg(u.h - 1 ORDER BY u.h) INTO v_weekday_hours
     FROM unnest(ARRAY[1, 1, 1, 1, 4, 14, 22, 20, 11, 7, 6, 6, 7, 7, 6, 7, 11, 19, 17, 10, 6, 4,
                       3, 2]) WITH ORDINALITY AS u(w, h), generate_series(1, u.w);
@@ -197,15 +203,16 @@ BEGIN
         WHERE c.status <> 'inactive'
     ), timed AS (
         SELECT jn.card_id, jn.jid, jn.personalised,
-               v_start::timestamptz + make_interval(
-                   days => r.day,
-                   hours => CASE WHEN extract(isodow FROM v_start + r.day) >= 6
-                                 THEN v_weekend_hours[1 + (public.seed_rand(p_seed, 13, jn.jid)
-                                                           % cardinality(v_weekend_hours))::integer]
-                                 ELSE v_weekday_hours[1 + (public.seed_rand(p_seed, 13, jn.jid)
-                                                           % cardinality(v_weekday_hours))::integer]
-                            END,
-                   secs => public.seed_rand(p_seed, 14, jn.jid) % 3600) AS t0,
+               -- the day's start plus whole seconds: the same instant as v_start plus
+               -- (days, hours, seconds), without a time zone lookup per journey
+               v_midnights[1 + r.day] + make_interval(secs =>
+                   3600 * CASE WHEN v_weekend[1 + r.day]
+                               THEN v_weekend_hours[1 + (public.seed_rand(p_seed, 13, jn.jid)
+                                                         % cardinality(v_weekend_hours))::integer]
+                               ELSE v_weekday_hours[1 + (public.seed_rand(p_seed, 13, jn.jid)
+                                                         % cardinality(v_weekday_hours))::integer]
+                          END
+                   + public.seed_rand(p_seed, 14, jn.jid) % 3600) AS t0,
                public.seed_rand(p_seed, 15, jn.jid) % 1000 AS transfer_draw,
                CASE WHEN r.service < 40 THEN 'TRONCAL' WHEN r.service < 80 THEN 'ZONAL_UCE'
                     WHEN r.service < 98 THEN 'ALIMENTADORA' ELSE 'CABLE' END AS s1,
