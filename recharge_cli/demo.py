@@ -16,12 +16,14 @@ from recharge_cli.render import Output
 
 CARDS_PER_BATCH = 1_000  # ~10,000 legs: a step of the progress bar
 MAX_SCALE = 400
-LOAD_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB"}
+# jit: compiling the plans of the load, of its key checks and of the rollups takes longer
+# than running them
+LOAD_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB", "jit": "off"}
 
 
-# the tables a load fills (its statistics are gathered inside the load's transaction)
-LOADED_TABLES = ("cards", "users", "recharges", "trips", "ledger", "card_status_changes",
-                 "audit_log")
+# the tables a load fills (the statistics are gathered inside the load's transaction)
+LOADED_TABLES = ("stations", "routes", "recharge_points", "users", "cards", "recharges",
+                 "trips", "ledger", "card_status_changes", "audit_log")
 
 
 def finish(conn: psycopg.Connection[Any], output: Output | None = None, *,
