@@ -33,7 +33,8 @@ def finish(conn: psycopg.Connection[Any], output: Output | None = None, *,
     `analyzed`: the load gathered the statistics already; only the visibility maps of
     the tables it filled remain (VACUUM cannot run inside its transaction).
     """
-    with (output or Output()).progress("Statistics and rollups", total=2) as bar:
+    label = "Visibility maps and rollups" if analyzed else "Statistics and rollups"
+    with (output or Output()).progress(label, total=2) as bar:
         if analyzed:
             conn.execute("VACUUM " + ", ".join(f"public.{name}" for name in LOADED_TABLES))
         else:
