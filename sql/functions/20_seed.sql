@@ -62,6 +62,8 @@ BEGIN
            v_start + make_interval(secs => public.seed_rand(p_seed, 5, i) % (3 * 365 * 86400))
     FROM generate_series(1, v_users) AS i;
 
+    -- the generation joins every leg with these rules: with their statistics, in one hash
+    ANALYZE public.fares, public.transfer_rules;
     PERFORM setval('public.card_id_seq', v_cards);
     PERFORM setval('public.user_id_seq', v_users);
     -- the movement tables are empty: their ids start at 1 whatever an earlier, rolled-back
@@ -275,14 +277,16 @@ BEGIN
         JOIN generate_series(1, 5) AS k ON k <= 1 + (public.seed_rand(p_seed, 30, c.card_id) % 5)::integer
         WHERE c.status <> 'inactive'
     ), moves AS (
-        SELECT f.card_id, true AS is_fare, -f.fare AS amount, f.boarding_time AS at,
+        -- amounts as integers (they are whole and far below 2^31): the running sums stay
+        -- integer arithmetic
+        SELECT f.card_id, true AS is_fare, (-f.fare)::integer AS amount, f.boarding_time AS at,
                f.jid AS sub, f.leg_number, f.service, f.station_id, f.route_id, f.fare_id,
                NULL::integer AS point_id
         FROM priced f
         UNION ALL
         SELECT d.card_id, false,
-               CASE WHEN d.k = 1 THEN greatest(base.amount, ((d.due + 999) / 1000) * 1000)
-                    ELSE base.amount END,
+               (CASE WHEN d.k = 1 THEN greatest(base.amount, ((d.due + 999) / 1000) * 1000)
+                     ELSE base.amount END)::integer,
                CASE WHEN d.k = 1
                     THEN v_start - make_interval(secs => 1 + public.seed_rand(p_seed, 32, d.rid_key)
                                                               % (6 * 3600))
