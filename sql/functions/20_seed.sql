@@ -62,6 +62,8 @@ BEGIN
            v_start + make_interval(secs => public.seed_rand(p_seed, 5, i) % (3 * 365 * 86400))
     FROM generate_series(1, v_users) AS i;
 
+    -- the generation joins every leg with these rules: with their statistics, in one hash
+    ANALYZE public.fares, public.transfer_rules;
     PERFORM setval('public.card_id_seq', v_cards);
     PERFORM setval('public.user_id_seq', v_users);
     -- the movement tables are empty: their ids start at 1 whatever an earlier, rolled-back
@@ -88,10 +90,16 @@ $$;
 
 -- Before the load, in its transaction: drops every foreign key of the schema and the
 -- indexes, primary keys and unique constraints of the movement tables, and returns the
--- statements that restore them (indexes and keys first, then foreign keys), to run after
--- the load in the same transaction. The rows then go in without per-row index upkeep or
--- key checks; the restore builds each index in one sort and checks each foreign key with
--- one join over the whole table, so every constraint still holds for every row.
+-- statements that restore them (indexes and keys first, then the planner statistics of the
+-- loaded tables, then foreign keys), to run after the load in the same transaction. The
+-- rows then go in without per-row index upkeep or key checks; the restore builds each
+-- index in one sort and checks each foreign key with one join over the whole table (planned
+-- with the fresh statistics), so every constraint still holds for every row. Names come
+-- from the catalog, whatever the migrations called them.
+-- The triggers that mark the days of old rows dirty for the rollups are disabled for the
+-- load's transaction too (and enabled again by the last statements): the rollups are reset
+-- to "nothing rolled up" (an empty database has nothing to roll up), so every loaded day is
+-- read live until the rollup build that follows the load covers it.
 CREATE OR REPLACE FUNCTION seed_suspend_keys() RETURNS TABLE (statement text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -117,8 +125,35 @@ BEGIN
     FOR v_item IN SELECT s.drop_ddl FROM seed_suspended s ORDER BY NOT s.foreign_key, s.name LOOP
         EXECUTE v_item.drop_ddl;
     END LOOP;
-    RETURN QUERY SELECT s.restore_ddl FROM seed_suspended s ORDER BY s.foreign_key, s.name;
+
+    UPDATE public.rollup_state SET rolled_until = '-infinity', built_at = NULL;
+    DELETE FROM public.rollup_dirty;
+    DELETE FROM public.daily_revenue;
+    DELETE FROM public.daily_trips;
+    DELETE FROM public.daily_riders;
+    CREATE TEMP TABLE seed_dirty_triggers ON COMMIT DROP AS
+    SELECT t.tgrelid::regclass AS rel, t.tgname AS name,
+           CASE t.tgenabled WHEN 'A' THEN 'ALWAYS ' WHEN 'R' THEN 'REPLICA ' ELSE '' END AS mode
+    FROM pg_trigger t
+    WHERE t.tgfoid = 'public.mark_dirty_days()'::regprocedure AND t.tgenabled <> 'D'
+      AND NOT t.tgisinternal;
+    FOR v_item IN SELECT d.rel, d.name FROM seed_dirty_triggers d LOOP
+        EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', v_item.rel, v_item.name);
+    END LOOP;
+
+    RETURN QUERY
+    SELECT r.ddl FROM (
+        SELECT 1 AS step, s.name, s.restore_ddl AS ddl FROM seed_suspended s WHERE NOT s.foreign_key
+        UNION ALL
+        SELECT 2, '', 'ANALYZE'  -- the whole database, as the rules were never analysed
+        UNION ALL
+        SELECT 3, s.name, s.restore_ddl FROM seed_suspended s WHERE s.foreign_key
+        UNION ALL
+        SELECT 4, d.name, format('ALTER TABLE %s ENABLE %sTRIGGER %I', d.rel, d.mode, d.name)
+        FROM seed_dirty_triggers d
+    ) r ORDER BY r.step, r.name;
     DROP TABLE seed_suspended;
+    DROP TABLE seed_dirty_triggers;
 END $$;
 
 -- Recharges over the 90 days and trip legs for cards p_from..p_to, their ledger entries,
@@ -136,6 +171,8 @@ DECLARE
     v_days integer[];           -- one element per unit of weight: the day's offset
     v_weekday_hours integer[];  -- the same for the hour of a journey on a weekday …
     v_weekend_hours integer[];  -- … and on a weekend day
+    v_midnights timestamptz[];  -- by day offset + 1: the day's start …
+    v_weekend boolean[];        -- … and whether it is a Saturday or Sunday
     v_trip_base bigint := nextval(pg_get_serial_sequence('public.trips', 'trip_id'));
     v_recharge_base bigint := nextval(pg_get_serial_sequence('public.recharges', 'recharge_id'));
     v_entry_base bigint := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
@@ -146,6 +183,10 @@ BEGIN
     FROM generate_series(0, 89) AS d,
          generate_series(1, CASE extract(isodow FROM v_start + d) WHEN 6 THEN 11 WHEN 7 THEN 8
                                                                   ELSE 16 END);
+    SELECT array_agg((v_start + d)::timestamptz ORDER BY d),
+           array_agg(extract(isodow FROM v_start + d) >= 6 ORDER BY d)
+    INTO v_midnights, v_weekend
+    FROM generate_series(0, 89) AS d;
     SELECT array_agg(u.h - 1 ORDER BY u.h) INTO v_weekday_hours
     FROM unnest(ARRAY[1, 1, 1, 1, 4, 14, 22, 20, 11, 7, 6, 6, 7, 7, 6, 7, 11, 19, 17, 10, 6, 4,
                       3, 2]) WITH ORDINALITY AS u(w, h), generate_series(1, u.w);
@@ -156,22 +197,22 @@ BEGIN
     WITH journeys AS (
         SELECT c.card_id, c.card_id * 64 + j AS jid, c.user_id IS NOT NULL AS personalised
         FROM public.seed_cards(p_from, p_to, p_users, p_seed) AS c
-        CROSS JOIN LATERAL generate_series(
-            1, 1 + (public.seed_rand(p_seed, 10, c.card_id) % 17)::integer
-               + CASE WHEN public.seed_rand(p_seed, 11, c.card_id) % 100 < 23 THEN 1 ELSE 0 END
-        ) AS j
+        JOIN generate_series(1, 18) AS j  -- (a join on a count: no function call per card)
+          ON j <= 1 + (public.seed_rand(p_seed, 10, c.card_id) % 17)::integer
+                  + CASE WHEN public.seed_rand(p_seed, 11, c.card_id) % 100 < 23 THEN 1 ELSE 0 END
         WHERE c.status <> 'inactive'
     ), timed AS (
         SELECT jn.card_id, jn.jid, jn.personalised,
-               v_start::timestamptz + make_interval(
-                   days => r.day,
-                   hours => CASE WHEN extract(isodow FROM v_start + r.day) >= 6
-                                 THEN v_weekend_hours[1 + (public.seed_rand(p_seed, 13, jn.jid)
-                                                           % cardinality(v_weekend_hours))::integer]
-                                 ELSE v_weekday_hours[1 + (public.seed_rand(p_seed, 13, jn.jid)
-                                                           % cardinality(v_weekday_hours))::integer]
-                            END,
-                   secs => public.seed_rand(p_seed, 14, jn.jid) % 3600) AS t0,
+               -- the day's start plus whole seconds: the same instant as v_start plus
+               -- (days, hours, seconds), without a time zone lookup per journey
+               v_midnights[1 + r.day] + make_interval(secs =>
+                   3600 * CASE WHEN v_weekend[1 + r.day]
+                               THEN v_weekend_hours[1 + (public.seed_rand(p_seed, 13, jn.jid)
+                                                         % cardinality(v_weekend_hours))::integer]
+                               ELSE v_weekday_hours[1 + (public.seed_rand(p_seed, 13, jn.jid)
+                                                         % cardinality(v_weekday_hours))::integer]
+                          END
+                   + public.seed_rand(p_seed, 14, jn.jid) % 3600) AS t0,
                public.seed_rand(p_seed, 15, jn.jid) % 1000 AS transfer_draw,
                CASE WHEN r.service < 40 THEN 'TRONCAL' WHEN r.service < 80 THEN 'ZONAL_UCE'
                     WHEN r.service < 98 THEN 'ALIMENTADORA' ELSE 'CABLE' END AS s1,
@@ -201,10 +242,10 @@ BEGIN
                CASE leg WHEN 1 THEN NULL ELSE (ARRAY[ch.s1, ch.s2, ch.s3])[leg - 1] END AS prev_service,
                public.seed_rand(p_seed, 20 + leg, ch.jid) AS draw
         FROM chained ch
-        CROSS JOIN LATERAL generate_series(
-            1, CASE WHEN NOT ch.personalised THEN 1  -- transfers are for personalised cards
-                    WHEN ch.transfer_draw < 180 THEN 2 WHEN ch.transfer_draw < 200 THEN 3 ELSE 1 END
-        ) AS leg
+        JOIN (VALUES (1), (2), (3)) AS l (leg)
+          ON l.leg <= CASE WHEN NOT ch.personalised THEN 1  -- transfers: personalised cards
+                           WHEN ch.transfer_draw < 180 THEN 2 WHEN ch.transfer_draw < 200 THEN 3
+                           ELSE 1 END
     ), priced AS (  -- station, route and fare of each leg
         SELECT l.card_id, l.jid, l.leg_number, l.boarding_time, l.service,
                CASE l.service
@@ -233,18 +274,19 @@ BEGIN
         SELECT c.card_id, k, c.card_id * 8 + k AS rid_key, coalesce(du.fares, 0) AS due
         FROM public.seed_cards(p_from, p_to, p_users, p_seed) AS c
         LEFT JOIN due du ON du.card_id = c.card_id
-        CROSS JOIN LATERAL generate_series(
-            1, 1 + (public.seed_rand(p_seed, 30, c.card_id) % 5)::integer) AS k
+        JOIN generate_series(1, 5) AS k ON k <= 1 + (public.seed_rand(p_seed, 30, c.card_id) % 5)::integer
         WHERE c.status <> 'inactive'
     ), moves AS (
-        SELECT f.card_id, true AS is_fare, -f.fare AS amount, f.boarding_time AS at,
+        -- amounts as integers (they are whole and far below 2^31): the running sums stay
+        -- integer arithmetic
+        SELECT f.card_id, true AS is_fare, (-f.fare)::integer AS amount, f.boarding_time AS at,
                f.jid AS sub, f.leg_number, f.service, f.station_id, f.route_id, f.fare_id,
                NULL::integer AS point_id
         FROM priced f
         UNION ALL
         SELECT d.card_id, false,
-               CASE WHEN d.k = 1 THEN greatest(base.amount, ((d.due + 999) / 1000) * 1000)
-                    ELSE base.amount END,
+               (CASE WHEN d.k = 1 THEN greatest(base.amount, ((d.due + 999) / 1000) * 1000)
+                     ELSE base.amount END)::integer,
                CASE WHEN d.k = 1
                     THEN v_start - make_interval(secs => 1 + public.seed_rand(p_seed, 32, d.rid_key)
                                                               % (6 * 3600))

@@ -80,24 +80,48 @@ LANGUAGE sql STABLE AS $$
     GROUP BY 1, 3
 $$;
 
+-- trip_rows() of the three dimensions at once, in one pass over the trips (the build's
+-- form: the same rows, without `completed`, which is not stored)
+CREATE OR REPLACE FUNCTION trip_rows_all(p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (day date, dimension text, key integer, legs bigint, journeys bigint,
+               transfers bigint, fares bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT g.day,
+           CASE grouping(g.hour, g.locality, g.route) WHEN 3 THEN 'hour' WHEN 5 THEN 'locality'
+                                                      ELSE 'route' END,
+           coalesce(g.hour, g.locality, g.route),
+           count(*), count(*) FILTER (WHERE NOT g.is_transfer),
+           count(*) FILTER (WHERE g.is_transfer), sum(g.fare_charged)::bigint
+    FROM (SELECT tr.boarding_time::date AS day,
+                 date_part('hour', tr.boarding_time)::integer AS hour,  -- (no numeric)
+                 s.locality_id::integer AS locality, tr.route_id AS route,
+                 tr.is_transfer, tr.fare_charged
+          FROM public.trips tr
+          LEFT JOIN public.stations s ON s.station_id = tr.station_id
+          WHERE tr.boarding_time >= p_lo AND tr.boarding_time < p_hi
+            AND EXISTS (SELECT FROM public.limits)) g  -- (trip_rows' join with the one row)
+    GROUP BY GROUPING SETS ((g.day, g.hour), (g.day, g.locality), (g.day, g.route))
+$$;
+
 CREATE OR REPLACE FUNCTION rider_rows(p_lo timestamptz, p_hi timestamptz)
 RETURNS TABLE (day date, kind text, chunk bigint, members bit varying)
 LANGUAGE sql STABLE AS $$
-    WITH riders AS (
-        SELECT DISTINCT tr.boarding_time::date AS day, tr.card_id, c.user_id
+    -- per chunk of 4096 ids, a 4096-bit string with bit (id % 4096) set for each id that
+    -- rode (users: cards registered to someone). Built in two steps: the OR of each id's bit
+    -- in its 64-bit word (integer work, one group per day, kind and id / 64), then each
+    -- chunk's words placed in the string
+    WITH words AS (
+        SELECT tr.boarding_time::date AS day, i.is_card, i.id >> 6 AS word_id,
+               bit_or(1::bigint << (63 - (i.id & 63))::integer) AS bits
         FROM public.trips tr JOIN public.cards c ON c.card_id = tr.card_id
-        WHERE tr.boarding_time >= p_lo AND tr.boarding_time < p_hi
-    ), ids AS (
-        SELECT DISTINCT r.day, 'user' AS kind, r.user_id AS id FROM riders r
-        WHERE r.user_id IS NOT NULL  -- a card not registered to anyone
-        UNION ALL
-        SELECT r.day, 'card', r.card_id FROM riders r
+        CROSS JOIN LATERAL (VALUES (false, c.user_id), (true, tr.card_id)) AS i (is_card, id)
+        WHERE tr.boarding_time >= p_lo AND tr.boarding_time < p_hi AND i.id IS NOT NULL
+        GROUP BY 1, 2, 3
     )
-    -- per chunk of 4096 ids, the OR of one 4096-bit string per id with bit (id % 4096) set
-    SELECT i.day, i.kind, i.id / 4096,
-           bit_or(B'1'::bit(4096) >> (i.id % 4096)::integer)::bit varying
-    FROM ids i
-    GROUP BY 1, 2, 3
+    SELECT w.day, CASE WHEN w.is_card THEN 'card' ELSE 'user' END, w.word_id >> 6,
+           bit_or(w.bits::bit(64)::bit(4096) >> (64 * (w.word_id & 63))::integer)::bit varying
+    FROM words w
+    GROUP BY w.day, w.is_card, w.word_id >> 6
 $$;
 
 -- Roll up everything up to 30 minutes plus the transfer window ago (so every journey in
@@ -153,8 +177,7 @@ BEGIN
     SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.revenue_rows(lower(g), upper(g)) r;
     INSERT INTO public.daily_trips (day, dimension, key, legs, journeys, transfers, fares)
     SELECT t.day, t.dimension, t.key, t.legs, t.journeys, t.transfers, t.fares
-    FROM unnest(v_ranges) g, unnest(ARRAY['hour', 'locality', 'route']) d (dimension),
-         LATERAL public.trip_rows(lower(g), upper(g), d.dimension) t;
+    FROM unnest(v_ranges) g, LATERAL public.trip_rows_all(lower(g), upper(g)) t;
     INSERT INTO public.daily_riders
     SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.rider_rows(lower(g), upper(g)) r;
 

@@ -60,11 +60,13 @@ def main() -> None:
     parser.add_argument("--dsn", required=True, help="a database to create the others from")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--prefix", default="recharge_perf_",
+                        help="prefix of the databases it creates (and drops)")
     args = parser.parse_args()
     suffix = uuid.uuid4().hex[:8]
     with psycopg.connect(args.dsn, autocommit=True) as admin:
         for run in range(args.runs):
-            names = [f"recharge_perf_seed_{suffix}_{run}", f"recharge_perf_pgbi_{suffix}_{run}"]
+            names = [f"{args.prefix}seed_{suffix}_{run}", f"{args.prefix}pgbi_{suffix}_{run}"]
             try:
                 for name in names:
                     admin.execute(f"CREATE DATABASE {name}")
