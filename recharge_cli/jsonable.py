@@ -28,6 +28,13 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _decimal(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return to_jsonable(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON of `value` (dates as ISO strings, integral decimals as integers)."""
-    return orjson.dumps(to_jsonable(value))
+    """Compact UTF-8 JSON of `value`, the same as of to_jsonable(value) (orjson writes dates
+    as ISO strings itself, and integral decimals become integers)."""
+    return orjson.dumps(value, default=_decimal, option=orjson.OPT_NON_STR_KEYS)

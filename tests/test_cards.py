@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import threading
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +13,25 @@ import psycopg
 
 from recharge_cli import cards, db
 from recharge_cli.cache import Cache
+from recharge_cli.jsonable import dumps, to_jsonable
 from tests.conftest import Database, new_card
 
 
 def ledger_sum(conn: psycopg.Connection[Any], card_id: int) -> int:
     return conn.execute("SELECT coalesce(sum(amount), 0) AS s FROM ledger WHERE card_id = %s",
                         (card_id,)).fetchone()["s"]
+
+
+def test_cached_json_is_the_rendered_json() -> None:
+    """What the cache stores reads back as what the renderer prints: ISO times with their
+    offset, integral decimals as integers, other decimals as strings."""
+    bogota = dt.timezone(dt.timedelta(hours=-5))
+    value = {"at": dt.datetime(2026, 11, 30, 10, 5, 3, 12, tzinfo=bogota),
+             "on": dt.datetime(2026, 11, 30, 10, 5, 3, tzinfo=dt.UTC),
+             "day": dt.date(2026, 2, 1), "revenue": Decimal("3100"), "share": Decimal("0.25"),
+             "rows": [(1, "Usaquén"), None], 7: True}
+    assert json.loads(dumps(value)) == json.loads(json.dumps(to_jsonable(value)))
+    assert json.loads(dumps(value))["at"] == "2026-11-30T10:05:03.000012-05:00"
 
 
 def test_recharge_prints_the_contract_fields(cli, card: int) -> None:
