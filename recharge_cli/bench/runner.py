@@ -198,7 +198,10 @@ def sample_cards(conn: psycopg.Connection[Any], count: int, seed: int) -> list[i
     return [r["card_id"] for r in rows]
 
 
-POINT_QUERY = "SELECT balance, status, version FROM public.cards WHERE card_id = %s"
+# The row `balance` shows (the columns card_balance returns), read directly: the anchor of
+# the db path, so that their ratio is what the stored function adds, not more columns.
+POINT_QUERY = ("SELECT card_id, balance, status, version, last_movement_at FROM public.cards "
+               "WHERE card_id = %s")
 
 
 def _action(conns: Connections, target: str, kind: str, card: int, scratch_card: int,
