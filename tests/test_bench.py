@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from recharge_cli.bench import analysis, load, sampling
+from recharge_cli.bench import analysis, load, runner, sampling
 from tests import faults
-from tests.conftest import run_cli
+from tests.conftest import Database, run_cli
 
 
 def test_summary_on_known_samples() -> None:
@@ -186,6 +186,23 @@ def _recording(count: int, value_ns: int = 1_000_000, second: int = 0) -> load.R
     for _ in range(count):
         rec.record(second, value_ns)
     return rec
+
+
+def test_clients_as_threads_in_fewer_processes_write_exactly_once(database: Database,
+                                                                  conn) -> None:
+    """2 processes of 2 client threads each (as pgbench -c 4 -j 2), every client with its own
+    connections: every recharge they count is in the database, once."""
+    scratch = runner.ScratchCards.create(
+        conn, load.scratch_cards_needed(4, 1.0, []) * runner.WRITES_PER_CARD)
+    base = {"dsn": database.dsn, "redis_url": database.redis_url, "prefix": database.prefix,
+            "cluster": False}
+    with load.pool(2) as pool:
+        load.warm(pool, 2)
+        recording = load.run(load.jobs(base, runner.WRITE_TARGET, runner.WRITE_KIND,
+                                       scratch.card_ids, 2, 1.0, None, 1, clients=2), pool)
+    assert recording.operations > 4
+    assert recording.latency.get_total_count() == recording.operations
+    assert scratch.check(conn, recording.operations)["ok"]
 
 
 def test_hdr_recordings_merge_across_processes() -> None:

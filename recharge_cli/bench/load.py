@@ -1,5 +1,8 @@
 """Load runs: N processes (not threads: the client side is Python-bound and would
 serialise on the GIL) run one target and kind for a fixed time, all starting together.
+A process may run several clients, each a thread with its own connections (as pgbench
+-j runs several of its -c clients per thread): fewer processes than clients switch less
+between processes on a machine with few cores.
 
 Closed loop: each process runs the operation back to back (throughput at a given
 concurrency; queueing behind a slow operation is hidden, since nothing is sent meanwhile).
@@ -19,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
@@ -138,20 +141,35 @@ class Job:
     seconds: float
     rate: float | None  # this process's operations/s; None = closed loop
     seed: int
+    clients: int = 1  # client threads in this process, each with its own connections
 
 
 def _run_job(job: Job) -> dict[str, Any]:
-    """In a load process: connect, warm the keys, then drive the operation."""
+    """In a load process: its clients, each on its own slice of the process's cards and
+    share of its rate; their recordings merged."""
+    if job.clients == 1:
+        return _run_client(job, job.cards, job.rate, job.seed).encode()
+    rate = job.rate / job.clients if job.rate else None
+    with ThreadPoolExecutor(job.clients) as threads:
+        futures = [threads.submit(_run_client, job, job.cards[n::job.clients] or job.cards, rate,
+                                  job.seed * 1_000 + n) for n in range(job.clients)]
+        merged = Recording()
+        for future in futures:
+            merged.merge(future.result())
+    return merged.encode()
+
+
+def _run_client(job: Job, cards: list[int], rate: float | None, seed: int) -> Recording:
+    """One client: connect, warm the keys, then drive the operation."""
     from recharge_cli import db
     from recharge_cli.cache import Cache
 
     conn = db.connect(job.dsn, application_name=f"recharge-bench-load-{job.target}")
     cache = Cache.from_url(job.redis_url, job.prefix, cluster=job.cluster)
     try:
-        operation, after = runner.operation(conn, cache, job.target, job.kind, job.cards)
+        operation, after = runner.operation(conn, cache, job.target, job.kind, cards)
         start_ns = time.perf_counter_ns() + int((job.start_at - time.time()) * 1e9)
-        return drive(operation, job.seconds, job.rate, start_ns, job.seed,
-                     after).encode()
+        return drive(operation, job.seconds, rate, start_ns, seed, after)
     finally:
         conn.close()
         cache.close()
@@ -229,10 +247,11 @@ def warm(executor: ProcessPoolExecutor, processes: int) -> None:
 
 
 def jobs(base: dict[str, Any], target: str, kind: str, cards: list[int], processes: int,
-         seconds: float, rate: float | None, seed: int) -> list[Job]:
-    """Split one load run over the processes: each its own slice of the cards and of the rate."""
+         seconds: float, rate: float | None, seed: int, clients: int = 1) -> list[Job]:
+    """Split one load run over the processes (of `clients` clients each): each its own slice
+    of the cards and of the rate."""
     start_at = time.time() + START_DELAY
     return [Job(**base, target=target, kind=kind, cards=cards[n::processes] or cards,
                 start_at=start_at, seconds=seconds, rate=rate / processes if rate else None,
-                seed=seed + n)
+                seed=seed + n, clients=clients)
             for n in range(processes)]

@@ -2,7 +2,11 @@
 same server (the README budget), plus in-process p50 of `recharge` and `balance`.
 
     python tests/perf/recharge_throughput.py --dsn postgresql://postgres@127.0.0.1:5432/bench \
-        --redis-url redis://127.0.0.1:6379/0 [--clients 8] [--seconds 15]
+        --redis-url redis://127.0.0.1:6379/0 [--clients 8] [--jobs 2] [--seconds 15]
+
+The clients run as pgbench's do: `--jobs` processes (pgbench -j: the pgbench runs below use the
+same) of clients/jobs client threads each, every client with its own connections and the
+real recharge path.
 
 It writes real recharges (1,000 pesos each, fresh keys) to scratch cards it creates (and
 pgbench's to active cards) in the target database: point it at a benchmark copy, never at
@@ -34,7 +38,8 @@ SELECT * FROM public.recharge_card((SELECT card_id FROM public.cards WHERE statu
 """
 
 
-def pgbench_tps(dsn: str, clients: int, seconds: int, script: str | None = None) -> float | None:
+def pgbench_tps(dsn: str, clients: int, jobs: int, seconds: int,
+                script: str | None = None) -> float | None:
     """TPC-B-like tps on a scratch database, or with `script` on the target database."""
     if shutil.which("pgbench") is None:
         return None
@@ -47,7 +52,7 @@ def pgbench_tps(dsn: str, clients: int, seconds: int, script: str | None = None)
         with tempfile.NamedTemporaryFile("w", suffix=".sql") as fh:
             fh.write(script)
             fh.flush()
-            out = subprocess.run(["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(seconds),
+            out = subprocess.run(["pgbench", "-n", "-c", str(clients), "-j", str(jobs), "-T", str(seconds),
                                   "-f", fh.name, *args, str(params.get("dbname"))], check=True,
                                  capture_output=True, text=True).stdout
         return float(re.search(r"tps = ([\d.]+)", out).group(1))
@@ -57,7 +62,7 @@ def pgbench_tps(dsn: str, clients: int, seconds: int, script: str | None = None)
     try:
         subprocess.run(["pgbench", "-i", "-q", "-s", str(clients), *args, name], check=True,
                        capture_output=True)
-        out = subprocess.run(["pgbench", "-c", str(clients), "-j", "2", "-T", str(seconds),
+        out = subprocess.run(["pgbench", "-c", str(clients), "-j", str(jobs), "-T", str(seconds),
                               *args, name], check=True, capture_output=True, text=True).stdout
         return float(re.search(r"tps = ([\d.]+)", out).group(1))
     finally:
@@ -70,8 +75,11 @@ def main() -> None:
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=2, help="processes the clients run in")
     parser.add_argument("--seconds", type=float, default=15)
     args = parser.parse_args()
+    if args.clients % args.jobs:
+        parser.error("--clients must be a multiple of --jobs")
     prefix = f"recharge:perf:{uuid.uuid4().hex[:6]}:"
     conn = db.connect(args.dsn)
     cache = Cache.from_url(args.redis_url, prefix)
@@ -97,21 +105,23 @@ def main() -> None:
         scratch = runner.ScratchCards.create(conn, load.scratch_cards_needed(
             args.clients, args.seconds, []) * runner.WRITES_PER_CARD)
         base = {"dsn": args.dsn, "redis_url": args.redis_url, "prefix": prefix, "cluster": False}
-        with load.pool(args.clients) as pool:
-            load.warm(pool, args.clients)
+        with load.pool(args.jobs) as pool:
+            load.warm(pool, args.jobs)
             recording = load.run(load.jobs(base, runner.WRITE_TARGET, runner.WRITE_KIND,
-                                           scratch.card_ids, args.clients, args.seconds, None, 1),
-                                 pool)
+                                           scratch.card_ids, args.jobs, args.seconds, None, 1,
+                                           clients=args.clients // args.jobs), pool)
         per_second = recording.operations / args.seconds
         check = scratch.check(conn, recording.operations)
-        print(f"recharges: {per_second:.0f}/s with {args.clients} client processes (p50 "
+        print(f"recharges: {per_second:.0f}/s with {args.clients} clients in {args.jobs} "
+              f"processes (p50 "
               f"{recording.latency.get_value_at_percentile(50) / 1000:.0f} µs, p99 "
               f"{recording.latency.get_value_at_percentile(99) / 1000:.0f} µs; write check "
               f"{'ok' if check['ok'] else 'FAILED'})")
         top = conn.execute("SELECT max(card_id) AS top FROM public.cards WHERE status = 'active' "
                            "AND balance < 400000").fetchone()["top"]
-        own = pgbench_tps(args.dsn, args.clients, int(args.seconds), RECHARGE_SCRIPT.format(top=top))
-        tps = pgbench_tps(args.dsn, args.clients, int(args.seconds))
+        own = pgbench_tps(args.dsn, args.clients, args.jobs, int(args.seconds),
+                          RECHARGE_SCRIPT.format(top=top))
+        tps = pgbench_tps(args.dsn, args.clients, args.jobs, int(args.seconds))
         if tps and own:
             print(f"pgbench running recharge_card itself: {own:.0f} tps with {args.clients} clients")
             print(f"pgbench TPC-B-like: {tps:.0f} tps with {args.clients} clients; budget "
