@@ -146,13 +146,12 @@ class Job:
 
 def _run_job(job: Job) -> dict[str, Any]:
     """In a load process: its clients, each on its own slice of the process's cards and
-    share of its rate; their recordings merged."""
-    if job.clients == 1:
-        return _run_client(job, job.cards, job.rate, job.seed).encode()
+    share of its rate (and its own schedule: the first client's is the process's); their
+    recordings merged."""
     rate = job.rate / job.clients if job.rate else None
     with ThreadPoolExecutor(job.clients) as threads:
         futures = [threads.submit(_run_client, job, job.cards[n::job.clients] or job.cards, rate,
-                                  job.seed * 1_000 + n) for n in range(job.clients)]
+                                  job.seed + 1_000 * n) for n in range(job.clients)]
         merged = Recording()
         for future in futures:
             merged.merge(future.result())
