@@ -11,11 +11,14 @@ Why a cached balance is never older than PostgreSQL's (see README "Cache and fre
   what it read only while the ticket exists: `cache flush` deletes tickets with the data,
   so a read that started before a flush can never store afterwards.
 - When a write-through fails (Redis down, slow, refusing), the writer bumps the cache epoch
-  in PostgreSQL. Before its first cache read a process compares PostgreSQL's epoch and
-  each primary's run id (which changes when Redis restarts, loads an older snapshot or
-  fails over to a replica) with the marker kept in Redis; on any difference it deletes
-  the prefix's keys before using the cache (one process does, the others read
-  PostgreSQL meanwhile).
+  in PostgreSQL. Before it uses the cache (and before a write command writes) a process
+  compares the database's identity (the epoch, system identifier, database OID and
+  timeline) and each primary's run id (which changes when Redis restarts, loads an older
+  snapshot or fails over to a replica) with the marker kept in Redis, and the database's
+  history (WAL position, sequences) with the highest the cache has seen (`history`); on
+  any difference, or a history that went back (a restore, a lagging replica promoted), it
+  deletes the prefix's keys before using the cache (one process does, the others read
+  PostgreSQL meanwhile). Processes that wrote raise the highest seen as they finish.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import datetime as dt
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -72,6 +76,16 @@ end
 return 1
 """
 WRITE_BATCH = 500  # cards per script call on a single node
+# The database's history as far as the cache has seen it (KEYS: the history hash; ARGV:
+# the WAL position and the sequences' sum now): 0 when either went back since, else raise
+# what was seen and return 1.
+_HISTORY = """
+local seen = redis.call('HMGET', KEYS[1], 'wal', 'history')
+if (seen[1] and tonumber(seen[1]) > tonumber(ARGV[1]))
+        or (seen[2] and tonumber(seen[2]) > tonumber(ARGV[2])) then return 0 end
+redis.call('HSET', KEYS[1], 'wal', ARGV[1], 'history', ARGV[2])
+return 1
+"""
 # Drop a card's cached data (status changes, replacements): readers refill from PostgreSQL.
 _CARD_INVALIDATED = """
 local newest = tonumber(redis.call('GET', KEYS[1]) or '-1')
@@ -85,32 +99,45 @@ def _quiet(_message: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class Identity:
+    """The database a cache holds copies of (PostgreSQL's `cache_identity()`)."""
+
+    database: str  # epoch, system identifier, database OID, timeline: equal or stale
+    wal_position: int  # never lower than the cache has seen, or stale
+    history: int  # the schema's sequences summed: the same
+
+
+
+
 class Cache:
     """A Redis client bound to a key prefix; disabled (all misses) when client is None.
 
-    `warn` reports degradations (once each); `epoch` returns PostgreSQL's cache epoch and
-    `bump_epoch` raises it after a failed write-through (both optional: without them the
-    restart/failover checks are off, as in benchmarks of the raw paths).
+    `warn` reports degradations (once each); `identity` reads the database's identity and
+    `bump_epoch` raises its epoch after a failed write-through (both optional: without them
+    the coherence checks are off, as in benchmarks of the raw paths).
     """
 
     def __init__(self, client: Any, prefix: str, warn: Callable[[str], None] = _quiet,
-                 epoch: Callable[[], int] | None = None,
+                 identity: Callable[[], Identity] | None = None,
                  bump_epoch: Callable[[], None] | None = None, is_cluster: bool = False) -> None:
         self.client = client
         self.is_cluster = is_cluster
         self.prefix = prefix
         self.warn = warn
-        self._epoch = epoch
+        self._identity = identity
         self._bump_epoch = bump_epoch
-        self._checked = epoch is None
+        self._checked = identity is None
         self._stale_recorded = False
+        self.wrote = False  # a write-through of this process reached Redis
         self._reads_off = False
         self._scripts: dict[str, Any] = {}
         self.unreachable: str | None = None  # why the client could not be made, if it could not
 
     @classmethod
     def from_url(cls, url: str | None, prefix: str, *, cluster: bool = False,
-                 warn: Callable[[str], None] = _quiet, epoch: Callable[[], int] | None = None,
+                 warn: Callable[[str], None] = _quiet,
+                 identity: Callable[[], Identity] | None = None,
                  bump_epoch: Callable[[], None] | None = None) -> Cache:
         if not url:
             return cls(None, prefix, warn)
@@ -119,11 +146,11 @@ class Cache:
         try:
             client = connect(url, cluster)
         except (RedisError, RedisClusterException) as exc:  # a cluster client connects at once
-            cache = cls(None, prefix, warn, epoch, bump_epoch, cluster)
+            cache = cls(None, prefix, warn, identity, bump_epoch, cluster)
             cache.unreachable = first_line(exc)
             warn(f"Redis cannot be used ({cache.unreachable}); going on without the cache")
             return cache
-        return cls(client, prefix, warn, epoch, bump_epoch, cluster)
+        return cls(client, prefix, warn, identity, bump_epoch, cluster)
 
     @property
     def enabled(self) -> bool:
@@ -153,10 +180,12 @@ class Cache:
         import redis
 
         try:
-            return action()
+            result = action()
         except (redis.RedisError, OSError) as exc:
             self._degrade(exc, writing)
             return default
+        self.wrote = self.wrote or writing
+        return result
 
     def _degrade(self, exc: BaseException, writing: bool) -> None:
         self.warn(f"Redis failed ({first_line(str(exc) or type(exc).__name__)}); reading from "
@@ -171,6 +200,12 @@ class Cache:
             self._stale_recorded = True
             self._bump_epoch()
 
+    def check(self) -> None:
+        """The coherence check now, if not done yet: before a write, so that the write's own
+        WAL and sequence values cannot hide a database that went back in time."""
+        if self.client is not None:
+            self._ready()
+
     def _ready(self) -> bool:
         """Before the first use: the coherence check (see the module's docstring)."""
         if self._checked:
@@ -178,11 +213,13 @@ class Cache:
         self._checked = True
         import redis
 
-        assert self._epoch is not None
+        assert self._identity is not None
         try:
-            markers = self._markers(self._epoch())
+            identity = self._identity()
+            markers = self._markers(identity.database)
             stale = any(self.client.get(marker) != expected.encode() for marker, expected in markers)
-            if stale and not self._reset(dict(markers))[0]:
+            stale = not self._history_holds(identity) or stale
+            if stale and not self._reset(dict(markers), identity)[0]:
                 # another process is cleaning: read PostgreSQL meanwhile, but keep writing
                 # through (version-checked) so no write of ours leaves a stale balance
                 self._reads_off = True
@@ -190,14 +227,25 @@ class Cache:
             self._degrade(exc, writing=False)
         return self.client is not None
 
-    def _markers(self, epoch: int) -> list[tuple[str, str]]:
-        """(marker key, expected value) per primary: the epoch and that primary's run id."""
+    def _history_holds(self, identity: Identity) -> bool:
+        """Whether the database's history is no shorter than the cache has seen (and if so,
+        record it as seen)."""
+        return bool(self._script(_HISTORY)(keys=[f"{self.prefix}history"],
+                                           args=[identity.wal_position, identity.history]))
+
+    def record_history(self, identity: Identity) -> None:
+        """As a process that wrote finishes: the history its writes reached, as seen."""
+        self._guard(lambda: self._history_holds(identity))
+
+    def _markers(self, database: str) -> list[tuple[str, str]]:
+        """(marker key, expected value) per primary: the database's identity and that
+        primary's run id."""
         if not self.is_cluster:
-            return [(f"{self.prefix}epoch", f"{epoch}:{self.client.info('server')['run_id']}")]
+            return [(f"{self.prefix}epoch", f"{database}:{self.client.info('server')['run_id']}")]
         markers = []
         for node in self.client.get_primaries():
             run_id = self.client.info("server", target_nodes=node)["run_id"]
-            markers.append((self._key_on(node, "epoch"), f"{epoch}:{run_id}"))
+            markers.append((self._key_on(node, "epoch"), f"{database}:{run_id}"))
         return markers
 
     def _key_on(self, node: Any, name: str) -> str:
@@ -208,9 +256,9 @@ class Cache:
                 return key
         raise AssertionError(f"no key of {self.prefix!r} maps to {node}")
 
-    def _reset(self, markers: dict[str, str]) -> tuple[bool, int]:
-        """Delete the prefix's keys and write fresh markers, unless another process holds the
-        reset lock. Returns (done, keys deleted)."""
+    def _reset(self, markers: dict[str, str], identity: Identity) -> tuple[bool, int]:
+        """Delete the prefix's keys and write fresh markers and history, unless another
+        process holds the reset lock. Returns (done, keys deleted)."""
         lock = self.client.lock(f"{self.prefix}reset-lock", timeout=60, blocking=False)
         if not lock.acquire(blocking=False):
             return False, 0
@@ -218,6 +266,7 @@ class Cache:
             deleted = self._delete_prefix()
             for marker, value in markers.items():
                 self.client.set(marker, value)
+            self._history_holds(identity)
             return True, deleted
         finally:
             _release(lock)

@@ -106,6 +106,9 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
                     (item.migration.name, item.migration.kind, item.migration.checksum),
                 )
             done.append(item.migration.name)
+        if done:  # a migration may rewrite what the cache holds copies of
+            with conn.transaction():
+                conn.execute("SELECT public.cache_epoch_bump()")
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return done

@@ -19,7 +19,7 @@ from recharge_cli.settings import Settings
 if TYPE_CHECKING:
     import psycopg
 
-    from recharge_cli.cache import Cache
+    from recharge_cli.cache import Cache, Identity
 
 
 @dataclass
@@ -107,7 +107,9 @@ class Runtime:
         return self._others[role]
 
     def cache(self) -> Cache:
-        """The cache; disabled (every read from PostgreSQL) with --no-cache or no Redis set."""
+        """The cache; disabled (every read from PostgreSQL) with --no-cache or no Redis set.
+        Checked against the database before it is handed out (README "Cache and
+        freshness"), so before the command reads or writes anything."""
         if self._cache is None:
             from recharge_cli.cache import Cache
 
@@ -115,16 +117,29 @@ class Runtime:
             url = servers.redis_url if servers.cache_enabled else None
             self._cache = Cache.from_url(url, servers.cache_prefix, cluster=servers.redis_cluster,
                                          warn=lambda text: self.output.warn(text, "redis"),
-                                         epoch=self._cache_epoch, bump_epoch=self._bump_cache_epoch)
+                                         identity=self._cache_identity,
+                                         bump_epoch=self._bump_cache_epoch)
             self._closers.append(self._cache)
+            self._cache.check()
         return self._cache
 
-    def _cache_epoch(self) -> int:
+    def _cache_identity(self) -> Identity:
         from recharge_cli import db
+        from recharge_cli.cache import Identity
 
-        row = db.call_one(self.db(), "public.cache_epoch")
+        row = db.call_one(self.db(), "public.cache_identity")
         assert row is not None
-        return int(row["epoch"])
+        return Identity(f"{row['epoch']}:{row['system_identifier']}:{row['database_oid']}:"
+                        f"{row['timeline']}", int(row["wal_position"]), int(row["history"]))
+
+    def _record_cache_history(self) -> None:
+        """A process that wrote through leaves the history it reached as seen, so a restore
+        to a point before its writes is noticed by the next process."""
+        import psycopg
+
+        if self._cache is not None and self._cache.wrote and self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._cache.record_history(self._cache_identity())
 
     def _bump_cache_epoch(self) -> None:
         """After a write-through failed: make every process empty the cache before using it.
@@ -140,6 +155,7 @@ class Runtime:
                              "run `recharge cache flush` once Redis answers", "epoch")
 
     def close(self) -> None:
+        self._record_cache_history()
         for item in reversed(self._closers):
             with contextlib.suppress(Exception):
                 item.close()
