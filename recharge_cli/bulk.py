@@ -1,15 +1,17 @@
 """Bulk recharges from CSV (a cron job's daily top-ups), applied set-based in chunks.
 
 The file is read twice, streaming (constant memory; standard input is copied to a
-temporary file): once to check that it parses, count its rows and derive keys, then to
-apply it CHUNK_ROWS rows per call of recharge_bulk(), which keeps every rule and
-idempotency key of a single recharge. Each chunk commits on its own; the cache is
-written through for the cards it touched. Chunks go to PostgreSQL on WORKERS connections
-side by side (chunks that share a card one after the other, so a card's rows apply in
-file order) while the next ones are parsed; a chunk's rejects are reported, in line
-order, and its cards written through the cache once it has committed, on a thread of
-their own (chunk after chunk, while the next chunks are applied). A rerun of the same
-file replays the applied rows (their keys are derived from the file) and applies the rest.
+temporary file): once to check every line (strict CSV quoting, columns, integers, keys,
+field sizes), count its rows and derive keys (a malformed line refuses the whole file
+before anything moves), then to apply it CHUNK_ROWS rows per call of recharge_bulk(),
+which keeps every rule and idempotency key of a single recharge. Each chunk commits on its
+own; the cache is written through for the cards it touched. Chunks go to PostgreSQL on
+WORKERS connections side by side (chunks that share a card one after the other, so a
+card's rows apply in file order) while the next ones are parsed; a chunk's rejects are
+reported, in line order, and its cards written through the cache once it has committed,
+on a thread of their own (chunk after chunk, while the next chunks are applied). A rerun
+of the same file replays the applied rows (their keys are derived from the file) and
+applies the rest.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_da
 from recharge_cli.render import Output, Progress
 
 REJECT_COLUMNS = ["line", "card_id", "amount", "key", "exit_code", "error"]
+MALFORMED_NAMED = 5  # malformed lines named in the error besides the first
 # A third column of exactly three digits after an amount: "3,1,000" meant 1,000.
 THOUSANDS = re.compile(r"[0-9]{3}")
 CHUNK_ROWS = 5000
@@ -135,7 +138,8 @@ class Rejects:
 @contextlib.contextmanager
 def _checked(path: Path) -> Iterator[tuple[str, int, TextIO]]:
     """The first pass: the file's digest (the derived keys depend on it) and its number of
-    data rows, after checking that it parses; then the file opened for the second pass.
+    data rows, after checking every line (InvalidInput naming the malformed lines, before
+    anything is sent); then the file opened for the second pass.
     Standard input, which cannot be read twice, is copied to a temporary file on the way
     (memory stays constant however long it is)."""
     if str(path) == "-":
@@ -161,7 +165,23 @@ def _first_pass(stream: TextIO, name: str, path: Path,
                 copy.write(text)
             yield text
 
-    rows = sum(1 for _ in _fields(lines(), path))
+    rows = 0
+    malformed: list[tuple[int, str]] = []
+    for line, fields in _fields(lines(), path):
+        rows += 1
+        try:
+            _read(fields)
+        except InvalidInput as exc:
+            malformed.append((line, str(exc)))
+    if malformed:
+        (line, error), others = malformed[0], [n for n, _ in malformed[1:]]
+        more = ""
+        if others:
+            named = ", ".join(map(str, others[:MALFORMED_NAMED]))
+            more = (f" (and {len(others)} more malformed line(s): {named}"
+                    f"{', …' if len(others) > MALFORMED_NAMED else ''})")
+        raise InvalidInput(f"{path} line {line}: {error}{more}; nothing was applied: fix the "
+                           "file and run it again")
     return hasher.hexdigest()[:16], rows
 
 
@@ -175,31 +195,46 @@ def _opened(path: Path) -> Iterator[TextIO]:
 
 
 def _fields(lines: Iterable[str], path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line, fields) of every data row (blank lines and a header skipped)."""
+    """(line, fields) of every data row (blank lines and a header skipped). Quoting is
+    strict: an unbalanced quote is an error, not a field that swallows the lines after it."""
+    reader = csv.reader(lines, strict=True)
+    line = 1  # where the next record starts
     try:
-        for line, fields in enumerate(csv.reader(lines), start=1):
-            if not "".join(fields).strip():  # a blank line, or only blank fields
-                continue
-            if line == 1 and fields[0].strip().lower() == "card_id":
-                continue
-            yield line, fields
+        for fields in reader:
+            if "".join(fields).strip() and not (
+                    line == 1 and fields[0].strip().lower() == "card_id"):  # blank, header
+                yield line, fields
+            line = reader.line_num + 1
     except csv.Error as exc:
-        raise InvalidInput(f"{path}: not a valid CSV file ({exc}); nothing was applied") from exc
+        problem = "a quote is never closed" if "end of data" in str(exc) else str(exc)
+        raise InvalidInput(f"{path} line {line}: not valid CSV ({problem}); nothing was "
+                           "applied: fix the file and run it again") from exc
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path}: not UTF-8 ({exc.reason}); nothing was applied") from exc
 
 
-def _parse(line: int, fields: list[str], digest: str, point_id: int | None) -> Row:
-    key = fields[2].strip() if len(fields) > 2 and fields[2].strip() else f"csv-{digest}-{line}"
+def _read(fields: list[str]) -> tuple[int, int, str | None]:
+    """A data row's card_id, amount and key (None: derive one), or InvalidInput when the line
+    is malformed (which refuses the whole file)."""
     if len(fields) not in (2, 3):
         raise InvalidInput(f"expected 2 or 3 columns (card_id,amount[,key]), got {len(fields)}")
+    if any("\n" in field or "\r" in field for field in fields):
+        raise InvalidInput("a quoted field spans several lines")
     card_id, amount = _integer(fields[0], "card_id"), _integer(fields[1], "amount")
-    if len(fields) == 3 and THOUSANDS.fullmatch(fields[2].strip()):
-        raise InvalidInput(f"amount {fields[1].strip()},{fields[2].strip()} looks like a number "
-                           "with a thousands separator: write amounts without separators (e.g. "
+    key = fields[2].strip() if len(fields) > 2 and fields[2].strip() else None
+    if key is not None and THOUSANDS.fullmatch(key):
+        raise InvalidInput(f"amount {fields[1].strip()},{key} looks like a number with a "
+                           "thousands separator: write amounts without separators (e.g. "
                            "1000), or quote the key")
+    return card_id, amount, None if key is None else cards.idempotency_key(key)
+
+
+def _parse(line: int, fields: list[str], digest: str, point_id: int | None) -> Row:
+    """A checked line as a row to send; its values checked as a single recharge checks
+    them (a failure there rejects this row only)."""
+    card_id, amount, key = _read(fields)
     cards.check_recharge(card_id, amount, point_id)
-    return Row(line, card_id, amount, cards.idempotency_key(key))
+    return Row(line, card_id, amount, key or f"csv-{digest}-{line}")
 
 
 def _integer(text: str, what: str) -> int:

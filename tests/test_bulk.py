@@ -47,7 +47,7 @@ def test_bulk_equals_row_by_row(cli, database: Database, conn, tmp_path: Path,
         (repeated, "200000", "r3"),  # over the maximum balance after two
         (repeated, "5000", "r4"), (full, "20000", "f1"),  # 510,000 > 500,000
         (blocked, "5000", "b1"), (plain, "499", "low"), (plain, "200001", "high"),
-        ("88888888", "5000", "nf"), ("0", "5000", "zero"), ("abc", "5000", "bad"),
+        ("88888888", "5000", "nf"), ("0", "5000", "zero"), ("1", "-5", "negative"),
         (keyed, "1000", "kept"),  # a replay of the earlier recharge
         (keyed, "2000", "kept"),  # the same key with another amount: exit 5
         (plain, "3000", "a1"),  # the file's own key again, other amount: exit 5
@@ -182,3 +182,40 @@ def test_a_key_committed_while_the_chunk_waits_for_its_card_replays(database: Da
     assert (json.loads(stdout)["ok"], json.loads(stdout)["replayed"]) == (1, 1)
     assert conn.execute("SELECT count(*) AS n FROM ledger WHERE card_id = %s",
                         (card,)).fetchone()["n"] == 1
+
+
+@pytest.mark.parametrize(("content", "line", "says"), [
+    ("{a},1000\n3,1,000\n", 2, "thousands separator"),
+    ('{a},1000\n{b},1000\n"{a},1000\n{b},1000\n', 3, "a quote is never closed"),
+    ("{a},1000\n{b};1000\n", 2, "expected 2 or 3 columns"),
+    ("{a},1000\n{b},1e3\n", 2, "amount must be an integer"),
+    ("{a},1000\n{b},1000,bad key!\n", 2, "invalid idempotency key"),
+    ('{a},1000\n{b},"10\n00"\n', 2, "spans several lines"),
+])
+def test_a_malformed_line_refuses_the_whole_file(cli, conn, tmp_path: Path, content: str,
+                                                 line: int, says: str) -> None:
+    """Every line is checked before the first chunk is sent: exit 2 naming the line, and
+    nothing moves, however many good lines come before it (from a file or stdin)."""
+    a, b = _twins(conn)
+    text = content.format(a=a, b=b)
+    path = tmp_path / "topups.csv"
+    path.write_text(text)
+    for result in (cli("recharge", "--from-csv", str(path)),
+                   cli("recharge", "--from-csv", "-", input=text)):
+        assert result.exit_code == 2, result.stderr
+        errors = [text for text in result.stderr.splitlines() if "error:" in text]
+        assert len(errors) == 1 and f"line {line}:" in errors[0] and says in errors[0], errors
+        assert "nothing was applied" in errors[0] and result.stdout == ""
+    assert conn.execute("SELECT count(*) AS n FROM ledger WHERE card_id IN (%s, %s)",
+                        (a, b)).fetchone()["n"] == 0
+
+
+def test_the_refusal_names_the_other_malformed_lines(cli, conn, tmp_path: Path) -> None:
+    card = new_card(conn)
+    path = tmp_path / "topups.csv"
+    path.write_text("card_id,amount\n" + "".join(
+        f"{card},{'x' if n % 3 == 0 else 1000}\n" for n in range(1, 31)))
+    result = cli("recharge", "--from-csv", str(path))
+    assert result.exit_code == 2
+    assert "line 4: amount must be an integer, got 'x' (and 9 more malformed line(s): " \
+        "7, 10, 13, 16, 19, …)" in result.stderr, result.stderr

@@ -165,7 +165,7 @@ def test_bulk_csv_is_idempotent_and_reports_rejects(cli, conn, tmp_path: Path) -
     good, blocked = new_card(conn), new_card(conn, status="blocked")
     csv_file = tmp_path / "topups-2026-11-24.csv"
     csv_file.write_text(f"card_id,amount,key\n{good},5000\n{good},3000,mykey-{good}\n"
-                        f"{blocked},5000\nnot-a-card,5000\n{good},abc\n")
+                        f"{blocked},5000\n88888888,5000\n{good},0\n")
     rejects = tmp_path / "rejects.csv"
     first = cli("recharge", "--from-csv", str(csv_file), "--rejects", str(rejects))
     assert first.exit_code == 4
