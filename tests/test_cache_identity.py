@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,5 +207,38 @@ def test_restored_from_a_base_backup(tmp_path: Path) -> None:
         assert cache.get(cache.card_key(1, "balance"))["balance"] == stale[1]  # still warm
         cache.close()
         _agrees(env, dsn, stale)
+    finally:
+        local.purge(folder)
+
+
+def test_failover_to_a_standby_that_missed_the_last_writes(tmp_path: Path) -> None:
+    """A streaming standby is cut off, the primary takes more writes (cached), the primary
+    dies and the standby is promoted: the operator points the DSN at it."""
+    folder = tmp_path / "failover-home"
+    local.start(folder)
+    lay = local.layout(folder)
+    try:
+        _create(folder, "failover")
+        state = local.start(folder, replica=True)
+        standby = conninfo.make_conninfo(local.replica_dsn_for(lay, state) or "", dbname="failover")
+        env = _env(folder, _server_dsn(folder, "failover"), "recharge:test:failover:", tmp_path)
+        _warm(env, 1000)
+        with psycopg.connect(standby, autocommit=True) as conn:
+            deadline = time.monotonic() + 20
+            while conn.execute("SELECT count(*) FROM ledger").fetchone()[0] < len(CARDS):
+                assert time.monotonic() < deadline, "the standby never caught up"
+                time.sleep(0.05)
+            conn.execute("ALTER SYSTEM SET primary_conninfo = ''")  # cut off from the primary
+            conn.execute("SELECT pg_reload_conf()")
+            while conn.execute("SELECT count(*) FROM pg_stat_wal_receiver").fetchone()[0]:
+                assert time.monotonic() < deadline, "the standby kept receiving"
+                time.sleep(0.05)
+        stale = _warm(env, 1000)  # never reaches the standby
+        bin_dir = local._pg_bin(lay)
+        for command in (["stop", "-D", str(lay.pg_data), "-m", "immediate"],
+                        ["promote", "-D", str(lay.replica_data), "-w"]):
+            done = local._as_server_user([str(bin_dir / "pg_ctl"), *command])
+            assert done.returncode == 0, done.stderr
+        _agrees({**env, "RECHARGE_DSN": standby}, standby, stale)
     finally:
         local.purge(folder)
