@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "limits": ("lifecycle", "limits"), "audit": ("lifecycle", "audit"),
     "trips": ("trips", "app"), "stats": ("stats", "app"), "cache": ("cache", "app"),
     "db": ("database", "app"), "local": ("local", "app"), "report": ("report", "app"),
-    "bench": ("bench", "app"),
+    "bench": ("bench", "app"), "health": ("health", "health_command"),
 }
 
 

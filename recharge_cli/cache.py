@@ -76,6 +76,7 @@ end
 return 1
 """
 WRITE_BATCH = 500  # cards per script call on a single node
+CARD_KINDS = ("balance", "trips", "ver", "fill")
 # The database's history as far as the cache has seen it (KEYS: the history hash; ARGV:
 # the WAL position and the sequences' sum now): 0 when either went back since, else raise
 # what was seen and return 1.
@@ -86,12 +87,13 @@ if (seen[1] and tonumber(seen[1]) > tonumber(ARGV[1]))
 redis.call('HSET', KEYS[1], 'wal', ARGV[1], 'history', ARGV[2])
 return 1
 """
-# Drop a card's cached data (status changes, replacements): readers refill from PostgreSQL.
+# Drop a card's cached data (status changes, replacements, `cache evict`): readers refill
+# from PostgreSQL; the version stays (raised to the card's), so a late write-through of an
+# older version cannot come back. Returns how many data keys were deleted.
 _CARD_INVALIDATED = """
 local newest = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if tonumber(ARGV[1]) > newest then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
-redis.call('DEL', KEYS[2], KEYS[3])
-return 1
+return redis.call('DEL', KEYS[2], KEYS[3])
 """
 
 
@@ -106,6 +108,12 @@ class Identity:
     database: str  # epoch, system identifier, database OID, timeline: equal or stale
     wal_position: int  # never lower than the cache has seen, or stale
     history: int  # the schema's sequences summed: the same
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Identity:
+        """From a row of `cache_identity()`."""
+        return cls(f"{row['epoch']}:{row['system_identifier']}:{row['database_oid']}:"
+                   f"{row['timeline']}", int(row["wal_position"]), int(row["history"]))
 
 
 
@@ -233,6 +241,22 @@ class Cache:
         return bool(self._script(_HISTORY)(keys=[f"{self.prefix}history"],
                                            args=[identity.wal_position, identity.history]))
 
+    def coherence(self, identity: Identity) -> str:
+        """`coherent` when the markers and history match the database now, `empty` when no
+        marker was written yet, else `stale` (read-only, for `health`: a process that uses
+        the cache empties the prefix in the last two cases)."""
+        markers = self._markers(identity.database)
+        found = [self.client.get(marker) for marker, _ in markers]
+        if all(value is None for value in found):
+            return "empty"
+        if any(value != expected.encode() for value, (_, expected) in zip(found, markers,
+                                                                          strict=True)):
+            return "stale"
+        wal, history = self.client.hmget(f"{self.prefix}history", "wal", "history")
+        went_back = ((wal is not None and int(wal) > identity.wal_position)
+                     or (history is not None and int(history) > identity.history))
+        return "stale" if went_back else "coherent"
+
     def record_history(self, identity: Identity) -> None:
         """As a process that wrote finishes: the history its writes reached, as seen."""
         self._guard(lambda: self._history_holds(identity))
@@ -355,13 +379,25 @@ class Cache:
                 args += (version, dumps(balance), "1" if trips_changed else "0")
             script(keys=keys, args=args)
 
-    def card_invalidated(self, card_id: int, version: int) -> None:
-        """After COMMIT of a change that is not a plain balance movement: drop the card's
-        data keys (readers refill from PostgreSQL)."""
-        self._guard(lambda: self._script(_CARD_INVALIDATED)(
+    def card_invalidated(self, card_id: int, version: int) -> int:
+        """After COMMIT of a change that is not a plain balance movement (or to evict a
+        card): drop the card's data keys (readers refill from PostgreSQL); how many."""
+        return int(self._guard(lambda: self._script(_CARD_INVALIDATED)(
             keys=[self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
                   self.card_key(card_id, "trips")],
-            args=[version, VERSION_TTL]), writing=True)
+            args=[version, VERSION_TTL]), 0, writing=True))
+
+    def card_entries(self, card_id: int) -> dict[str, tuple[int, Any]]:
+        """Each cached key kind of a card: (seconds to live, value) for `cache show`."""
+        entries: dict[str, tuple[int, Any]] = {}
+        for kind in CARD_KINDS:
+            key = self.card_key(card_id, kind)
+            raw = (self.client.hgetall(key) if kind == "fill" else self.client.get(key))
+            if raw:
+                value = (len(raw) if kind == "fill" else int(raw) if kind == "ver"
+                         else orjson.loads(raw))
+                entries[kind] = (int(self.client.ttl(key)), value)
+        return entries
 
     # aggregates ---------------------------------------------------------------
     def aggregate(self, key: str, compute: Callable[[], Any], ttl: int,

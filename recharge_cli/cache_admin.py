@@ -1,10 +1,17 @@
-"""What `recharge cache stats` reports about a prefix and its server."""
+"""What `recharge cache stats` reports about a prefix and its server; one card's keys next
+to PostgreSQL's values (`cache show`) and their safe removal (`cache evict`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+
+from recharge_cli import db
 from recharge_cli.cache import Cache
+from recharge_cli.cards import check_id
+from recharge_cli.errors import NotFound
+from recharge_cli.jsonable import to_jsonable
 
 MEMORY_SAMPLE = 2000
 
@@ -33,3 +40,55 @@ def describe(cache: Cache) -> dict[str, Any]:
         "used_memory": info.get("used_memory_human"),
         "connected_clients": info.get("connected_clients"),
     }
+
+
+def _current(conn: psycopg.Connection[Any], card_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """PostgreSQL's balance row of each card that exists."""
+    for card_id in card_ids:
+        check_id(card_id, "card id")
+    rows = db.call(conn, "public.card_balances", (list(dict.fromkeys(card_ids)),))
+    return {row["card_id"]: row for row in rows}
+
+
+def _missing(card_ids: list[int], found: dict[int, Any]) -> NotFound | None:
+    absent = [str(card) for card in dict.fromkeys(card_ids) if card not in found]
+    return NotFound(f"card {', '.join(absent)} not found") if absent else None
+
+
+def show(conn: psycopg.Connection[Any], cache: Cache,
+         card_ids: list[int]) -> tuple[list[dict[str, Any]], NotFound | None]:
+    """One row per cached key of each card (TTL, value), PostgreSQL's value beside it and
+    whether they agree; and the cards that do not exist."""
+    current = _current(conn, card_ids)
+    rows = []
+    for card_id in dict.fromkeys(card_ids):
+        if card_id not in current:
+            continue
+        pg = current[card_id]
+        for kind, (ttl, value) in cache.card_entries(card_id).items():
+            if kind == "balance":
+                truth: Any = {k: pg[k] for k in ("balance", "status", "version")}
+                agrees = all(value.get(k) == to_jsonable(v) for k, v in truth.items() if k in value)
+            elif kind == "trips":
+                listed = db.call(conn, "public.card_trips", (card_id, len(value["trips"]) or 1))
+                truth = [trip["trip_id"] for trip in listed[:len(value["trips"])]]
+                value = [trip["trip_id"] for trip in value["trips"]]
+                agrees = value == truth
+            elif kind == "ver":
+                truth, agrees = pg["version"], value == pg["version"]
+            else:  # fill tickets of readers under way: nothing to compare
+                truth, agrees = None, None
+            rows.append({"card_id": card_id, "key": cache.card_key(card_id, kind),
+                         "ttl_seconds": ttl, "cached": value, "postgresql": truth,
+                         "agrees": agrees})
+    return rows, _missing(card_ids, current)
+
+
+def evict(conn: psycopg.Connection[Any], cache: Cache,
+          card_ids: list[int]) -> tuple[list[dict[str, Any]], NotFound | None]:
+    """Drop each card's cached balance and trips under the coherence rules of a status
+    change: the version key stays, raised to PostgreSQL's, so no older write can return."""
+    current = _current(conn, card_ids)
+    rows = [{"card_id": card_id, "deleted": cache.card_invalidated(card_id, current[card_id]["version"])}
+            for card_id in dict.fromkeys(card_ids) if card_id in current]
+    return rows, _missing(card_ids, current)

@@ -129,8 +129,7 @@ class Runtime:
 
         row = db.call_one(self.db(), "public.cache_identity")
         assert row is not None
-        return Identity(f"{row['epoch']}:{row['system_identifier']}:{row['database_oid']}:"
-                        f"{row['timeline']}", int(row["wal_position"]), int(row["history"]))
+        return Identity.of(row)
 
     def _record_cache_history(self) -> None:
         """A process that wrote through leaves the history it reached as seen, so a restore

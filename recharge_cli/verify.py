@@ -25,6 +25,13 @@ def violations(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     return db.call(conn, "public.verify_ledger")
 
 
+def record(conn: psycopg.Connection[Any], found: list[dict[str, Any]]) -> None:
+    """Keep this run's outcome for `recharge health`."""
+    from psycopg.types.json import Jsonb
+
+    db.call(conn, "public.job_record", ("verify", not found, Jsonb({"violations": len(found)})))
+
+
 def summary(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per invariant: holds or how many violations."""
     counts: dict[int, int] = {}

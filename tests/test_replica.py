@@ -69,6 +69,11 @@ def test_statistics_read_the_replica_and_state_its_lag(topology, tmp_path: Path)
             assert fresh.stderr.count("warning:") == 1 and "replica" in fresh.stderr
             balance = cli(env, "balance", "--card", "1")  # never from the replica
             assert '"balance": 7000' in balance.stdout
+            health = cli(env, "--max-replica-lag", "0.5", "health")
+            replica_check = next(c for c in json.loads(health.stdout)["checks"]
+                                 if c["check"] == "replica")
+            assert health.returncode == 1 and replica_check["ok"] is False
+            assert "more than --max-replica-lag 0.5" in replica_check["detail"]
         finally:
             standby.execute("SELECT pg_wal_replay_resume()")
 
@@ -111,6 +116,12 @@ def test_local_start_replica_cluster_end_to_end(topology, tmp_path: Path) -> Non
     _caught_up(replica)
     stats = cli(env, "stats", "revenue")
     assert stats.returncode == 0 and '"replica_lag_seconds": ' in stats.stdout, stats.stderr
+    for job in (["verify"], ["db", "rollup"]):
+        assert cli(env, *job).returncode == 0
+    health = cli(env, "health")  # the embedded topology as it runs: every node, the replica
+    checks = {c["check"]: c for c in json.loads(health.stdout)["checks"]}
+    assert health.returncode == 0 and all(c["ok"] for c in checks.values()), health.stdout
+    assert checks["redis"]["facts"]["nodes"] == 6 and checks["replica"]["facts"]["configured"]
     stopped = cli(env, "local", "stop")
     assert stopped.returncode == 0
     assert {"postgresql", "postgresql replica", "valkey cluster", "valkey"} <= set(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import cache_admin, stats
-from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
+from recharge_cli.commands import WAIT_OPTION, lock_option, runtime, whole_number
 from recharge_cli.errors import ServiceUnavailable
 
-app = typer.Typer(no_args_is_help=True, help="Cache statistics, flush and warm-up.")
+app = typer.Typer(no_args_is_help=True, help="Cache statistics, flush, warm-up, and one card's "
+                  "keys.")
+CARDS_OPTION = typer.Option(..., "--card", parser=whole_number, help="card id; repeat for several")
 
 
 def _require_cache(ctx: typer.Context):
@@ -60,3 +62,35 @@ def warm(ctx: typer.Context, lock: str | None = lock_option("cache-warm"),
             done.append({"statistic": name, **params, "computed_at": result["computed_at"]})
             bar.advance()
     rt.output.emit(done)
+
+
+@app.command("show")
+def show(ctx: typer.Context, card: list[int] = CARDS_OPTION) -> None:
+    """Each cached key of the cards with its TTL and value, next to PostgreSQL's value and
+    whether they agree (exit 3 after the others when a card does not exist).
+
+    \b
+    Examples:
+      recharge cache show --card 789
+    """
+    rt, cache = _require_cache(ctx)
+    rows, missing = cache_admin.show(rt.db(), cache, card)
+    rt.output.emit(rows)
+    if missing is not None:
+        raise missing
+
+
+@app.command("evict")
+def evict(ctx: typer.Context, card: list[int] = CARDS_OPTION) -> None:
+    """Remove the cards' cached balance and trips; readers refill from PostgreSQL (the
+    version key stays, so no older write can come back).
+
+    \b
+    Examples:
+      recharge cache evict --card 789 --card 790
+    """
+    rt, cache = _require_cache(ctx)
+    rows, missing = cache_admin.evict(rt.db(), cache, card)
+    rt.output.emit(rows)
+    if missing is not None:
+        raise missing

@@ -18,6 +18,7 @@ def verify(ctx: typer.Context) -> None:
     """
     rt = runtime(ctx)
     found = ledger.violations(rt.db())
+    ledger.record(rt.db(), found)
     for row in found:
         parts = [f"{name} {row[field]}" for name, field in
                  (("card", "card_id"), ("expected", "expected"), ("actual", "actual"), ("", "detail"))
