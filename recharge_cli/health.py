@@ -185,12 +185,15 @@ def _redis(targets: Targets, identity: Identity | None) -> list[Check]:
 def _redis_round_trip(cache: Cache) -> Check:
     client = cache.client
     started = time.perf_counter()
-    if cache.is_cluster:
-        nodes = client.get_nodes()
-        for node in nodes:
+    failing: list[str] = []
+    if cache.is_cluster:  # every primary answers, and the cluster sees every node well
+        for node in client.get_primaries():
             client.ping(target_nodes=node)
+        nodes = client.cluster_nodes()
+        failing = [address for address, node in nodes.items()
+                   if not node.get("connected", True) or "fail" in str(node.get("flags", ""))]
     else:
-        nodes = [client.ping()]
+        nodes = {"": client.ping()}
     key, value = f"{cache.prefix}health:{secrets.token_hex(4)}", secrets.token_bytes(8)
     client.set(key, value, ex=30)
     read = client.get(key)
@@ -206,8 +209,12 @@ def _redis_round_trip(cache: Cache) -> Check:
     memory = f"{used / 2**20:.1f} MiB used" + (f" of {limit / 2**20:.0f} MiB" if limit else
                                                " (no maxmemory)")
     full = bool(limit) and used / limit >= MEMORY_FULL
-    where = f"{len(nodes)} cluster node(s)" if cache.is_cluster else "PING"
-    return Check("redis", not full, f"{where}, SET/GET {round_trip:.2f} ms, {memory}"
+    where = "PING"
+    if cache.is_cluster:
+        facts["failing_nodes"] = failing
+        where = (f"{len(nodes)} cluster nodes" if not failing else
+                 f"cluster node(s) failing: {', '.join(failing)}")
+    return Check("redis", not (full or failing), f"{where}, SET/GET {round_trip:.2f} ms, {memory}"
                  + (" (nearly full)" if full else ""), facts)
 
 
