@@ -106,10 +106,12 @@ class Runtime:
             self._others[role] = self._connect(dsn)
         return self._others[role]
 
-    def cache(self) -> Cache:
+    def cache(self, check: bool = True) -> Cache:
         """The cache; disabled (every read from PostgreSQL) with --no-cache or no Redis set.
         Checked against the database before it is handed out (README "Cache and
-        freshness"), so before the command reads or writes anything."""
+        freshness"), so before the command reads or writes anything; the cache commands
+        that only look at or delete keys skip that (`check=False`: the first cached read or
+        write-through still checks)."""
         if self._cache is None:
             from recharge_cli.cache import Cache
 
@@ -120,6 +122,7 @@ class Runtime:
                                          identity=self._cache_identity,
                                          bump_epoch=self._bump_cache_epoch)
             self._closers.append(self._cache)
+        if check:
             self._cache.check()
         return self._cache
 

@@ -15,7 +15,7 @@ CARDS_OPTION = typer.Option(..., "--card", parser=whole_number, help="card id; r
 
 def _require_cache(ctx: typer.Context):
     rt = runtime(ctx)
-    cache = rt.cache()
+    cache = rt.cache(check=False)  # `warm` and `evict` check at their first use of it
     if cache.unreachable:
         raise ServiceUnavailable(f"Redis failed: {cache.unreachable}")
     if not cache.enabled:
