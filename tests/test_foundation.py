@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from recharge_cli import local, migrations, verify
-from tests.conftest import Database, run_cli
+from recharge_cli import db, demo, local, migrations, verify
+from recharge_cli.errors import InvalidInput
+from tests.conftest import SEED_END, Database, run_cli
 
 INVARIANTS_SQL = """
 SELECT
@@ -223,3 +225,39 @@ def test_schema_checks_refuse_malformed_rows(empty_database: Database) -> None:
             with pytest.raises(psycopg.errors.CheckViolation):
                 conn.execute(sql.format(card=card, recharge=recharge))
         assert verify.violations(conn) == []
+
+
+def test_demo_data_is_coherent_in_time(conn: psycopg.Connection[Any]) -> None:
+    """Users register before their cards are issued, cards are issued before their
+    movements, and everything lies before the seed's end (its midnight): nothing in the
+    future of the load."""
+    row = conn.execute("""
+        WITH moves AS (SELECT card_id, boarding_time AS at FROM trips
+                       UNION ALL SELECT card_id, recharged_at FROM recharges
+                       UNION ALL SELECT card_id, created_at FROM ledger
+                       UNION ALL SELECT card_id, changed_at FROM card_status_changes)
+        SELECT (SELECT count(*) FROM users WHERE user_id <= 25000
+                AND registered_at >= %(end)s::date) AS late_users,
+               (SELECT count(*) FROM cards c JOIN users u USING (user_id)
+                WHERE c.card_id <= 24000 AND c.issued_at < u.registered_at) AS before_owner,
+               (SELECT count(*) FROM moves m JOIN cards c USING (card_id)
+                WHERE c.card_id <= 24000 AND m.at < c.issued_at) AS before_issue,
+               (SELECT count(*) FROM moves m WHERE m.card_id <= 24000
+                AND m.at >= %(end)s::date) AS after_end,
+               (SELECT max(at) FROM moves WHERE card_id <= 24000) AS last_movement,
+               (SELECT corr(user_id, extract(epoch FROM registered_at)) FROM users
+                WHERE user_id <= 25000) AS registration_order
+    """, {"end": SEED_END}).fetchone()
+    assert (row["late_users"], row["before_owner"], row["before_issue"], row["after_end"]) == \
+        (0, 0, 0, 0)
+    assert row["last_movement"].date().isoformat() < SEED_END  # the period runs up to its end
+    assert row["registration_order"] > 0.99  # users register in the order of their ids
+
+
+def test_seed_refuses_an_end_in_the_future(empty_database: Database) -> None:
+    with db.connect(empty_database.dsn) as conn:
+        today = conn.execute("SELECT current_date AS d").fetchone()["d"]
+        with pytest.raises(InvalidInput, match="future"):
+            demo.load(conn, scale=0.01, end=today + dt.timedelta(days=1))
+        assert demo.is_empty(conn)
+
