@@ -261,3 +261,53 @@ def test_seed_refuses_an_end_in_the_future(empty_database: Database) -> None:
             demo.load(conn, scale=0.01, end=today + dt.timedelta(days=1))
         assert demo.is_empty(conn)
 
+
+def test_verify_names_incoherent_times(empty_database: Database, monkeypatch) -> None:
+    """A user registered in the future, a card issued before its owner registered, a card
+    issued after its recharge: `verify` exits 1 naming invariant 10 for each."""
+    with empty_database.connect() as conn:
+        conn.execute("INSERT INTO users (user_id, document, full_name, registered_at) "
+                     "VALUES (1, 'CC1', 'Late User', now() + interval '1 day')")
+        conn.execute("INSERT INTO cards (card_id, user_id) VALUES (1, 1), (2, NULL)")
+        conn.execute("SELECT recharge_card(2, 5000, NULL, 'early-1')")
+        conn.execute("UPDATE cards SET issued_at = now() + interval '1 minute' WHERE card_id = 2")
+        found = {(v["invariant"], v["check_name"], v["card_id"]) for v in verify.violations(conn)}
+    assert found == {(10, "user registered in the future", None),
+                     (10, "card issued before its owner registered", 1),
+                     (10, "recharge before its card was issued", 2),
+                     (10, "ledger entry before its card was issued", 2)}
+    monkeypatch.setenv("RECHARGE_DSN", empty_database.dsn)
+    monkeypatch.setenv("RECHARGE_REDIS_URL", empty_database.redis_url)
+    result = run_cli("--format", "json", "verify")
+    assert result.exit_code == 1
+    assert "violation of invariant 10 (recharge before its card was issued): card 2" in result.stderr
+    last = result.json()[-1]
+    assert (last["invariant"], last["holds"], last["violations"]) == (10, False, 4)
+
+
+def test_verify_allows_the_boarding_clock_skew(empty_database: Database) -> None:
+    """A boarding time a few minutes ahead (within limits.max_future_minutes, the clock skew
+    validators may have) is coherent, and so is anything else that close; beyond, it is in
+    the future."""
+    with empty_database.connect() as conn:
+        conn.execute("INSERT INTO stations (station_id, name, station_type, locality_id) "
+                     "VALUES (1, 'Portal 1', 'PORTAL', 1)")
+        conn.execute("INSERT INTO users (user_id, document, full_name, registered_at) "
+                     "VALUES (1, 'CC1', 'Early User', now() + interval '4 minutes')")
+        conn.execute("INSERT INTO cards (card_id) VALUES (1)")
+        conn.execute("SELECT recharge_card(1, 5000, NULL, 'skew-1')")
+        conn.execute("SELECT record_trip(1, 1, NULL, now() + interval '4 minutes', 'skew-2')")
+        assert verify.violations(conn) == []
+        conn.execute("UPDATE users SET registered_at = now() + interval '6 minutes'")
+        assert [(v["invariant"], v["check_name"]) for v in verify.violations(conn)] == [
+            (10, "user registered in the future")]
+
+
+def test_a_tap_before_its_card_was_issued_is_refused(cli, conn) -> None:
+    card = conn.execute("INSERT INTO cards (card_id, issued_at) VALUES (nextval('card_id_seq'), "
+                        "'2026-11-20T12:00Z') RETURNING card_id").fetchone()["card_id"]
+    cli("recharge", "--card", str(card), "--amount", "10000")
+    early = cli("trips", "record", "--card", str(card), "--station", "5", "--at", "2026-11-20T11:00Z")
+    assert early.exit_code == 4 and "before card" in early.stderr and "was issued" in early.stderr
+    later = cli("trips", "record", "--card", str(card), "--station", "5", "--at", "2026-11-20T13:00Z")
+    assert later.exit_code == 0, later.stderr
