@@ -58,7 +58,8 @@ def is_empty(conn: psycopg.Connection[Any]) -> bool:
 def load(conn: psycopg.Connection[Any], *, scale: float = 1.0, seed: int = 42,
          end: dt.date | None = None, output: Output | None = None,
          replace: bool = False) -> dict[str, Any]:
-    """Load ~24,000×scale cards with 90 days of recharges and trips.
+    """Load ~24,000×scale cards with recharges and trips over the 90 days before `end`
+    (its midnight in the database's time zone; default today, never later).
 
     All rows load in ONE transaction (with `replace`, after emptying the data tables in
     that same transaction): an interrupted or failed load leaves the database exactly as
@@ -69,7 +70,11 @@ def load(conn: psycopg.Connection[Any], *, scale: float = 1.0, seed: int = 42,
     """
     if not (0 < scale <= MAX_SCALE) or math.isnan(scale):
         raise InvalidInput(f"--scale must be greater than 0 and at most {MAX_SCALE}")
-    end = end or dt.date.today()
+    today = conn.execute("SELECT current_date AS today").fetchone()["today"]
+    end = end or today
+    if end > today:
+        raise InvalidInput(f"--end {end} is after today ({today} in the database's time zone): "
+                           "the demo data would lie in the future")
     output = output or Output()
     started = time.perf_counter()
     conn.execute("SET synchronous_commit = off")

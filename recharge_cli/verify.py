@@ -18,6 +18,8 @@ INVARIANTS = {
     7: "a reversal reverses one recharge, whole and at most once",
     8: "replacement entries sum to zero; a replaced card holds 0",
     9: "every status change has its audit row",
+    10: "time coherence: owners register before their cards are issued, cards are issued before "
+        "their movements, nothing lies in the future",
 }
 
 

@@ -137,10 +137,13 @@ def conn(database: Database) -> Iterator[psycopg.Connection[dict[str, Any]]]:
 def new_card(conn: psycopg.Connection[Any], status: str = "active", balance: int = 0,
              user_id: int | None = None) -> int:
     """A fresh card for one test (anonymous unless user_id), optionally with an opening
-    recharge."""
+    recharge. It is issued when its owner registered (an anonymous one on 2024-01-01,
+    before the first fare), so the tests' backdated taps come after its issue."""
     card_id = conn.execute(  # from the same sequence as issued cards
-        "INSERT INTO cards (card_id, status, user_id) VALUES (nextval('card_id_seq'), 'active', %s) "
-        "RETURNING card_id", (user_id,)).fetchone()["card_id"]
+        "INSERT INTO cards (card_id, status, user_id, issued_at) "
+        "VALUES (nextval('card_id_seq'), 'active', %(user)s, coalesce("
+        "(SELECT registered_at FROM users WHERE user_id = %(user)s), '2024-01-01T00:00Z')) "
+        "RETURNING card_id", {"user": user_id}).fetchone()["card_id"]
     for n, start in enumerate(range(0, balance, 200_000)):
         amount = min(200_000, balance - start)
         db.call(conn, "public.recharge_card", (card_id, amount, None, f"open-{card_id}-{n}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from recharge_cli import local, migrations, verify
-from tests.conftest import Database, run_cli
+from recharge_cli import db, demo, local, migrations, verify
+from recharge_cli.errors import InvalidInput
+from tests.conftest import SEED_END, Database, run_cli
 
 INVARIANTS_SQL = """
 SELECT
@@ -223,3 +225,89 @@ def test_schema_checks_refuse_malformed_rows(empty_database: Database) -> None:
             with pytest.raises(psycopg.errors.CheckViolation):
                 conn.execute(sql.format(card=card, recharge=recharge))
         assert verify.violations(conn) == []
+
+
+def test_demo_data_is_coherent_in_time(conn: psycopg.Connection[Any]) -> None:
+    """Users register before their cards are issued, cards are issued before their
+    movements, and everything lies before the seed's end (its midnight): nothing in the
+    future of the load."""
+    row = conn.execute("""
+        WITH moves AS (SELECT card_id, boarding_time AS at FROM trips
+                       UNION ALL SELECT card_id, recharged_at FROM recharges
+                       UNION ALL SELECT card_id, created_at FROM ledger
+                       UNION ALL SELECT card_id, changed_at FROM card_status_changes)
+        SELECT (SELECT count(*) FROM users WHERE user_id <= 25000
+                AND registered_at >= %(end)s::date) AS late_users,
+               (SELECT count(*) FROM cards c JOIN users u USING (user_id)
+                WHERE c.card_id <= 24000 AND c.issued_at < u.registered_at) AS before_owner,
+               (SELECT count(*) FROM moves m JOIN cards c USING (card_id)
+                WHERE c.card_id <= 24000 AND m.at < c.issued_at) AS before_issue,
+               (SELECT count(*) FROM moves m WHERE m.card_id <= 24000
+                AND m.at >= %(end)s::date) AS after_end,
+               (SELECT max(at) FROM moves WHERE card_id <= 24000) AS last_movement,
+               (SELECT corr(user_id, extract(epoch FROM registered_at)) FROM users
+                WHERE user_id <= 25000) AS registration_order
+    """, {"end": SEED_END}).fetchone()
+    assert (row["late_users"], row["before_owner"], row["before_issue"], row["after_end"]) == \
+        (0, 0, 0, 0)
+    assert row["last_movement"].date().isoformat() < SEED_END  # the period runs up to its end
+    assert row["registration_order"] > 0.99  # users register in the order of their ids
+
+
+def test_seed_refuses_an_end_in_the_future(empty_database: Database) -> None:
+    with db.connect(empty_database.dsn) as conn:
+        today = conn.execute("SELECT current_date AS d").fetchone()["d"]
+        with pytest.raises(InvalidInput, match="future"):
+            demo.load(conn, scale=0.01, end=today + dt.timedelta(days=1))
+        assert demo.is_empty(conn)
+
+
+def test_verify_names_incoherent_times(empty_database: Database, monkeypatch) -> None:
+    """A user registered in the future, a card issued before its owner registered, a card
+    issued after its recharge: `verify` exits 1 naming invariant 10 for each."""
+    with empty_database.connect() as conn:
+        conn.execute("INSERT INTO users (user_id, document, full_name, registered_at) "
+                     "VALUES (1, 'CC1', 'Late User', now() + interval '1 day')")
+        conn.execute("INSERT INTO cards (card_id, user_id) VALUES (1, 1), (2, NULL)")
+        conn.execute("SELECT recharge_card(2, 5000, NULL, 'early-1')")
+        conn.execute("UPDATE cards SET issued_at = now() + interval '1 minute' WHERE card_id = 2")
+        found = {(v["invariant"], v["check_name"], v["card_id"]) for v in verify.violations(conn)}
+    assert found == {(10, "user registered in the future", None),
+                     (10, "card issued before its owner registered", 1),
+                     (10, "recharge before its card was issued", 2),
+                     (10, "ledger entry before its card was issued", 2)}
+    monkeypatch.setenv("RECHARGE_DSN", empty_database.dsn)
+    monkeypatch.setenv("RECHARGE_REDIS_URL", empty_database.redis_url)
+    result = run_cli("--format", "json", "verify")
+    assert result.exit_code == 1
+    assert "violation of invariant 10 (recharge before its card was issued): card 2" in result.stderr
+    last = result.json()[-1]
+    assert (last["invariant"], last["holds"], last["violations"]) == (10, False, 4)
+
+
+def test_verify_allows_the_boarding_clock_skew(empty_database: Database) -> None:
+    """A boarding time a few minutes ahead (within limits.max_future_minutes, the clock skew
+    validators may have) is coherent, and so is anything else that close; beyond, it is in
+    the future."""
+    with empty_database.connect() as conn:
+        conn.execute("INSERT INTO stations (station_id, name, station_type, locality_id) "
+                     "VALUES (1, 'Portal 1', 'PORTAL', 1)")
+        conn.execute("INSERT INTO users (user_id, document, full_name, registered_at) "
+                     "VALUES (1, 'CC1', 'Early User', now() + interval '4 minutes')")
+        conn.execute("INSERT INTO cards (card_id) VALUES (1)")
+        conn.execute("SELECT recharge_card(1, 5000, NULL, 'skew-1')")
+        conn.execute("SELECT record_trip(1, 1, NULL, now() + interval '4 minutes', 'skew-2')")
+        assert verify.violations(conn) == []
+        conn.execute("UPDATE users SET registered_at = now() + interval '6 minutes'")
+        assert [(v["invariant"], v["check_name"]) for v in verify.violations(conn)] == [
+            (10, "user registered in the future")]
+
+
+def test_a_tap_before_its_card_was_issued_is_refused(cli, conn) -> None:
+    card = conn.execute("INSERT INTO cards (card_id, issued_at) VALUES (nextval('card_id_seq'), "
+                        "'2026-11-20T12:00Z') RETURNING card_id").fetchone()["card_id"]
+    cli("recharge", "--card", str(card), "--amount", "10000")
+    early = cli("trips", "record", "--card", str(card), "--station", "5", "--at", "2026-11-20T11:00Z")
+    assert early.exit_code == 4 and "before card" in early.stderr and "was issued" in early.stderr
+    later = cli("trips", "record", "--card", str(card), "--station", "5", "--at", "2026-11-20T13:00Z")
+    assert later.exit_code == 0, later.stderr

@@ -45,8 +45,8 @@ def seed_command(
     scale: float = typer.Option(1.0, "--scale", help="1 = 24,000 cards and ~250,000 trip legs; "
                                 "40 gives ~10 M legs"),
     seed_value: int = typer.Option(42, "--seed", help="random seed (same seed and --end, same data)"),
-    end: str | None = typer.Option(None, "--end", help="last day of the data, YYYY-MM-DD "
-                                   "(default today)"),
+    end: str | None = typer.Option(None, "--end", help="the data covers the 90 days before this "
+                                   "day, YYYY-MM-DD (default today; never later)"),
     replace: bool = typer.Option(False, "--replace", help="empty every card, user, station and "
                                  "movement first (in the same transaction as the load)"),
     yes: bool = YES_OPTION,

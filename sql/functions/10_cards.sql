@@ -183,6 +183,10 @@ BEGIN
     IF v_card.status <> 'active' THEN
         RAISE EXCEPTION 'card % is %', p_card_id, v_card.status USING ERRCODE = 'RC004';
     END IF;
+    IF v_at < v_card.issued_at THEN
+        RAISE EXCEPTION 'boarding time % is before card % was issued (%)', v_at, p_card_id,
+            v_card.issued_at USING ERRCODE = 'RC004';
+    END IF;
     SELECT * INTO v_limits FROM public.limits;
     SELECT * INTO v_window FROM public.transfer_windows w
     WHERE w.valid_from <= v_at AND (w.valid_to IS NULL OR v_at < w.valid_to);

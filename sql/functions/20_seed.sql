@@ -8,6 +8,18 @@ $$;
 
 DROP FUNCTION IF EXISTS seed_activity(bigint, bigint, bigint, date);
 
+-- The demo's timeline, in the session's time zone: movements lie in the 90 days before
+-- p_end (its midnight, which a load never passes: see demo.load), each card's first
+-- recharge in the hours before them, every card is issued before its first movement (by
+-- the day before the period at the latest) and every personalised card after its owner
+-- registered. Users register over the 3 years before the cards' last issue day, in the
+-- order of their ids; user u registered this many seconds (1 or more) before that day.
+CREATE OR REPLACE FUNCTION seed_registered_before(p_seed bigint, p_user bigint, p_users bigint)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ((p_users - p_user) * (3 * 365 * 86400)
+            + 1 + public.seed_rand(p_seed, 5, p_user) % (3 * 365 * 86400)) / p_users
+$$;
+
 -- Stations, routes, recharge points and users; the cards come with their activity
 -- (seed_activity). Runs first, in the load's transaction, on an empty database.
 CREATE OR REPLACE FUNCTION seed_catalog(p_scale numeric, p_seed bigint, p_end date)
@@ -16,7 +28,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_users bigint := greatest(1, round(25000 * p_scale));
     v_cards bigint := greatest(1, round(24000 * p_scale));
-    v_start timestamptz := p_end - interval '90 days';
+    v_issued timestamptz := p_end - interval '91 days';  -- the cards' last issue day
 BEGIN
     IF EXISTS (SELECT 1 FROM public.cards) OR EXISTS (SELECT 1 FROM public.stations) THEN
         RAISE EXCEPTION 'the database already holds demo or live data; seed an empty database'
@@ -59,7 +71,7 @@ BEGIN
            (ARRAY['Rodríguez', 'Gómez', 'González', 'Martínez', 'García', 'López', 'Hernández',
                   'Sánchez', 'Ramírez', 'Torres'])[1 + public.seed_rand(p_seed, 4, i) % 10],
            'user' || i || '@example.com',
-           v_start + make_interval(secs => public.seed_rand(p_seed, 5, i) % (3 * 365 * 86400))
+           v_issued - make_interval(secs => public.seed_registered_before(p_seed, i, v_users))
     FROM generate_series(1, v_users) AS i;
 
     -- the generation joins every leg with these rules: with their statistics, in one hash
@@ -167,6 +179,8 @@ LANGUAGE plpgsql
     SET jit = off AS $$  -- compiling these plans would take longer than running them
 DECLARE
     v_start date := p_end - 90;
+    v_end timestamptz := p_end;  -- the period's end: every movement lies before it …
+    v_last timestamptz := v_end - interval '1 second';  -- … by a second at least
     v_issued timestamptz := p_end - interval '91 days';
     v_days integer[];           -- one element per unit of weight: the day's offset
     v_weekday_hours integer[];  -- the same for the hour of a journey on a weekday …
@@ -223,29 +237,37 @@ BEGIN
                        AS day,
                    public.seed_rand(p_seed, 16, jn.jid) % 100 AS service) AS r
     ), chained AS (
-        SELECT tm.*, x.s2,
+        -- a journey's legs (transfers: personalised cards) and the offsets of its later legs;
+        -- a journey of the period's last evening starts early enough for its last leg to lie
+        -- in the period
+        SELECT tm.card_id, tm.jid, tm.s1, x.s2,
                CASE WHEN x.s2 = 'TRONCAL' THEN CASE WHEN tm.branch = 0 THEN 'ZONAL_UCE'
                                                      ELSE 'ALIMENTADORA' END
-                    ELSE 'TRONCAL' END AS s3
+                    ELSE 'TRONCAL' END AS s3,
+               x.legs, o.second, o.third,
+               least(tm.t0, v_last - CASE x.legs WHEN 1 THEN interval '0' WHEN 2 THEN o.second
+                                                 ELSE o.third END) AS t0
         FROM timed tm
-        CROSS JOIN LATERAL (SELECT CASE WHEN tm.s1 = 'TRONCAL'
-                                        THEN CASE WHEN tm.branch = 0 THEN 'ZONAL_UCE'
-                                                  ELSE 'ALIMENTADORA' END
-                                        ELSE 'TRONCAL' END AS s2) AS x
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN tm.s1 = 'TRONCAL' THEN CASE WHEN tm.branch = 0 THEN 'ZONAL_UCE'
+                                                         ELSE 'ALIMENTADORA' END
+                        ELSE 'TRONCAL' END AS s2,
+                   CASE WHEN NOT tm.personalised THEN 1 WHEN tm.transfer_draw < 180 THEN 2
+                        WHEN tm.transfer_draw < 200 THEN 3 ELSE 1 END AS legs) AS x
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN x.legs >= 2 THEN make_interval(mins => 5 + (public.seed_rand(
+                            p_seed, 18, tm.jid) % 45)::integer) END AS second,
+                   CASE WHEN x.legs = 3 THEN make_interval(mins => 55 + (public.seed_rand(
+                            p_seed, 19, tm.jid) % 35)::integer) END AS third) AS o
     ), legs AS MATERIALIZED (
         SELECT ch.card_id, ch.jid, leg::smallint AS leg_number,
-               CASE leg WHEN 1 THEN ch.t0
-                        WHEN 2 THEN ch.t0 + make_interval(mins => 5 + (public.seed_rand(p_seed, 18, ch.jid) % 45)::integer)
-                        ELSE ch.t0 + make_interval(mins => 55 + (public.seed_rand(p_seed, 19, ch.jid) % 35)::integer)
-               END AS boarding_time,
+               CASE leg WHEN 1 THEN ch.t0 WHEN 2 THEN ch.t0 + ch.second ELSE ch.t0 + ch.third END
+                   AS boarding_time,
                (ARRAY[ch.s1, ch.s2, ch.s3])[leg] AS service,
                CASE leg WHEN 1 THEN NULL ELSE (ARRAY[ch.s1, ch.s2, ch.s3])[leg - 1] END AS prev_service,
                public.seed_rand(p_seed, 20 + leg, ch.jid) AS draw
         FROM chained ch
-        JOIN (VALUES (1), (2), (3)) AS l (leg)
-          ON l.leg <= CASE WHEN NOT ch.personalised THEN 1  -- transfers: personalised cards
-                           WHEN ch.transfer_draw < 180 THEN 2 WHEN ch.transfer_draw < 200 THEN 3
-                           ELSE 1 END
+        JOIN (VALUES (1), (2), (3)) AS l (leg) ON l.leg <= ch.legs
     ), priced AS (  -- station, route and fare of each leg
         SELECT l.card_id, l.jid, l.leg_number, l.boarding_time, l.service,
                CASE l.service
@@ -312,10 +334,15 @@ BEGIN
         WINDOW w AS (ORDER BY m.card_id, m.at, m.is_fare, m.sub, m.leg_number
                      ROWS UNBOUNDED PRECEDING)
     ), issued AS (
+        -- issued by the day before the period, a personalised card after its owner registered,
+        -- an anonymous one in the 3 years before
         INSERT INTO public.cards (card_id, user_id, status, balance, version, issued_at,
                                   last_movement_at)
         SELECT c.card_id, c.user_id, c.status, coalesce(e.balance, 0), coalesce(e.entries, 0),
-               v_issued, e.last_at
+               v_issued - make_interval(secs => public.seed_rand(p_seed, 9, c.card_id)
+                   % CASE WHEN c.user_id IS NULL THEN 3 * 365 * 86400
+                          ELSE public.seed_registered_before(p_seed, c.user_id, p_users) END),
+               e.last_at
         FROM public.seed_cards(p_from, p_to, p_users, p_seed) AS c
         LEFT JOIN (SELECT e.card_id, sum(e.amount) AS balance, count(*) AS entries,
                           max(e.at) AS last_at
@@ -324,10 +351,12 @@ BEGIN
         RETURNING card_id, status, coalesce(last_movement_at, issued_at) AS last_at
     ), changed AS (
         -- the history of the final statuses: inactive (never used), blocked and lost, each
-        -- an hour after the card's last movement, by the demo operator, with its audit row
+        -- an hour after the card's last movement (or half-way to the period's end, when that
+        -- is nearer), by the demo operator, with its audit row
         INSERT INTO public.card_status_changes (card_id, changed_at, old_status, new_status,
                                                 operator, reason)
-        SELECT i.card_id, i.last_at + interval '1 hour', 'active', i.status, 'demo',
+        SELECT i.card_id, i.last_at + least(interval '1 hour', (v_end - i.last_at) / 2),
+               'active', i.status, 'demo',
                CASE i.status WHEN 'inactive' THEN 'never used' WHEN 'blocked' THEN 'reported stolen'
                              ELSE 'reported lost' END
         FROM issued i WHERE i.status <> 'active'

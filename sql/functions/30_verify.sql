@@ -4,6 +4,9 @@ RETURNS TABLE (invariant integer, check_name text, card_id bigint, expected bigi
                actual bigint, detail text)
 LANGUAGE sql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    -- (invariant 10: how far in the future anything may lie, the clock skew boarding times get)
+    WITH horizon AS (SELECT now() + make_interval(mins => lim.max_future_minutes) AS horizon
+                     FROM public.limits lim)
     -- 1. balance = sum of the card's ledger entries
     SELECT 1, 'balance equals ledger sum', c.card_id, coalesce(l.total, 0), c.balance, NULL
     FROM public.cards c
@@ -78,6 +81,42 @@ LANGUAGE sql
         SELECT 1 FROM public.audit_log a
         WHERE a.card_id = s.card_id AND a.action = 'status' AND a.at = s.changed_at
           AND a.details ->> 'to' = s.new_status)
+    UNION ALL
+    -- 10. time coherence: an owner registers before their card is issued, a card is issued
+    --     before any of its movements, and nothing lies in the future (beyond the boarding
+    --     clock skew, limits.max_future_minutes). One pass over each movement table, probing
+    --     an in-memory hash of the cards; one row per card and kind of movement.
+    SELECT 10, CASE WHEN m.at < c.issued_at THEN m.kind || ' before its card was issued'
+                    ELSE m.kind || ' in the future' END,
+           m.card_id, NULL, count(*),
+           count(*) || ' ' || m.kind || '(s), the first at ' || min(m.at) || ', the last at '
+             || max(m.at) || '; card issued at ' || c.issued_at
+    FROM (SELECT t.card_id, 'trip' AS kind, t.boarding_time AS at FROM public.trips t
+          UNION ALL
+          SELECT r.card_id, 'recharge', r.recharged_at FROM public.recharges r
+          UNION ALL
+          SELECT l.card_id, 'ledger entry', l.created_at FROM public.ledger l
+          UNION ALL
+          SELECT s.card_id, 'status change', s.changed_at FROM public.card_status_changes s) m
+    JOIN public.cards c ON c.card_id = m.card_id
+    CROSS JOIN horizon h
+    WHERE m.at < c.issued_at OR m.at > h.horizon
+    GROUP BY m.card_id, m.kind, c.issued_at, m.at < c.issued_at
+    UNION ALL
+    SELECT 10, CASE WHEN c.issued_at < u.registered_at THEN 'card issued before its owner registered'
+                    ELSE 'card issued in the future' END,
+           c.card_id, NULL, NULL,
+           'issued at ' || c.issued_at || coalesce(', user ' || u.user_id || ' registered at '
+                                                   || u.registered_at, '')
+    FROM public.cards c
+    LEFT JOIN public.users u ON u.user_id = c.user_id
+    CROSS JOIN horizon h
+    WHERE c.issued_at < u.registered_at OR c.issued_at > h.horizon
+    UNION ALL
+    SELECT 10, 'user registered in the future', NULL, NULL, NULL,
+           'user ' || u.user_id || ' registered at ' || u.registered_at
+    FROM public.users u
+    WHERE u.registered_at > (SELECT h.horizon FROM horizon h)
     UNION ALL
     -- 3. balances within [-credit allowance (0 for an anonymous card), maximum balance]
     SELECT 3, 'balance within limits', c.card_id,
