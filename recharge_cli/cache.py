@@ -105,15 +105,16 @@ def _quiet(_message: str) -> None:
 class Identity:
     """The database a cache holds copies of (PostgreSQL's `cache_identity()`)."""
 
-    database: str  # epoch, system identifier, database OID, timeline: equal or stale
+    database: str  # epoch, generation, system identifier, database OID, timeline: equal
     wal_position: int  # never lower than the cache has seen, or stale
     history: int  # the schema's sequences summed: the same
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Identity:
         """From a row of `cache_identity()`."""
-        return cls(f"{row['epoch']}:{row['system_identifier']}:{row['database_oid']}:"
-                   f"{row['timeline']}", int(row["wal_position"]), int(row["history"]))
+        return cls(f"{row['epoch']}:{row['generation']}:{row['system_identifier']}:"
+                   f"{row['database_oid']}:{row['timeline']}", int(row["wal_position"]),
+                   int(row["history"]))
 
 
 
@@ -565,8 +566,9 @@ def _is_version(key: bytes) -> bool:
 
 
 def _database_of(marker: str) -> list[str]:
-    """A marker's system identifier, database OID and timeline (epoch and run id aside)."""
-    return marker.split(":")[1:4]
+    """What a marker says of the data itself: generation, system identifier, database OID
+    and timeline (the epoch and the run id aside)."""
+    return marker.split(":")[1:5]
 
 
 def _release(lock: Any) -> None:
