@@ -105,15 +105,16 @@ def _quiet(_message: str) -> None:
 class Identity:
     """The database a cache holds copies of (PostgreSQL's `cache_identity()`)."""
 
-    database: str  # epoch, system identifier, database OID, timeline: equal or stale
+    database: str  # epoch, generation, system identifier, database OID, timeline: equal
     wal_position: int  # never lower than the cache has seen, or stale
     history: int  # the schema's sequences summed: the same
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Identity:
         """From a row of `cache_identity()`."""
-        return cls(f"{row['epoch']}:{row['system_identifier']}:{row['database_oid']}:"
-                   f"{row['timeline']}", int(row["wal_position"]), int(row["history"]))
+        return cls(f"{row['epoch']}:{row['generation']}:{row['system_identifier']}:"
+                   f"{row['database_oid']}:{row['timeline']}", int(row["wal_position"]),
+                   int(row["history"]))
 
 
 
@@ -224,16 +225,37 @@ class Cache:
         assert self._identity is not None
         try:
             identity = self._identity()
-            markers = self._markers(identity.database)
-            stale = any(self.client.get(marker) != expected.encode() for marker, expected in markers)
-            stale = not self._history_holds(identity) or stale
-            if stale and not self._reset(dict(markers), identity)[0]:
+            state, markers = self._state(identity)
+            if state == "coherent":
+                self._history_holds(identity)  # raise the history seen
+            elif not self._reset(dict(markers), identity, keep_versions=state == "restarted")[0]:
                 # another process is cleaning: read PostgreSQL meanwhile, but keep writing
                 # through (version-checked) so no write of ours leaves a stale balance
                 self._reads_off = True
         except (redis.RedisError, OSError) as exc:
             self._degrade(exc, writing=False)
         return self.client is not None
+
+    def _state(self, identity: Identity) -> tuple[str, list[tuple[str, str]]]:
+        """How the cache stands to the database now (read-only), and the markers it should
+        have: `coherent`; `empty` (no marker yet); `restarted` (the epoch or a primary's
+        run id changed: Redis lost or missed writes, the card versions still hold); or
+        `replaced` (the database changed or went back in time: versions may restart lower,
+        so they go too)."""
+        markers = self._markers(identity.database)
+        found = [self.client.get(marker) for marker, _ in markers]
+        if all(value is None for value in found):
+            return "empty", markers
+        wal, history = self.client.hmget(f"{self.prefix}history", "wal", "history")
+        went_back = ((wal is not None and int(wal) > identity.wal_position)
+                     or (history is not None and int(history) > identity.history))
+        if went_back or any(value is None or _database_of(value.decode()) != _database_of(expected)
+                            for value, (_, expected) in zip(found, markers, strict=True)):
+            return "replaced", markers
+        if any(value != expected.encode() for value, (_, expected) in zip(found, markers,
+                                                                          strict=True)):
+            return "restarted", markers
+        return "coherent", markers
 
     def _history_holds(self, identity: Identity) -> bool:
         """Whether the database's history is no shorter than the cache has seen (and if so,
@@ -242,20 +264,8 @@ class Cache:
                                            args=[identity.wal_position, identity.history]))
 
     def coherence(self, identity: Identity) -> str:
-        """`coherent` when the markers and history match the database now, `empty` when no
-        marker was written yet, else `stale` (read-only, for `health`: a process that uses
-        the cache empties the prefix in the last two cases)."""
-        markers = self._markers(identity.database)
-        found = [self.client.get(marker) for marker, _ in markers]
-        if all(value is None for value in found):
-            return "empty"
-        if any(value != expected.encode() for value, (_, expected) in zip(found, markers,
-                                                                          strict=True)):
-            return "stale"
-        wal, history = self.client.hmget(f"{self.prefix}history", "wal", "history")
-        went_back = ((wal is not None and int(wal) > identity.wal_position)
-                     or (history is not None and int(history) > identity.history))
-        return "stale" if went_back else "coherent"
+        """`_state` for `health` (a process that uses the cache repairs any but `coherent`)."""
+        return self._state(identity)[0]
 
     def record_history(self, identity: Identity) -> None:
         """As a process that wrote finishes: the history its writes reached, as seen."""
@@ -280,14 +290,16 @@ class Cache:
                 return key
         raise AssertionError(f"no key of {self.prefix!r} maps to {node}")
 
-    def _reset(self, markers: dict[str, str], identity: Identity) -> tuple[bool, int]:
-        """Delete the prefix's keys and write fresh markers and history, unless another
-        process holds the reset lock. Returns (done, keys deleted)."""
+    def _reset(self, markers: dict[str, str], identity: Identity,
+               keep_versions: bool) -> tuple[bool, int]:
+        """Delete the prefix's keys (but the card versions, with `keep_versions`) and write
+        fresh markers and history, unless another process holds the reset lock. Returns
+        (done, keys deleted)."""
         lock = self.client.lock(f"{self.prefix}reset-lock", timeout=60, blocking=False)
         if not lock.acquire(blocking=False):
             return False, 0
         try:
-            deleted = self._delete_prefix()
+            deleted = self._delete_prefix(_is_version if keep_versions else None)
             for marker, value in markers.items():
                 self.client.set(marker, value)
             self._history_holds(identity)
@@ -490,16 +502,25 @@ class Cache:
             merged[key] = sum(int(info.get(key, 0)) for info in infos)
         return merged
 
-    def flush(self) -> int:
-        """Delete only this prefix's keys (SCAN + UNLINK); returns how many."""
+    def flush(self, everything: bool = False) -> int:
+        """Delete only this prefix's keys (SCAN + UNLINK); returns how many. The card
+        versions and the coherence markers stay unless `everything`: they hold no data, and
+        a version deleted under a write-through still under way would let it put an older
+        balance back."""
         if self.client is None:
             return 0
-        return self._delete_prefix()
+        return self._delete_prefix(None if everything else self._is_bookkeeping)
 
-    def _delete_prefix(self) -> int:
+    def _is_bookkeeping(self, key: bytes) -> bool:
+        name = key[len(self.prefix.encode()):]
+        return _is_version(key) or name in (b"epoch", b"history") or name.startswith(b"{epoch:")
+
+    def _delete_prefix(self, keep: Callable[[bytes], bool] | None = None) -> int:
         deleted = 0
         batch: list[bytes] = []
         for key in self.scan_keys():
+            if keep is not None and keep(key):
+                continue
             batch.append(key)
             if len(batch) >= SCAN_BATCH:
                 deleted += self._unlink(batch)
@@ -538,6 +559,16 @@ def connect(url: str, cluster: bool = False) -> Any:
     return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), single_connection_client=True,
                                 maint_notifications_config=MaintNotificationsConfig(enabled=False),
                                 **options)
+
+
+def _is_version(key: bytes) -> bool:
+    return key.endswith(b":ver")
+
+
+def _database_of(marker: str) -> list[str]:
+    """What a marker says of the data itself: generation, system identifier, database OID
+    and timeline (the epoch and the run id aside)."""
+    return marker.split(":")[1:5]
 
 
 def _release(lock: Any) -> None:

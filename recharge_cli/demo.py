@@ -86,7 +86,7 @@ def load(conn: psycopg.Connection[Any], *, scale: float = 1.0, seed: int = 42,
         elif not is_empty(conn):
             raise Rejected("the database already holds data: `recharge db seed --replace --yes` "
                            "replaces it (or seed an empty database)")
-        db.call(conn, "public.cache_epoch_bump")  # cached copies of what was here are stale
+        db.call(conn, "public.cache_data_replaced")  # cached copies of what was here are stale
         catalog = db.call_one(conn, "public.seed_catalog", (Decimal(str(scale)), seed, end))
         assert catalog is not None
         users, cards = int(catalog["users"]), int(catalog["cards"])

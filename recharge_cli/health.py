@@ -224,7 +224,9 @@ def _cache_coherence(cache: Cache, identity: Identity | None) -> Check:
     state = cache.coherence(identity)
     detail = {"coherent": "coherent with this database",
               "empty": "nothing cached yet under this prefix",
-              "stale": "holds copies of another state of the database (a restore, a reseed, a "
-                       "failed write-through): the next command empties the prefix before it "
-                       "serves a balance"}[state]
+              "restarted": "Redis restarted or missed a write-through: the next command "
+                           "empties the prefix before it serves a balance",
+              "replaced": "holds copies of another state of the database (a restore, a "
+                          "reseed, a recreated database): the next command empties the prefix "
+                          "before it serves a balance"}[state]
     return Check("cache", True, detail, {"state": state})

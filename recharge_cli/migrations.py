@@ -108,7 +108,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             done.append(item.migration.name)
         if done:  # a migration may rewrite what the cache holds copies of
             with conn.transaction():
-                conn.execute("SELECT public.cache_epoch_bump()")
+                conn.execute("SELECT public.cache_data_replaced()")
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return done

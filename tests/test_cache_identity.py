@@ -108,8 +108,9 @@ def _agrees(env: dict[str, str], dsn: str, stale: dict[int, int]) -> None:
         assert {card: _balance(env, card)["balance"] for card in cards} == expected
     after = _recharge(env, cards[0], 700)
     assert after == expected[cards[0]] + 700
-    read = _balance(env, cards[0])
+    read = _balance(env, cards[0])  # written through: the version guard let it in
     assert read["balance"] == after == _db_balances(dsn, cards)[cards[0]], read
+    assert read["source"] == "cache", read
 
 
 def test_reseeded_database_is_never_served_from_the_old_cache(home: Path, tmp_path: Path) -> None:
@@ -131,6 +132,9 @@ def test_reseeded_database_is_never_served_from_the_old_cache(home: Path, tmp_pa
         _agrees(env, dsn, stale)
         fresh = json.loads(cli(env, "stats", "revenue").stdout)
         assert fresh["source"] == "db" and fresh["recharged"] != revenue["recharged"]
+        with db.connect(dsn) as conn:
+            assert fresh["recharged"] == conn.execute(
+                "SELECT sum(amount) AS s FROM recharges").fetchone()["s"]
     finally:
         _drop(home, name)
 
@@ -242,3 +246,27 @@ def test_failover_to_a_standby_that_missed_the_last_writes(tmp_path: Path) -> No
         _agrees({**env, "RECHARGE_DSN": standby}, standby, stale)
     finally:
         local.purge(folder)
+
+
+def test_versions_stay_when_only_the_epoch_moved_and_go_when_the_data_was_replaced(
+        home: Path, tmp_path: Path) -> None:
+    """A failed write-through raises the epoch: the prefix is emptied but the card versions
+    stay (still true, they refuse late older writes). A seed or migration replaces the
+    data (its generation): the versions go too, since the new data's may restart lower."""
+    name = f"ident_{uuid.uuid4().hex[:8]}"
+    dsn = _create(home, name)
+    prefix = f"recharge:test:{name}:"
+    env = _env(home, dsn, prefix, tmp_path)
+    cache = Cache.from_url(local.redis_url_for(local.layout(home)), prefix)
+    try:
+        _warm(env, 1000)
+        version = cache.card_key(1, "ver")
+        for function, kept in (("cache_epoch_bump", True), ("cache_data_replaced", False)):
+            with db.connect(dsn) as conn:
+                db.call(conn, f"public.{function}")
+            assert cache.get(cache.card_key(1, "balance")) is not None
+            assert _balance(env, 1)["source"] == "db"  # the prefix was emptied first
+            assert (cache.client.get(version) is not None) is kept, function
+    finally:
+        cache.close()
+        _drop(home, name)

@@ -251,3 +251,34 @@ def test_a_cluster_setting_against_a_plain_redis_degrades_like_a_redis_outage(
     monkeypatch.delenv("RECHARGE_REDIS_CLUSTER")
     after = cli("balance", "--card", str(card)).json()  # the stale cached 0 is not served
     assert (after["balance"], after["source"]) == (1000, "db")
+
+
+def test_a_flush_cannot_let_a_late_write_through_put_an_older_balance_back(
+        database: Database, conn) -> None:
+    """Writer A commits, then stalls before its write-through; writer B commits after it and
+    writes through; `cache flush` runs; A's write-through arrives last. The flush keeps the
+    card's version, so A's older balance is refused (with the version deleted it would be
+    served until its TTL ran out)."""
+    card = new_card(conn, balance=1000)
+    late_cache, writer_cache = database.cache(), database.cache()
+    committed, flushed = threading.Event(), threading.Event()
+    original = late_cache.card_written
+
+    def stalled(*args: Any, **kwargs: Any) -> None:
+        committed.set()
+        assert flushed.wait(10)
+        original(*args, **kwargs)
+
+    late_cache.card_written = stalled  # type: ignore[method-assign]
+    late = threading.Thread(target=lambda: cards.recharge(database.connect(), late_cache,
+                                                          card, 2000))
+    late.start()
+    assert committed.wait(10)
+    with database.connect() as writer:
+        assert cards.recharge(writer, writer_cache, card, 4000)["balance"] == 7000
+    assert writer_cache.flush() >= 1
+    flushed.set()
+    late.join(10)
+    assert Cache.get(writer_cache, writer_cache.card_key(card, "balance")) is None
+    fresh = cards.balances(database.connect(), database.cache(), [card])[0]
+    assert fresh["balance"] == 7000

@@ -93,6 +93,9 @@ def test_flush_deletes_only_the_prefix(cli, cli_env: Database) -> None:
     flushed = cli("cache", "flush").json()
     assert flushed["deleted"] >= 1
     assert client.get(foreign) == b"keep me"
+    left = [key.decode() for key in client.scan_iter(match=cli_env.prefix + "*")]
+    assert all(key.endswith((":ver", "epoch", "history")) for key in left), left  # bookkeeping
+    assert cli("cache", "flush", "--all").json()["deleted"] == len(left)
     assert cli("cache", "stats").json()["keys"] == 0
     client.delete(foreign)
 

@@ -31,8 +31,13 @@ def cache_stats(ctx: typer.Context) -> None:
 
 
 @app.command("flush")
-def flush(ctx: typer.Context, lock: str | None = lock_option(), wait: float = WAIT_OPTION) -> None:
-    """Delete this prefix's keys only (SCAN + UNLINK, never FLUSHDB).
+def flush(ctx: typer.Context, lock: str | None = lock_option(), wait: float = WAIT_OPTION,
+          everything: bool = typer.Option(False, "--all", help="also the card versions and "
+                                          "coherence markers (only with no writes under way)")
+          ) -> None:
+    """Delete this prefix's cached values (SCAN + UNLINK, never FLUSHDB). The card versions
+    and coherence markers stay unless --all: they hold no data, and keep a write-through
+    still under way from putting an older balance back.
 
     \b
     Examples:
@@ -40,7 +45,7 @@ def flush(ctx: typer.Context, lock: str | None = lock_option(), wait: float = WA
     """
     rt, cache = _require_cache(ctx)
     with rt.locked(lock, wait):
-        rt.output.emit({"prefix": cache.prefix, "deleted": cache.flush()})
+        rt.output.emit({"prefix": cache.prefix, "deleted": cache.flush(everything)})
 
 
 @app.command("warm")

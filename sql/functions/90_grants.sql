@@ -12,7 +12,7 @@ GRANT EXECUTE ON FUNCTION
     stats_users_count(), stats_users_active(date, date), stats_users_latest(integer),
     report_top_stations(date, integer), report_recharge_points(date, integer),
     report_card_status(date), verify_ledger(), rollup_build(),
-    cache_identity(), cache_epoch_bump(), job_record(text, boolean, jsonb), health_jobs(),
+    cache_identity(), cache_epoch_bump(), cache_data_replaced(), job_record(text, boolean, jsonb), health_jobs(),
     user_add(text, text, text, text), card_issue(bigint, text, text),
     card_set_status(bigint, text, text, text, text), card_replace(bigint, text, text, text),
     recharge_reverse(bigint, bigint, text, text, text), card_show(bigint, integer),
