@@ -62,6 +62,18 @@ def change(today: float, mean: float) -> str:
     return f"{(today - mean) / mean:+.1%}" if mean else "n/a"
 
 
+def percent(share: float) -> str:
+    """A share as report.md shows it, in every table alike."""
+    return f"{share:.1%}"
+
+
+def verify_rows(report: Row) -> list[Row]:
+    """The verify table of report.md: each invariant clean or failed, with its count."""
+    return [{"invariant": r["invariant"], "description": r["description"],
+             "result": "clean" if r["holds"] else "failed", "violations": r["violations"]}
+            for r in report["verify"]]
+
+
 def write(out: Path, report: Row, plots: bool = True) -> list[Path]:
     """report.md, CSV files and PNG charts into `out`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -74,18 +86,19 @@ def write(out: Path, report: Row, plots: bool = True) -> list[Path]:
 
 def markdown(report: Row, plots: bool) -> list[str]:
     day, mean = report["day"], report["previous_mean"]
-    ok = report["violations"] == 0
+    failed = sum(not r["holds"] for r in report["verify"])
     table = markdown_table
 
     lines = [
         f"# Daily report {report['date']}", "",
         f"Days in {report['time_zone']}. Verify: "
-        + ("**all invariants hold**" if ok else f"**{report['violations']} violation(s)**"), "",
+        + (f"**clean** (all {len(report['verify'])} invariants hold)" if not failed else
+           f"**failed**: {report['violations']:,} violation(s) of {failed} invariant(s)"), "",
         "| | the day | mean of previous 7 days | change |", "|---|---:|---:|---:|",
         *(f"| {label} | {day[k]:,} | {mean[k]:,.0f} | {change(day[k], mean[k])} |"
           for label, k in (("recharged (pesos)", "recharged"), ("fares (pesos)", "fares"),
                            ("trip legs", "legs"), ("journeys", "journeys"))),
-        f"| transfer share | {day['transfer_share']:.1%} | | |", "",
+        f"| transfer share | {percent(day['transfer_share'])} | | |", "",
     ]
     if plots:
         lines += ["![Revenue and trips, last 8 days](days.png)", ""]
@@ -96,8 +109,9 @@ def markdown(report: Row, plots: bool) -> list[str]:
               "## Recharge points", "", table(report["points"]), "",
               "## Cards by status (now, and changes to each status during the day)", "",
               table(report["cards_by_status"]), "",
-              "## Verify", "", table(report["verify"]), "",
-              "## Last 8 days", "", table(report["days"])]
+              "## Verify", "", table(verify_rows(report)), "",
+              "## Last 8 days", "", table([{**d, "transfer_share": percent(d["transfer_share"])}
+                                           for d in report["days"]])]
     return lines
 
 

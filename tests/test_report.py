@@ -40,7 +40,7 @@ def test_daily_report_figures_equal_sql(cli, conn, tmp_path: Path) -> None:
     for png in ("days.png", "stations.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (out / "report.md").read_text()
-    assert f"# Daily report {DAY}" in text and "all invariants hold" in text and "](days.png)" in text
+    assert f"# Daily report {DAY}" in text and "**clean**" in text and "](days.png)" in text
     assert f"| trip legs | {trips['legs']:,} |" in text
 
 
@@ -51,7 +51,28 @@ def test_daily_report_exits_1_when_verify_fails(cli, conn, tmp_path: Path) -> No
     finally:
         conn.execute("UPDATE entity_counts SET users = users - 1")
     assert result.exit_code == 1 and "verify found 1 violation" in result.stderr
-    assert "**1 violation(s)**" in (tmp_path / "report.md").read_text()
+    text = (tmp_path / "report.md").read_text()
+    assert "**failed**: 1 violation(s) of 1 invariant(s)" in text
+    assert "| totals agree " in text and "| failed   |" in text
+
+
+def test_daily_report_md_reads_the_same_everywhere(cli, tmp_path: Path) -> None:
+    """verify as clean/failed (never True), the transfer share as one percentage in both
+    tables, and the day named once in the JSON."""
+    result = cli("report", "daily", "--date", DAY, "--out", str(tmp_path), "--no-plot")
+    body = result.json()
+    assert "day" not in body and body["date"] == DAY
+    text = (tmp_path / "report.md").read_text()
+    assert "True" not in text and "False" not in text
+    verify = text.split("## Verify")[1].split("##")[0]
+    assert verify.count("| clean ") == 9 and "| result " in verify
+    share = f"{body['transfer_share']:.1%}"
+    assert f"| transfer share | {share} |" in text
+    last_day = next(line for line in text.splitlines() if line.startswith(f"| {DAY} "))
+    assert last_day.rstrip(" |").endswith(share)
+    assert str(body["transfer_share"]) not in text  # no raw fraction anywhere
+    days = list(csv.DictReader((tmp_path / "days.csv").open()))
+    assert float(days[-1]["transfer_share"]) == body["transfer_share"]  # the CSV keeps numbers
 
 
 def test_daily_report_takes_its_lock_by_default(cli, conn, tmp_path: Path) -> None:

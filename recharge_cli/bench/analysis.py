@@ -8,7 +8,7 @@ from typing import Any
 
 from recharge_cli.bench import sampling
 from recharge_cli.bench.load import LoadRun
-from recharge_cli.bench.runner import BASELINES, SERIES_KINDS, TARGETS, Samples
+from recharge_cli.bench.runner import BASELINES, KINDS, SERIES_KINDS, TARGETS, Samples
 
 # The performance budgets (README) that one bench run checks side by side:
 # (budget, measured series, baseline series, limit, applies with Redis Cluster?).
@@ -20,6 +20,8 @@ BUDGETS = [
     ("balance from PostgreSQL p50 ≤ 1.3 × raw prepared point query p50", "balance/db",
      "baseline/pg_point_query", 1.3, None),
 ]
+BUDGET_SAMPLES = 400  # trials per series a budget's verdict needs (README "Performance budgets")
+PASS, FAIL, TOO_FEW = "pass", "fail", "not enough samples"  # a budget's status
 
 
 @dataclass
@@ -33,7 +35,13 @@ class Analysis:
 
     @property
     def budgets_pass(self) -> bool:
-        return all(b["pass"] for b in self.budgets)
+        """No budget failed (one measured from too few samples has no verdict)."""
+        return all(b["status"] != FAIL for b in self.budgets)
+
+
+def budget_verdict(budget: dict[str, Any]) -> str:
+    """How a budget's status reads in the summary and report.md."""
+    return {PASS: "pass", FAIL: "FAIL", TOO_FEW: "not enough samples"}[budget["status"]]
 
 
 def latency_percentiles(run: LoadRun) -> dict[str, float]:
@@ -95,7 +103,10 @@ def budgets(summary: dict[str, dict[str, Any]], cluster: bool) -> list[dict[str,
                 or baseline not in summary:
             continue
         ratio = summary[measured]["p50_us"] / summary[baseline]["p50_us"]
-        checked.append({"budget": text, "ratio": ratio, "limit": limit, "pass": ratio <= limit})
+        samples = min(summary[measured]["n"], summary[baseline]["n"])
+        status = TOO_FEW if samples < BUDGET_SAMPLES else PASS if ratio <= limit else FAIL
+        checked.append({"budget": text, "ratio": ratio, "limit": limit, "status": status,
+                        "samples": samples, "samples_needed": BUDGET_SAMPLES})
     return checked
 
 
@@ -106,7 +117,8 @@ def analyse(samples: Samples, loads: list[LoadRun], targets: list[str], seed: in
         for series, values in samples.values.items():
             summary[series]["slower_than_slo"] = share_slower(values, slo_ms)
     speedups = {}
-    for target in (t for t in targets if t in TARGETS):
+    for target in (t for t in targets if t in TARGETS and all(
+            f"{t}/{kind}" in samples.values for kind in KINDS)):  # partial runs
         hit = samples.values[f"{target}/hit"]
         speedups[target] = {
             "miss_over_hit": sampling.speedup(samples.values[f"{target}/miss"], hit, seed),

@@ -37,6 +37,7 @@ def per_second_rows(result: RunResult) -> list[dict[str, Any]]:
 def results_json(out: Path, result: RunResult) -> list[Path]:
     a = result.analysis
     return [write_json(out / "results.json", {
+        "partial": result.partial, "progress": result.progress(),
         "environment": result.environment, "started": result.started.isoformat(),
         "summary": a.summary, "speedups": a.speedups, "budgets": a.budgets, "loads": [
             {**row, "histogram": run.recording.latency.encode().decode()}
@@ -73,9 +74,9 @@ def figures(out: Path, result: RunResult) -> list[Path]:
     written = [save_figure(plots.ecdf(result), out / "ecdf.png"),
                save_figure(plots.box(result), out / "box.png"),
                save_figure(plots.timeline(result), out / "timeline.png")]
-    if result.spec.rates:
-        written += [save_figure(plots.curve(result, target), out / f"curve-{target}.png")
-                    for target in result.spec.targets]
+    swept = dict.fromkeys(run.target for run in result.loads if run.offered)  # in run order
+    written += [save_figure(plots.curve(result, target), out / f"curve-{target}.png")
+                for target in swept]
     if result.loads:
         written.append(save_figure(plots.timeseries(result), out / "timeseries.png"))
     return written
@@ -115,6 +116,15 @@ def _load_sections(a: analysis.Analysis) -> list[str]:
     return lines
 
 
+def _partial_note(result: RunResult) -> list[str]:
+    if not result.partial:
+        return []
+    return [f"**Partial run: interrupted** after {result.progress_text()}. Everything below "
+            "is from what was measured before the interrupt (a load run under way was "
+            "discarded); the write check was not made, and no figures were drawn (so that the "
+            "interrupt returns at once).", ""]
+
+
 def report_md(result: RunResult, images: list[Path]) -> list[str]:
     a, env, spec = result.analysis, result.environment, result.spec
     lines = [
@@ -124,6 +134,7 @@ def report_md(result: RunResult, images: list[Path]) -> list[str]:
         f"connection per series. PostgreSQL {env['postgresql']}, {env['redis_server_kind']} "
         f"{env['redis_server']}, Python {env['python']}, {env['cpu_count']} CPUs; "
         f"{env['row_counts']['cards']:,} cards, {env['row_counts']['trips']:,} trip legs.", "",
+        *_partial_note(result),
         "**Kinds:** `miss` = key deleted before the trial (outside the timed region), then the "
         "cached read path (GET nil → stored function → SET); `hit` = the cached read path with "
         "the key present; `db` = the stored function alone, no Redis.", ""]
@@ -135,8 +146,12 @@ def report_md(result: RunResult, images: list[Path]) -> list[str]:
                                "db / hit": _ratio(s["db_over_hit"])}
                               for t, s in a.speedups.items()]), "",
               "## Budgets", "",
+              f"A verdict needs {analysis.BUDGET_SAMPLES:,} samples per series "
+              f"(`--iterations {analysis.BUDGET_SAMPLES}`); from fewer it is *not enough samples*, "
+              "which `--check-budgets` does not count as a failure.", "",
               markdown_table([{"budget": b["budget"], "measured ratio": f"{b['ratio']:.2f}",
-                               "limit": b["limit"], "result": "pass" if b["pass"] else "FAIL"}
+                               "limit": b["limit"], "samples": b["samples"],
+                               "result": analysis.budget_verdict(b)}
                               for b in a.budgets]), "",
               "## Latency, one request at a time (µs)", "",
               markdown_table([{k: (round(v, 1) if isinstance(v, float) else v)

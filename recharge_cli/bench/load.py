@@ -20,9 +20,11 @@ into one small histogram each, for the time series of throughput and p99.
 from __future__ import annotations
 
 import random
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
@@ -226,8 +228,28 @@ def run(jobs: list[Job], pool: ProcessPoolExecutor) -> Recording:
     return merged
 
 
-def pool(processes: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(processes, mp_context=get_context("spawn"))
+def _ignore_interrupts() -> None:
+    """In a new load process: Ctrl-C is the parent's to handle (it stops the processes)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def pool(processes: int) -> Iterator[ProcessPoolExecutor]:
+    """The load processes; on an error or an interrupt they are stopped at once, not waited
+    for (a run under way would otherwise finish its seconds first)."""
+    executor = ProcessPoolExecutor(processes, mp_context=get_context("spawn"),
+                                   initializer=_ignore_interrupts)
+    try:
+        yield executor
+    except BaseException:
+        workers = list((executor._processes or {}).values())  # no public way before 3.14
+        for worker in workers:
+            worker.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.join(1.0)
+        raise
+    executor.shutdown()
 
 
 def _ready(seconds: float) -> None:

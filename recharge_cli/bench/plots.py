@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from recharge_cli.bench.session import RunResult
 
 COLORS = {"hit": "#2a9d8f", "miss": "#e76f51", "db": "#264653", "write": "#8a5a9e"}
+BASELINE_COLOR = "#cccccc"
 BASELINE_STYLES = {"baseline/redis_get": ":", "baseline/pg_point_query": "--"}
 
 
@@ -60,7 +61,7 @@ def ecdf(result: RunResult) -> Any:
             data = np.sort(us[f"{target}/{kind}"])
             ax.step(data, np.arange(1, data.size + 1) / data.size, where="post", label=kind,
                     color=COLORS[kind])
-        for base, style in BASELINE_STYLES.items():
+        for base, style in ((b, s) for b, s in BASELINE_STYLES.items() if b in us):
             ax.axvline(np.median(us[base]), color="grey", linestyle=style, linewidth=1,
                        label=f"{base.split('/')[1]} p50")
         ax.set_xscale("log")
@@ -88,7 +89,7 @@ def box(result: RunResult) -> Any:
                        flierprops={"markersize": 2, "alpha": 0.4},
                        medianprops={"color": "black", "linewidth": 2})
     for patch, name in zip(parts["boxes"], series, strict=True):
-        patch.set_facecolor(COLORS.get(name.split("/")[1], "#cccccc"))
+        patch.set_facecolor(COLORS.get(name.split("/")[1], BASELINE_COLOR))
         patch.set_alpha(0.55)
     ax.set_xticks(range(1, len(series) + 1), series, rotation=60, ha="right", fontsize=8)
     ax.set_yscale("log")
@@ -96,8 +97,12 @@ def box(result: RunResult) -> Any:
     ax.set_title(f"Latency per target and kind, {result.spec.iterations} trials each (box p25–p75, "
                  f"black line the median, whiskers 1.5 IQR)\n{_what_ran(result)}", fontsize=9)
     ax.grid(alpha=0.3, axis="y", which="both")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.55) for c in COLORS.values()]
-    ax.legend(handles, COLORS.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    drawn = {name.split("/")[1]: COLORS[name.split("/")[1]] for name in series
+             if not name.startswith("baseline/")}
+    if any(name.startswith("baseline/") for name in series):
+        drawn["baselines"] = BASELINE_COLOR
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.55) for c in drawn.values()]
+    ax.legend(handles, drawn.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 
@@ -126,70 +131,99 @@ def timeline(result: RunResult) -> Any:
 
 
 def curve(result: RunResult, target: str) -> Any:
-    """Throughput–latency of one target's open-loop sweep: p50 (solid) and p99 (dashed)
-    against achieved operations/s, one colour per kind, the saturation point marked."""
+    """Throughput–latency of one target's open-loop sweep against the offered rate (so the
+    curve never folds back): above, p50 (solid) and p99 (dashed); below, the operations/s
+    achieved, on the diagonal while the path keeps up. One colour per kind; runs that did
+    not keep up (past saturation) are hollow, and the offered rates are the x ticks."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, (latency, served) = plt.subplots(2, 1, figsize=(9, 7), sharex=True,
+                                          gridspec_kw={"height_ratios": (3, 2)})
     rows = [r for r in result.analysis.loads if r["target"] == target and r["mode"] == "open"]
     for kind in SERIES_KINDS:
         points = sorted((r for r in rows if r["kind"] == kind and r.get("p50_us")),
                         key=lambda r: r["offered_per_second"])
         if not points:
             continue
-        xs = [r["achieved_per_second"] for r in points]
-        ax.plot(xs, [r["p50_us"] for r in points], "o-", color=COLORS[kind], label=f"{kind} p50")
-        ax.plot(xs, [r["p99_us"] for r in points], "s--", color=COLORS[kind], alpha=0.8,
-                label=f"{kind} p99")
-        sat = next(s for s in result.analysis.saturation
-                   if (s["target"], s["kind"]) == (target, kind))
-        if sat["saturated"]:
-            ax.axvline(sat["ops_per_second"], color=COLORS[kind], linestyle=":", linewidth=1.2,
-                       label=f"{kind} saturates ≈ {sat['ops_per_second']:,.0f}/s")
-        else:
-            ax.plot([], [], " ", label=f"{kind} kept up to {sat['ops_per_second']:,.0f}/s")
-    ax.set_yscale("log")
-    achieved = [r["achieved_per_second"] for r in rows if r["achieved_per_second"]]
-    if achieved and max(achieved) > 10 * min(achieved):
-        ax.set_xscale("log")
-        ticks = sorted({r["offered_per_second"] for r in rows})  # the offered rates
-        ax.set_xticks(ticks, [f"{t:,.0f}" for t in ticks])
-        ax.xaxis.set_minor_formatter("")
-    ax.set_xlabel("achieved throughput (operations/s" + (", log)" if ax.get_xscale() == "log"
-                                                        else ")"))
-    ax.set_ylabel("latency from intended start (µs, log)")
+        color, xs = COLORS[kind], [r["offered_per_second"] for r in points]
+        for axis, ys, style, label in ((latency, [r["p50_us"] for r in points], "o-", "p50"),
+                                       (latency, [r["p99_us"] for r in points], "s--", "p99"),
+                                       (served, [r["achieved_per_second"] for r in points], "o-",
+                                        "achieved")):
+            axis.plot(xs, ys, style, color=color, label=f"{kind} {label}")
+            past = [(x, y) for x, y, r in zip(xs, ys, points, strict=True) if not r["kept_up"]]
+            if past:
+                axis.plot(*zip(*past, strict=True), style[0], markersize=11, color=color,
+                          markerfacecolor="white", markeredgewidth=1.5, zorder=3)
+    offered = sorted({r["offered_per_second"] for r in rows})
+    served.plot(offered, offered, color="grey", linewidth=1, linestyle=":",
+                label="offered (kept up)")
+    if any(not r["kept_up"] for r in rows):
+        served.plot([], [], "o", color="grey", markerfacecolor="white", markersize=9,
+                    label="past saturation (not kept up)")
+    if offered and offered[-1] > 10 * offered[0]:
+        served.set_xscale("log")
+        served.set_yscale("log")
+    for axis in (served.xaxis, served.yaxis):  # achieved ≤ offered: the rates serve as both
+        axis.set_ticks(offered, [f"{t:,.0f}" for t in offered], fontsize=9)
+        axis.set_minor_formatter("")
+    latency.set_yscale("log")
+    latency.set_ylabel("latency from intended start\n(µs, log)")
+    served.set_ylabel("achieved operations/s")
+    served.set_xlabel("offered load (operations/s" + (", log)" if served.get_xscale() == "log"
+                                                     else ")"))
+    for axis in (latency, served):
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     spec = result.spec
-    ax.set_title(f"{target}: throughput–latency, open loop, {spec.processes} processes, "
-                 f"{spec.duration:g} s per rate\n{_what_ran(result)}", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    latency.set_title(f"{target}: throughput–latency, open loop, {spec.processes} processes, "
+                      f"{spec.duration:g} s per rate\n{_what_ran(result)}", fontsize=10)
     fig.tight_layout()
     return fig
 
 
+def _rate(rate: float | None) -> str:
+    """A short label of an offered rate (1k = 1,000 operations/s), or "closed" (loop)."""
+    if rate is None:
+        return "closed"
+    return f"{rate / 1000:.3g}k" if rate >= 1000 else f"{rate:.3g}"
+
+
 def timeseries(result: RunResult) -> Any:
-    """Per second of every load run, one after the other: throughput and p99."""
+    """Per second of every load run, one after the other: throughput and p99. Each run is
+    labelled below by its offered rate (or "closed"), each target above its runs."""
     plt = pyplot()
-    fig, (ops, p99) = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
-    offset, ticks = 0, []
+    width = max(11.0, 0.4 * len(result.loads))  # room for every run's label at 9 pt
+    fig, (ops, p99) = plt.subplots(2, 1, figsize=(width, 6.5), sharex=True)
+    offset, ticks, groups = 0, [], []
     for run in result.loads:
         series = run.per_second()
         xs = [offset + second for second, _, _ in series]
         color = COLORS[run.kind]
         ops.plot(xs, [n for _, n, _ in series], color=color, marker=".", label=run.kind)
         p99.plot(xs, [p for _, _, p in series], color=color, marker=".", label=run.kind)
-        ticks.append((offset, f"{run.target}/{run.kind}"
-                      + (f" @{run.offered:,.0f}/s" if run.offered else "")))
-        offset += max((second for second, _, _ in series), default=0) + 2
+        end = offset + max((second for second, _, _ in series), default=0)
+        ticks.append(((offset + end) / 2, _rate(run.offered)))
+        if groups and groups[-1][0] == run.target:
+            groups[-1][2] = end
+        else:
+            groups.append([run.target, offset, end])
+        for ax in (ops, p99):
+            ax.axvline(offset - 1, color="grey", linewidth=0.5)
+        offset = end + 2
+    for target, start, end in groups:
+        ops.axvline(start - 1, color="black", linewidth=1)
+        ops.annotate(target, ((start + end) / 2, 1.0), xycoords=("data", "axes fraction"),
+                     xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+                     fontsize=9)
     for ax in (ops, p99):
-        for x, _ in ticks:
-            ax.axvline(x - 1, color="grey", linewidth=0.5)
         ax.grid(alpha=0.3, which="both")
-    ops.set_ylabel("operations in the second")
-    p99.set_ylabel("p99 (µs, log)")
+        ax.tick_params(labelsize=9)
+    ops.set_ylabel("operations in the second", fontsize=9)
+    p99.set_ylabel("p99 (µs, log)", fontsize=9)
     p99.set_yscale("log")
-    p99.set_xticks([x for x, _ in ticks], [t for _, t in ticks], rotation=70, ha="right",
-                   fontsize=6)
-    p99.set_xlabel("load runs in the order they ran (each: its seconds)")
+    p99.set_xticks([x for x, _ in ticks], [t for _, t in ticks], fontsize=9)
+    p99.set_xlabel("load runs in the order they ran, each over its seconds: below, the offered "
+                   "operations/s (1k = 1,000) or closed loop; above, the target", fontsize=9)
     _legend_below(fig, [ops])
     fig.suptitle(f"Per-second throughput and p99 of every load run, {result.spec.processes} "
                  f"processes — {_what_ran(result)}", fontsize=10)

@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from recharge_cli import cards, db, stats
+from recharge_cli import cards, db, interrupts, stats
 from recharge_cli.cache import Cache
 
 KINDS = ("miss", "hit", "db")
@@ -229,9 +229,10 @@ def _action(conns: Connections, target: str, kind: str, card: int, scratch_card:
 
 
 def run(conns: Connections, targets: list[str], iterations: int, warmup: int, seed: int,
-        card_ids: list[int], scratch: list[int],
-        advance: Callable[[int], None] = lambda _n: None) -> Samples:
-    """Warm up (discarded), then run every trial once in a seeded random order."""
+        card_ids: list[int], scratch: list[int], samples: Samples,
+        advance: Callable[[int], None] = lambda _n: None) -> None:
+    """Warm up (discarded), then run every trial once in a seeded random order, into
+    `samples` (which keeps what was measured when an interrupt ends the run early)."""
     rng = random.Random(seed)
     trials = [pair for t in targets for pair in kinds_of(t)]
     trials += [("baseline", b) for b in BASELINES]
@@ -243,14 +244,16 @@ def run(conns: Connections, targets: list[str], iterations: int, warmup: int, se
                          scratch[i % len(scratch)] if scratch else 0, raw_key)
         start = time.perf_counter_ns()
         action()
-        return time.perf_counter_ns() - start
+        elapsed = time.perf_counter_ns() - start
+        if interrupts.pending():  # Ctrl-C held while a write finished: stop here
+            raise KeyboardInterrupt
+        return elapsed
 
     for target, kind in trials:  # warm-up: connections, prepared statements, plan caches
         for i in range(warmup):
             trial(target, kind, i)
     schedule = [(t, k, i) for t, k in trials for i in range(iterations)]
     rng.shuffle(schedule)
-    samples = Samples()
     gc.collect()
     gc.disable()
     try:
@@ -261,4 +264,3 @@ def run(conns: Connections, targets: list[str], iterations: int, warmup: int, se
     finally:
         gc.enable()
     conns.caches["baseline"].delete(raw_key)
-    return samples

@@ -33,6 +33,12 @@ class RunSpec:
     def processes(self) -> int:
         return self.concurrency or (OPEN_LOOP_PROCESSES if self.rates else 0)
 
+    @property
+    def trials(self) -> int:
+        """Timed latency trials: every series of every target, and the baselines."""
+        return self.iterations * (sum(len(runner.kinds_of(t)) for t in self.targets)
+                                  + len(runner.BASELINES))
+
     def load_runs(self) -> list[tuple[str, str, float | None]]:
         """(target, kind, offered rate or None for a closed loop) of every load run."""
         if not self.processes:
@@ -51,6 +57,19 @@ class RunResult:
     analysis: analysis.Analysis
     environment: dict[str, Any]
     write_check: dict[str, Any] | None = None
+    partial: bool = False  # interrupted: what was measured before the interrupt
+
+    def progress(self) -> dict[str, int]:
+        """Trials and load runs done, and planned (they differ in a partial run)."""
+        return {"trials": len(self.samples.order), "trials_planned": self.spec.trials,
+                "load_runs": len(self.loads), "load_runs_planned": len(self.spec.load_runs())}
+
+    def progress_text(self) -> str:
+        """"523 of 1,300 timed trials, 2 of 8 load runs" (load runs only when planned)."""
+        done = self.progress()
+        return (f"{done['trials']:,} of {done['trials_planned']:,} timed trials" + (
+            f", {done['load_runs']} of {done['load_runs_planned']} load runs"
+            if done["load_runs_planned"] else ""))
 
 
 def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
@@ -72,17 +91,22 @@ def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
             * runner.WRITES_PER_CARD if plan else 0))
         output.message(f"the recharge target writes to {len(scratch.card_ids)} new scratch "
                        "card(s), retired (inactive) afterwards")
+    samples, partial = runner.Samples(), False
+    loads: list[load.LoadRun] = []
     try:
         card_ids = runner.sample_cards(conn, max(10, min(spec.iterations, 1000)), spec.seed)
-        total = spec.iterations * (sum(len(runner.kinds_of(t)) for t in spec.targets)
-                                   + len(runner.BASELINES))
-        with output.progress("Latency trials", total=total) as bar:
-            samples = runner.run(conns, spec.targets, spec.iterations, spec.warmup, spec.seed,
-                                 card_ids, scratch.card_ids, bar.advance)
-        loads = _load_runs(spec, plan, dsn, redis_url, prefix, card_ids, scratch.card_ids,
-                           output)
+        try:
+            with output.progress("Latency trials", total=spec.trials) as bar:
+                runner.run(conns, spec.targets, spec.iterations, spec.warmup, spec.seed,
+                           card_ids, scratch.card_ids, samples, bar.advance)
+            _load_runs(spec, plan, dsn, redis_url, prefix, card_ids, scratch.card_ids, loads,
+                       output)
+        except KeyboardInterrupt:
+            if not samples.values:
+                raise  # nothing measured: nothing to report
+            partial = True
         write_check = None
-        if scratch.card_ids:
+        if scratch.card_ids and not partial:  # an interrupted write's outcome is not counted
             writes = spec.iterations + spec.warmup + sum(
                 r.recording.operations for r in loads if r.target == runner.WRITE_TARGET)
             write_check = scratch.check(conn, writes)
@@ -91,7 +115,7 @@ def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
                                           spec.cluster, spec.slo_ms),
                          environment.probe(conn, conns.caches["baseline"],
                                            {**asdict(spec), "processes": spec.processes}),
-                         write_check)
+                         write_check, partial)
     finally:  # also on errors and interrupts: no scratch card is left active
         with contextlib.suppress(psycopg.Error):
             scratch.retire(conn)
@@ -101,15 +125,15 @@ def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
 
 def _load_runs(spec: RunSpec, plan: list[tuple[str, str, float | None]], dsn: str,
                redis_url: str, prefix: str, card_ids: list[int], scratch: list[int],
-               output: Output) -> list[load.LoadRun]:
+               runs: list[load.LoadRun], output: Output) -> None:
+    """Every load run of the plan, appended to `runs` as it ends."""
     if not plan:
-        return []
+        return
     mode = (f"open loop at {', '.join(f'{r:,.0f}' for r in spec.rates)} operations/s"
             if spec.rates else "closed loop")
     output.message(f"load: {len(plan)} run(s), {mode}, {spec.processes} processes × "
                    f"{spec.duration:g} s each …")
     base = {"dsn": dsn, "redis_url": redis_url, "prefix": prefix, "cluster": spec.cluster}
-    runs = []
     with load.pool(spec.processes) as pool, output.progress("Load runs", total=len(plan)) as bar:
         load.warm(pool, spec.processes)
         for n, (target, kind, rate) in enumerate(plan):
@@ -119,4 +143,3 @@ def _load_runs(spec: RunSpec, plan: list[tuple[str, str, float | None]], dsn: st
             runs.append(load.LoadRun(target, kind, spec.processes, spec.duration, rate,
                                      load.run(jobs, pool)))
             bar.advance(1)
-    return runs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,9 +74,22 @@ def bench(
     spec = session.RunSpec(target or list(runner.TARGETS), iterations, warmup, seed, concurrency,
                            duration, sorted({*parsers.rates(rates), *([rate] if rate else [])}),
                            slo_ms, rt.servers().redis_cluster)
-    out = writable_folder(out or _default_out(), "--out")
-    result = _run(rt, spec)
-    _show(rt, result, out, plots=not no_plot)
+    out = out or _default_out()
+    created = not out.exists()
+    writable_folder(out, "--out")
+    try:
+        result = _run(rt, spec)
+    except KeyboardInterrupt:
+        if created:
+            with contextlib.suppress(OSError):  # only while still empty
+                out.rmdir()
+                rt.output.error(f"interrupted before anything was measured: removed {out}/")
+        raise
+    _show(rt, result, out, plots=not (no_plot or result.partial))  # interrupted: return at once
+    if result.partial:
+        rt.output.error(f"interrupted: the report in {out}/ is partial "
+                        f"({result.progress_text()})")
+        raise typer.Exit(ExitStatus.INTERRUPTED)
     check = result.write_check
     if check and not check["ok"]:
         raise RechargeError(f"write check failed: scratch balances {check['balance']} != "
@@ -107,7 +121,7 @@ def _show(rt: Runtime, result: RunResult, out: Path, plots: bool) -> None:
     rt.output.message(f"report written to {out}/ ({len(files)} files: results.json, "
                       "summary.csv, report.md" + (", plots" if plots else "") + ")")
     if rt.output.resolved_format == "json":
-        rt.output.emit({"out": str(out), "rows": analysis.summary_rows(a),
+        rt.output.emit({"out": str(out), "partial": result.partial, "rows": analysis.summary_rows(a),
                         "speedups": a.speedups, "budgets": a.budgets, "loads": a.loads,
                         "saturation": a.saturation, "write_check": result.write_check,
                         "warnings": a.warnings})
@@ -123,8 +137,10 @@ def _show(rt: Runtime, result: RunResult, out: Path, plots: bool) -> None:
         state = "saturates at" if s["saturated"] else "served up to (not saturated)"
         rt.output.message(f"{s['target']}/{s['kind']} {state} ≈ {s['ops_per_second']:,.0f} ops/s")
     for b in a.budgets:
-        rt.output.message(f"{'pass' if b['pass'] else 'FAIL'}: {b['budget']} "
-                          f"(measured {b['ratio']:.2f})")
+        rt.output.message(f"{analysis.budget_verdict(b)}: {b['budget']} (measured "
+                          f"{b['ratio']:.2f} from {b['samples']:,} samples"
+                          + (f"; the budgets need {b['samples_needed']:,}, --iterations "
+                             f"{b['samples_needed']})" if b["status"] == analysis.TOO_FEW else ")"))
 
 
 @app.command("compare")

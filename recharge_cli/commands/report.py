@@ -44,7 +44,8 @@ def daily(
                        f"({report['time_zone']})")
     files = daily_report.write(out, report, plots=not no_plot)
     rt.output.message(f"report written to {out}/ ({', '.join(f.name for f in files)})")
-    rt.output.emit({"date": report["date"], "out": str(out), **report["day"],
+    day_figures = {k: v for k, v in report["day"].items() if k != "day"}  # the day is `date`
+    rt.output.emit({"date": report["date"], "out": str(out), **day_figures,
                     "verify_violations": report["violations"]})
     if report["violations"]:
         rt.output.error(f"verify found {report['violations']} violation(s); see {out}/report.md")
