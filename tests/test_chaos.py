@@ -100,7 +100,7 @@ def _inject(fault: str, rng: random.Random, home: Path, dsn: str, redis_server: 
     elif fault == "flush_cache":
         rt = Runtime(settings=resolve(dsn=dsn, redis_url=redis_server.url), output=Output(quiet=True))
         try:
-            rt.cache().flush()
+            rt.cache(check=False).flush()  # as `cache flush` does: PostgreSQL may be down
         finally:
             rt.close()
 
