@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from recharge_cli.locks import LOCK_CLASS
+from recharge_cli.verify import INVARIANTS
 from tests.conftest import new_card
 
 DAY = "2026-11-20"
@@ -65,7 +66,7 @@ def test_daily_report_md_reads_the_same_everywhere(cli, tmp_path: Path) -> None:
     text = (tmp_path / "report.md").read_text()
     assert "True" not in text and "False" not in text
     verify = text.split("## Verify")[1].split("##")[0]
-    assert verify.count("| clean ") == 9 and "| result " in verify
+    assert verify.count("| clean ") == len(INVARIANTS) and "| result " in verify
     share = f"{body['transfer_share']:.1%}"
     assert f"| transfer share | {share} |" in text
     last_day = next(line for line in text.splitlines() if line.startswith(f"| {DAY} "))
