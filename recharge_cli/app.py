@@ -35,7 +35,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "limits": ("lifecycle", "limits"), "audit": ("lifecycle", "audit"),
     "trips": ("trips", "app"), "stats": ("stats", "app"), "cache": ("cache", "app"),
     "db": ("database", "app"), "local": ("local", "app"), "report": ("report", "app"),
-    "bench": ("bench", "app"),
+    "bench": ("bench", "app"), "stations": ("reference", "stations"),
+    "routes": ("reference", "routes"), "points": ("reference", "points"),
+    "localities": ("reference", "localities"), "transfer-rules": ("reference", "transfer_rules"),
 }
 
 
