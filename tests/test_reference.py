@@ -37,6 +37,8 @@ def test_station_name_search_ignores_accents_and_case(cli) -> None:
             "Concejo de Bogotá", "Ciudad Universitaria - Lotería de Bogotá"]
     assert names(cli("stations", "list", "--name", "paraiso").json()) == ["Mirador del Paraíso"]
     assert cli("stations", "list", "--name", "no such station").json() == []
+    for literal in ("%", "_", "\\"):  # taken as they are, not as patterns
+        assert cli("stations", "list", "--name", literal).json() == []
 
 
 def test_station_filters_by_locality_name_or_id(cli, conn) -> None:
