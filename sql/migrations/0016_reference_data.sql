@@ -27,8 +27,8 @@ ALTER TABLE stations ADD COLUMN name_key text NOT NULL
     GENERATED ALWAYS AS (public.search_key(name)) STORED;
 
 -- The stations the demo data set loads under ids 1-153 (9 portals, 140 trunk stations, the
--- 4 TransMiCable stations), with the locality each stands in (for a station on a boundary,
--- the side its main access is on). Names as TransMilenio publishes them, taken from:
+-- 4 TransMiCable stations), with the locality each stands in (approximate for a station on
+-- the boundary of two). Names as TransMilenio publishes them, taken from:
 --   "Al menos 39 estaciones de Transmilenio permanecen cerradas este martes", La FM (2021)
 --     https://www.lafm.com.co/bogota/al-menos-39-estaciones-de-transmilenio-permanecen-cerradas-este-martes
 --   "Por bloqueos en Bogotá, dejan de operar portales Américas, Tunal, Usme y Suba", La FM
@@ -64,6 +64,33 @@ ALTER TABLE stations ADD COLUMN name_key text NOT NULL
 --   TransMiCable: "TransMiCable em Bogotá", ArchDaily (Tunal, Juan Pablo II, Manitas,
 --     Mirador del Paraíso)
 --     https://archdaily.com.br/br/925371/transmicable-em-bogota-uma-solucao-de-transporte-coletivo-e-espaco-publico
+--   Radio Santa Fe on the enlarged Toberín, Mazurén and Calle 146 stations
+--     https://radiosantafe.com/?p=372546
+--   Blu Radio on the Calle 187 and Terminal works (2026)
+--     https://www.bluradio.com/regiones/bogota/pronto-reabriran-carriles-en-la-autonorte-obras-de-transmilenio-tienen-un-avance-de-95-rg10
+--   Infobae on the closing of Virrey (2022; Calle 100, Calle 85, Calle 127) and of Pepe Sierra (2021)
+--     https://www.infobae.com/america/colombia/2022/03/05/transmilenio-estacion-virrey-cierra-desde-este-sabado-5-de-marzo/
+--     https://infobae.com/america/colombia/2021/10/25/cierre-de-la-estacion-pepe-sierra-y-otros-cambios-que-tendran-transmilenio-y-el-sitp-en-bogota
+--   Semana on the neighbourhoods of Barrios Unidos (2026; Polo, Escuela Militar, Carrera 47,
+--     Castellana, Héroes, San Martín, Rionegro, Suba - Calle 95)
+--     https://www.semana.com/nacion/bogota/articulo/esta-el-suyo-estos-son-los-barrios-de-bogota-con-mejor-acceso-a-transmilenio-y-vias-principales/202652/
+--   Cambio on the closing of Calle 72 (Flores, Calle 76, Polo)
+--     https://cambiocolombia.com/pais/cierran-estacion-transmilenio-calle-72-obras-dmetro-bogota
+--   El Espectador on the new routes from Portal Américas (2022; the Américas and Caracas stops)
+--     https://www.elespectador.com/bogota/pilas-nuevas-rutas-de-transmilenio-empiezan-a-operar-en-portal-americas/
+--   Portafolio via Tenemos Noticias on the Avenida El Dorado stations (Quinta Paredes,
+--     Gobernación, CAN, Salitre - El Greco, El Tiempo - Cámara de Comercio, Las Nieves)
+--     https://tenemosnoticias.com/internacionales/colombia/clasificadas-tenemosnoticias-com/movilidad-en-bogota-a-una-hora-de-empezar-la-ciclovia-nocturna-tm-reabre-estaciones-regiones-economia
+--   Noticias RCN on Suba - Av. Boyacá and Gratamira (2025); Blu Radio on Niza - Calle 127
+--     https://www.noticiasrcn.com/colombia/estacion-suba-av-boyaca-de-transmilenio-estara-cerrada-en-sentido-norte-sur-946385
+--     https://www.bluradio.com/regiones/bogota/transmilenio-estrena-2-rutas-que-unen-suba-con-chapinero-y-usaquen-estos-son-los-horarios-so35
+--   Radio Santa Fe on Distrito Grafiti and Puente Aranda (2025; Carrera 43, Pradera)
+--     https://www.radiosantafe.com/2025/10/10/estaciones-distrito-grafiti-y-puente-aranda-tendran-cierres-por-implosion-de-puentes-av-las-americas-con-calle-13-este-12-de-octubre/
+-- Not found in these pages, given as the stations are commonly named (to be checked against
+-- TransMilenio's own station list): Calle 161, Calle 142, Prado, Calle 106, Boyacá, Minuto de
+-- Dios, Granja - Carrera 77, Avenida Ciudad de Cali, Shaio, Humedal Córdoba, Suba - Calle 116,
+-- Corferias, Avenida Rojas, Normandía, Modelia, Museo del Oro, Bicentenario, Country Sur,
+-- Avenida 1 de Mayo, Santa Isabel, Comuneros, Paloquemao, Perdomo, Sevillana.
 -- `db seed` names its stations from this table; ids past 153 are zonal stops.
 CREATE TABLE station_names (
     station_id   integer PRIMARY KEY,
