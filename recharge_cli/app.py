@@ -36,6 +36,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trips": ("trips", "app"), "stats": ("stats", "app"), "cache": ("cache", "app"),
     "db": ("database", "app"), "local": ("local", "app"), "report": ("report", "app"),
     "bench": ("bench", "app"), "health": ("health", "health_command"),
+    "stations": ("reference", "stations"), "routes": ("reference", "routes"),
+    "points": ("reference", "points"), "localities": ("reference", "localities"),
+    "transfer-rules": ("reference", "transfer_rules"),
 }
 
 

@@ -36,7 +36,8 @@ class Statistic:
 
 
 STATISTICS = {
-    "revenue": Statistic("revenue", "public.stats_revenue", ("total", "day", "locality"), 60),
+    "revenue": Statistic("revenue", "public.stats_revenue",
+                         ("total", "day", "locality", "point", "channel"), 60),
     "trips": Statistic("trips", "public.stats_trips",
                        ("total", "day", "hour", "locality", "route"), 60),
     "users_count": Statistic("users_count", "public.stats_users_count", (), 300, dated=False),

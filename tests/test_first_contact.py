@@ -85,7 +85,7 @@ def test_metrics_file_for_cron(cli, conn, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("words", "expected"), [
-    ("recharge stats revenue --by ", ["total", "day", "locality"]),
+    ("recharge stats revenue --by ", ["total", "day", "locality", "point", "channel"]),
     ("recharge stats trips --by h", ["hour"]),
     ("recharge cards list --status b", ["blocked"]),
     ("recharge bench --target stats", ["stats_revenue"]),

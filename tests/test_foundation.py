@@ -65,7 +65,7 @@ def test_demo_data_shape(conn: psycopg.Connection[Any]) -> None:
                (SELECT avg((is_transfer)::int) FROM trips WHERE card_id <= 24000) AS transfer_share,
                (SELECT avg((status = 'active')::int) FROM cards WHERE card_id <= 24000) AS active
     """).fetchone()
-    assert counts["localities"] == 13
+    assert counts["localities"] == 21  # Bogotá's 20 and Soacha
     assert 7_500 <= counts["stations"] <= 7_900
     assert 540 <= counts["routes"] <= 580
     assert counts["fares"] == 7

@@ -44,14 +44,18 @@ def dated(date_from: str | None, date_to: str | None) -> dict[str, Any]:
 @app.command("revenue")
 def revenue(ctx: typer.Context, date_from: str | None = FROM, date_to: str | None = TO,
             by: str = choice("total", "--by", stats.STATISTICS["revenue"].groupings,
-                             "one total, or per day or locality"),
+                             "one total, or per day, locality, recharge point or channel"),
             fresh: bool = FRESH) -> None:
     """Money collected by recharges (recharged) and fares charged for trips (fares).
+
+    --by point and --by channel (station_kiosk, retail, online) settle the recharges per
+    recharge point and per network; fares are not collected there (empty).
 
     \b
     Examples:
       recharge stats revenue
       recharge stats revenue --from 2026-11-01 --to 2026-11-30 --by day --format csv
+      recharge stats revenue --by channel
     """
     show(runtime(ctx), "revenue", {**dated(date_from, date_to), "by": by}, fresh)
 

@@ -35,18 +35,10 @@ BEGIN
             USING ERRCODE = 'RC004';
     END IF;
     INSERT INTO public.stations (station_id, name, station_type, locality_id)
-    SELECT i,
-           CASE WHEN i <= 9 THEN 'Portal ' || i
-                WHEN i <= 149 THEN 'Estación troncal ' || i
-                WHEN i <= 153 THEN 'Estación cable ' || i
-                ELSE 'Paradero zonal ' || i END,
-           CASE WHEN i <= 9 THEN 'PORTAL'
-                WHEN i <= 149 THEN CASE WHEN i % 3 = 0 THEN 'TRONCAL_INTERMEDIA'
-                                        ELSE 'TRONCAL_SENCILLA' END
-                WHEN i <= 153 THEN 'CABLE'
-                ELSE 'ZONAL_PARADERO' END,
-           1 + public.seed_rand(p_seed, 1, i) % 13
-    FROM generate_series(1, 7700) AS i;
+    SELECT i, coalesce(n.name, 'Paradero zonal ' || i), coalesce(n.station_type, 'ZONAL_PARADERO'),
+           coalesce(n.locality_id, 1 + public.seed_rand(p_seed, 1, i) % 13)
+    FROM generate_series(1, 7700) AS i
+    LEFT JOIN public.station_names n ON n.station_id = i;  -- 1-153: published names (0016)
 
     INSERT INTO public.routes (route_id, code, route_type)
     SELECT i,
@@ -56,12 +48,16 @@ BEGIN
                 WHEN i <= 558 THEN 'ZONAL_UCE' ELSE 'CABLE' END
     FROM generate_series(1, 560) AS i;
 
-    INSERT INTO public.recharge_points (point_id, name, station_id, locality_id)
+    INSERT INTO public.recharge_points (point_id, name, station_id, locality_id, channel)
     SELECT i,
-           CASE WHEN i <= 153 THEN 'Taquilla estación ' || i ELSE 'Punto externo ' || i END,
+           CASE WHEN i <= 153 THEN 'Taquilla ' || n.name WHEN i <= 390 THEN 'Punto externo ' || i
+                ELSE 'Recarga en línea ' || i END,
            CASE WHEN i <= 153 THEN i END,
-           1 + public.seed_rand(p_seed, 2, i) % 13
-    FROM generate_series(1, 400) AS i;
+           CASE WHEN i <= 153 THEN n.locality_id
+                WHEN i <= 390 THEN 1 + public.seed_rand(p_seed, 2, i) % 13 END,
+           CASE WHEN i <= 153 THEN 'station_kiosk' WHEN i <= 390 THEN 'retail' ELSE 'online' END
+    FROM generate_series(1, 400) AS i
+    LEFT JOIN public.station_names n ON n.station_id = i;
 
     INSERT INTO public.users (user_id, document, full_name, email, registered_at)
     SELECT i, 'CC' || (10000000 + i),
@@ -415,9 +411,9 @@ BEGIN
     SELECT string_agg(format('public.%I', c.relname), ', ') INTO v_tables
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
-      AND c.relname NOT IN ('localities', 'fares', 'transfer_rules', 'transfer_windows',
-                            'limits', 'schema_migrations', 'entity_counts', 'rollup_state',
-                            'cache_state');
+      AND c.relname NOT IN ('localities', 'station_names', 'fares', 'transfer_rules',
+                            'transfer_windows', 'limits', 'schema_migrations', 'entity_counts',
+                            'rollup_state', 'cache_state');
     ALTER TABLE public.ledger DISABLE TRIGGER ledger_no_truncate;
     EXECUTE 'TRUNCATE ' || v_tables || ' RESTART IDENTITY';
     ALTER TABLE public.ledger ENABLE TRIGGER ledger_no_truncate;

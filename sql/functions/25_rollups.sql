@@ -47,12 +47,14 @@ LANGUAGE sql STABLE AS $$
       AND d.day::timestamptz < w.hi AND (d.day + 1)::timestamptz > w.lo
 $$;
 
-CREATE OR REPLACE FUNCTION revenue_rows(p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (day date, locality_id smallint, recharged bigint, recharges bigint)
+-- Recharges per day and recharge point (NULL: no point); a point's locality and channel
+-- follow from the point.
+DROP FUNCTION IF EXISTS revenue_rows(timestamptz, timestamptz);  -- (per locality before 0016)
+CREATE FUNCTION revenue_rows(p_lo timestamptz, p_hi timestamptz)
+RETURNS TABLE (day date, point_id integer, recharged bigint, recharges bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT rc.recharged_at::date, p.locality_id, sum(rc.amount)::bigint, count(*)
+    SELECT rc.recharged_at::date, rc.point_id, sum(rc.amount)::bigint, count(*)
     FROM public.recharges rc
-    LEFT JOIN public.recharge_points p ON p.point_id = rc.point_id
     WHERE rc.recharged_at >= p_lo AND rc.recharged_at < p_hi
     GROUP BY 1, 2
 $$;
@@ -173,7 +175,7 @@ BEGIN
     DELETE FROM public.daily_revenue WHERE day = ANY (v_days);
     DELETE FROM public.daily_trips WHERE day = ANY (v_days);
     DELETE FROM public.daily_riders WHERE day = ANY (v_days);
-    INSERT INTO public.daily_revenue
+    INSERT INTO public.daily_revenue (day, point_id, recharged, recharges)
     SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.revenue_rows(lower(g), upper(g)) r;
     INSERT INTO public.daily_trips (day, dimension, key, legs, journeys, transfers, fares)
     SELECT t.day, t.dimension, t.key, t.legs, t.journeys, t.transfers, t.fares
@@ -201,11 +203,11 @@ BEGIN
     RETURN QUERY
     WITH kept AS (SELECT d.day FROM public.rollup_dirty d),
     revenue AS (
-        SELECT coalesce(s.day, r.day) AS day, 'daily_revenue locality ' || coalesce(s.locality_id, r.locality_id) AS rollup,
+        SELECT coalesce(s.day, r.day) AS day, 'daily_revenue point ' || coalesce(s.point_id, r.point_id) AS rollup,
                (s.recharged, s.recharges)::text AS stored, (r.recharged, r.recharges)::text AS recomputed
         FROM public.daily_revenue s
         FULL JOIN public.revenue_rows('-infinity', v_until) r
-               ON r.day = s.day AND coalesce(r.locality_id, -1) = coalesce(s.locality_id, -1)
+               ON r.day = s.day AND coalesce(r.point_id, -1) = coalesce(s.point_id, -1)
         WHERE (s.recharged, s.recharges) IS DISTINCT FROM (r.recharged, r.recharges)
     ), trip_days AS (
         SELECT coalesce(s.day, r.day), 'daily_trips ' || coalesce(s.dimension, r.dimension) || ' ' || coalesce(s.key, r.key),

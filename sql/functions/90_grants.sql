@@ -18,5 +18,9 @@ GRANT EXECUTE ON FUNCTION
     recharge_reverse(bigint, bigint, text, text, text), card_show(bigint, integer),
     cards_list(text, bigint, integer, bigint), card_statement(bigint, date, date),
     fares_list(timestamptz), fare_set(text, bigint, timestamptz, text, text), limits_show(),
-    limits_set(bigint, bigint, bigint, bigint, text, text), audit_list(bigint, integer)
+    limits_set(bigint, bigint, bigint, bigint, text, text), audit_list(bigint, integer),
+    stations_list(text, text, text, integer, integer), station_show(integer),
+    routes_list(text, text, integer, integer), route_show(integer),
+    points_list(text, integer, integer), localities_list(), transfer_rules_show(),
+    transfer_rule_set(integer, integer, timestamptz, text, text)
 TO recharge_app;
