@@ -97,6 +97,10 @@ def show(conn: psycopg.Connection[Row], card_id: int, movements: int) -> Row:
     check_id(movements, "--movements", MAX_LIMIT)
     row = db.call_one(conn, "public.card_show", (card_id, movements))
     assert row is not None
+    # jsonb carries timestamps as text in the session's time zone: make them timestamps
+    # again, so that they are written as every other one
+    row["movements"] = [{**m, "created_at": dt.datetime.fromisoformat(m["created_at"])}
+                        for m in row["movements"]]
     return row
 
 
