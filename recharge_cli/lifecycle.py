@@ -17,6 +17,7 @@ from recharge_cli.jsonable import Row
 STATUS_ACTIONS = ("block", "unblock", "lost")
 STATUSES = ("active", "inactive", "blocked", "lost")
 MAX_LIMIT = 10_000
+MAX_LIMIT_PESOS = 2**62  # the largest recharge or balance limit accepted
 
 
 def operator(name: str | None) -> str:
@@ -148,8 +149,9 @@ def set_limits(conn: psycopg.Connection[Row], values: dict[str, int | None], who
         raise InvalidInput("give at least one of --min-recharge, --max-recharge, --max-balance, "
                            "--credit-allowance")
     for name, value in values.items():
-        if value is not None and not 0 <= value <= 2**62:
-            raise InvalidInput(f"--{name.replace('_', '-')} must be a whole number of pesos")
+        if value is not None and not 0 <= value <= MAX_LIMIT_PESOS:
+            raise InvalidInput(f"--{name.replace('_', '-')} must be between 0 and "
+                               f"{MAX_LIMIT_PESOS:,} pesos, got {value}")
     key = idempotency_key(key, announce)
     row = db.write(conn, "public.limits_set",
                    (values["min_recharge"], values["max_recharge"], values["max_balance"],

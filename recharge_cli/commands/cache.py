@@ -6,19 +6,13 @@ import typer
 
 from recharge_cli import cache_admin, stats
 from recharge_cli.commands import WAIT_OPTION, lock_option, runtime
-from recharge_cli.errors import ServiceUnavailable
 
 app = typer.Typer(no_args_is_help=True, help="Cache statistics, flush and warm-up.")
 
 
 def _require_cache(ctx: typer.Context):
     rt = runtime(ctx)
-    cache = rt.cache()
-    if cache.unreachable:
-        raise ServiceUnavailable(f"Redis failed: {cache.unreachable}")
-    if not cache.enabled:
-        raise ServiceUnavailable("no Redis is configured (or --no-cache is set)")
-    return rt, cache
+    return rt, rt.cache(required=True)
 
 
 @app.command("stats")
