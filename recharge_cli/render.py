@@ -39,7 +39,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def is_identifier(column: str) -> bool:
+def _is_identifier(column: str) -> bool:
     return column in IDENTIFIER_NAMES or column.endswith(IDENTIFIER_ENDINGS)
 
 
@@ -64,7 +64,7 @@ def _human_cell(value: Any, column: str) -> str:
     if isinstance(value, Decimal) and value == value.to_integral_value():
         value = int(value)
     if isinstance(value, int):
-        return str(value) if is_identifier(column) else f"{value:,}"
+        return str(value) if _is_identifier(column) else f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4g}"
     moment = _moment(value)
