@@ -88,6 +88,16 @@ class RechargeGroup(TyperGroup):
             self.add_command(_load(name), name)
         return super().get_command(ctx, name)
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """As click's, with "did you mean" among every command (most are not loaded yet)."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx))
+            ctx.fail(f"No such command {name!r}.{_did_you_mean(close)}")
+        return super().resolve_command(ctx, args)
+
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         RechargeGroup.runtime = None
@@ -120,7 +130,7 @@ class RechargeGroup(TyperGroup):
                 sys.stdout.write(exc.ctx.get_help() + "\n")  # type: ignore[attr-defined]
                 status = ExitStatus.OK
             elif _is_usage_error(exc):
-                Output().error(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
+                Output().error(_usage_message(exc))
                 status = exc.exit_code  # type: ignore[attr-defined]
             else:
                 status = handle(exc, debug="--debug" in argv)
@@ -165,6 +175,18 @@ def global_options_first(argv: list[str]) -> list[str]:
 def _is_usage_error(exc: BaseException) -> bool:
     """Typer's (vendored click) usage errors carry their own message and exit code."""
     return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def _usage_message(exc: Any) -> str:
+    """A usage error in one line; a mistyped option says which ones it may have meant."""
+    if getattr(exc, "option_name", None) and getattr(exc, "possibilities", None):
+        return f"{exc.message}.{_did_you_mean(sorted(exc.possibilities))}"
+    return exc.format_message().replace("\n", " ")
+
+
+def _did_you_mean(close: list[str]) -> str:
+    """" Did you mean 'x'?" naming the close matches, or nothing when there are none."""
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def _write_metrics(status: int, seconds: float) -> None:

@@ -28,12 +28,23 @@ def whole_number(text: str) -> int | None:
 
 
 def check_id(value: int, what: str, maximum: int = MAX_BIGINT) -> int:
+    """`value` if it is from 1 to `maximum`; else exit 2 stating the range."""
     if not 0 < value <= maximum:
-        raise InvalidInput(f"{what} must be a positive integer, got {value}")
+        raise InvalidInput(f"{what} must be between 1 and {maximum:,}, got {value}")
     return value
 
 
 Announce = Callable[[str], None]
+
+
+class CardsNotFound(NotFound):
+    """Some of the cards asked for do not exist; `found` has the others' rows, in order."""
+
+    def __init__(self, absent: list[int], found: list[Row]) -> None:
+        names = ", ".join(map(str, absent))
+        super().__init__(f"card {names} not found" if len(absent) == 1 else
+                         f"cards {names} not found")
+        self.found = found
 
 
 def idempotency_key(key: str | None, announce: Announce | None = None) -> str:
@@ -115,7 +126,7 @@ def balances(conn: psycopg.Connection[Row], cache: Cache, card_ids: list[int]) -
         found.update({r["card_id"]: {**r, "source": "db"} for r in rows})
     absent = [c for c in unique if c not in found]
     if absent:
-        raise NotFound(f"card {', '.join(map(str, absent))} not found")
+        raise CardsNotFound(absent, [found[c] for c in card_ids if c in found])
     return [found[c] for c in card_ids]
 
 

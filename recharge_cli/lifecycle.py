@@ -17,6 +17,7 @@ from recharge_cli.jsonable import Row
 STATUS_ACTIONS = ("block", "unblock", "lost")
 STATUSES = ("active", "inactive", "blocked", "lost")
 MAX_LIMIT = 10_000
+MAX_LIMIT_PESOS = 2**62  # the largest recharge or balance limit accepted
 
 
 def operator(name: str | None) -> str:
@@ -97,6 +98,10 @@ def show(conn: psycopg.Connection[Row], card_id: int, movements: int) -> Row:
     check_id(movements, "--movements", MAX_LIMIT)
     row = db.call_one(conn, "public.card_show", (card_id, movements))
     assert row is not None
+    # jsonb carries timestamps as text in the session's time zone: make them timestamps
+    # again, so that they are written as every other one
+    row["movements"] = [{**m, "created_at": dt.datetime.fromisoformat(m["created_at"])}
+                        for m in row["movements"]]
     return row
 
 
@@ -144,8 +149,9 @@ def set_limits(conn: psycopg.Connection[Row], values: dict[str, int | None], who
         raise InvalidInput("give at least one of --min-recharge, --max-recharge, --max-balance, "
                            "--credit-allowance")
     for name, value in values.items():
-        if value is not None and not 0 <= value <= 2**62:
-            raise InvalidInput(f"--{name.replace('_', '-')} must be a whole number of pesos")
+        if value is not None and not 0 <= value <= MAX_LIMIT_PESOS:
+            raise InvalidInput(f"--{name.replace('_', '-')} must be between 0 and "
+                               f"{MAX_LIMIT_PESOS:,} pesos, got {value}")
     key = idempotency_key(key, announce)
     row = db.write(conn, "public.limits_set",
                    (values["min_recharge"], values["max_recharge"], values["max_balance"],

@@ -482,19 +482,24 @@ def _stop_valkey(lay: Layout) -> bool:
     return pid is not None
 
 
-def purge(home: Path) -> list[str]:
-    """Stop both servers and delete their data, binaries copy and state."""
+def purge(home: Path) -> tuple[list[str], list[str]]:
+    """Stop both servers and delete their data, binaries copy and state. Returns what was
+    stopped and the paths that were deleted."""
     lay = layout(home)
     stopped = stop(home)
+    deleted = []
     for path in (lay.pg_root, lay.server_dir / "pgbin", lay.valkey_dir, lay.cluster_dir,
                  lay.home / STATE_FILE, lay.home / "pgpass", lay.home / "valkey.password"):
+        if path.exists():
+            deleted.append(str(path))
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-    if lay.server_dir != lay.home:
+    if lay.server_dir != lay.home and lay.server_dir.exists():
+        deleted.append(str(lay.server_dir))
         shutil.rmtree(lay.server_dir, ignore_errors=True)
-    return stopped
+    return stopped, deleted
 
 
 def status(home: Path) -> dict:
@@ -555,6 +560,12 @@ def _replica_status(lay: Layout, state: LocalState) -> dict:
     except psycopg.Error as exc:
         found["error"] = _last_line(str(exc))
     return found
+
+
+def running(home: Path) -> bool:
+    """Whether the embedded PostgreSQL and Valkey of `home` both run."""
+    state = read_state(home)
+    return state is not None and _answers(layout(home), state)
 
 
 def ensure_running(home: Path, say: Callable[[str], None]) -> tuple[LocalState, Layout]:

@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from recharge_cli.jsonable import Row, to_jsonable
+from recharge_cli.jsonable import Row, to_jsonable, utc
+
+# Columns that name things (never grouped with thousands separators): exact names and endings.
+IDENTIFIER_NAMES = frozenset({"id", "version", "line", "year", "port", "pid", "seed", "epoch", "key",
+                              "replaced_by", "replaces", "transfer_group", "reference"})
+IDENTIFIER_ENDINGS = ("_id", "_port", "_year", "_pid", "_version", "_key", "_line")
+# An ISO 8601 timestamp as JSON carries it (cached values, jsonb from PostgreSQL).
+_ISO_MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d(:?\d\d)?)?")
 
 
 def _cell(value: Any) -> str:
@@ -32,29 +40,61 @@ def _cell(value: Any) -> str:
 
 
 def _is_identifier(column: str) -> bool:
-    return column in ("id", "version", "line", "year") or column.endswith(("_id", "_port"))
+    return column in IDENTIFIER_NAMES or column.endswith(IDENTIFIER_ENDINGS)
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    """`value` as a timestamp: a datetime, or a string holding one (as JSON carries them)."""
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _ISO_MOMENT.fullmatch(value):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _human_cell(value: Any, column: str) -> str:
-    """A table cell for people: thousands separators on amounts and counts (not on ids),
-    timestamps to the second without microseconds, floats to a readable precision."""
+    """A table cell for people: thousands separators on amounts and counts (never on ids,
+    ports, years or keys), timestamps in ISO 8601 in UTC to the second (whether they come
+    from PostgreSQL or from the cache), floats to a readable precision."""
     if isinstance(value, bool) or value is None:
         return _cell(value)
-    if isinstance(value, int) and not _is_identifier(column):
-        return f"{value:,}"
     if isinstance(value, Decimal) and value == value.to_integral_value():
-        return f"{int(value):,}"
+        value = int(value)
+    if isinstance(value, int):
+        return str(value) if _is_identifier(column) else f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.4g}"
-    if isinstance(value, dt.datetime):
-        offset = value.strftime("%z")
-        zone = "" if not offset else offset[:3] if offset[3:] == "00" else offset[:3] + ":" + offset[3:]
-        return value.strftime("%Y-%m-%d %H:%M:%S") + zone
+    moment = _moment(value)
+    if moment is not None:
+        return utc(moment).isoformat(timespec="seconds")
+    if isinstance(value, dict):  # a nested object: one "field: value" line each
+        return "\n".join(f"{k}: {_human_cell(v, k)}" for k, v in value.items())
+    if _is_rows(value):  # nested rows in a cell: a small plain table
+        from tabulate import tabulate
+
+        cols = _columns(value)
+        return tabulate([[_human_cell(r.get(c), c) for c in cols] for r in value], headers=cols,
+                        tablefmt="simple", disable_numparse=True)
+    if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
+        return ", ".join(_human_cell(v, column) for v in value)
     return _cell(value)
 
 
+def _is_rows(value: Any) -> bool:
+    """A nested list of objects (e.g. `cards show`'s movements): a table of its own."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
 def _is_time(rows: list[Row], column: str) -> bool:
-    return any(isinstance(r.get(column), dt.date) for r in rows)
+    return any(isinstance(r.get(column), dt.date) or _moment(r.get(column)) for r in rows)
+
+
+def _is_numeric(rows: list[Row], column: str) -> bool:
+    return any(isinstance(r.get(column), int | float | Decimal) and not isinstance(r.get(column), bool)
+               for r in rows)
 
 
 @dataclass
@@ -101,38 +141,60 @@ class Output:
             return
         rows = [data] if isinstance(data, dict) else list(data)
         if fmt == "csv":
-            self._csv(rows, columns)
+            _write_csv(self.out, rows, columns)
         elif isinstance(data, dict):
-            self._table([{"field": k, "value": v} for k, v in data.items()], ["field", "value"],
-                        title)
+            self._record(data, title)
         else:
             self._table(rows, columns, title)
 
-    def _csv(self, rows: list[Row], columns: Sequence[str] | None) -> None:
-        _write_csv(self.out, rows, columns)
+    def _record(self, record: Row, title: str | None) -> None:
+        """One object: a field/value table whose labels keep their width (the values wrap);
+        each list of objects in it (e.g. movements) follows as a table of its own."""
+        below = [k for k, v in record.items() if _is_rows(v)]
+        cells = [[k, f"{len(v):,} rows, below" if k in below else _human_cell(v, k)]
+                 for k, v in record.items()]
+        if _isatty(self.out):
+            table = _rich_table(title)
+            table.add_column("field", no_wrap=True)
+            table.add_column("value", overflow="fold")
+            self._print(table, cells)
+        else:
+            self._plain(["field", "value"], cells, title)
+        for name in below:
+            self._table(record[name], None, name)
 
     def _table(self, rows: list[Row], columns: Sequence[str] | None, title: str | None) -> None:
         cols = list(columns or _columns(rows))
-        if _isatty(self.out):
-            from rich.console import Console
-            from rich.table import Table
-
-            table = Table(title=title, show_lines=False, header_style="bold")
-            for col in cols:  # headers and timestamps are never broken across lines
-                numeric = any(isinstance(r.get(col), int | float | Decimal) and not isinstance(
-                    r.get(col), bool) for r in rows)
-                table.add_column(col, justify="right" if numeric else "left", overflow="fold",
-                                 min_width=len(col), no_wrap=_is_time(rows, col))
-            for row in rows:
-                table.add_row(*(_human_cell(row.get(c), c) for c in cols))
-            Console(file=self.out, no_color=not self.color).print(table)
+        cells = [[_human_cell(r.get(c), c) for c in cols] for r in rows]
+        if not _isatty(self.out):
+            self._plain(cols, cells, title)
             return
+        table = _rich_table(title)
+        for col in cols:  # headers and timestamps are never broken across lines
+            table.add_column(col, justify="right" if _is_numeric(rows, col) else "left",
+                             overflow="fold", min_width=len(col), no_wrap=_is_time(rows, col))
+        self._print(table, cells)
+
+    def _print(self, table: Any, cells: list[list[str]]) -> None:
+        """A Rich table on the terminal; when even its narrowest layout is wider than the
+        terminal (its right part is cut), one warning says so and how to see everything."""
+        from rich.console import Console
+
+        for row in cells:
+            table.add_row(*row)
+        console = Console(file=self.out, no_color=not self.color)
+        needed = table.__rich_measure__(console, console.options).minimum
+        if needed > console.width:
+            self.warn(f"the table needs {needed} columns and the terminal has {console.width}, so "
+                      "its right part is cut; --format csv (or json) shows every column", "cut")
+        console.print(table)
+
+    def _plain(self, cols: list[str], cells: list[list[str]], title: str | None) -> None:
         from tabulate import tabulate
 
         if title:
             self.out.write(title + "\n")
-        self.out.write(tabulate([[_human_cell(r.get(c), c) for c in cols] for r in rows], headers=cols,
-                                tablefmt="simple", disable_numparse=True) + "\n")
+        self.out.write(tabulate(cells, headers=cols, tablefmt="simple", disable_numparse=True) + "\n")
 
     def _log(self, text: str) -> None:
         """One stderr line; off a terminal (cron, CI, logs) it starts with a UTC timestamp."""
@@ -190,6 +252,12 @@ class Progress:
             task = next(t for t in self.bar.tasks if t.id == self.task)
             if task.elapsed:
                 self.bar.update(self.task, rate=f"{task.completed / task.elapsed:,.0f}")
+
+
+def _rich_table(title: str | None) -> Any:
+    from rich.table import Table
+
+    return Table(title=title, show_lines=False, header_style="bold")
 
 
 def _write_csv(stream: TextIO, rows: list[Row], columns: Sequence[str] | None = None) -> None:

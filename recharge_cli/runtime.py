@@ -7,6 +7,7 @@ migrated, and loaded with the demo data once (announced on stderr).
 from __future__ import annotations
 
 import contextlib
+import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from recharge_cli.errors import InvalidInput, ServiceUnavailable, first_line
 from recharge_cli.render import Output
 from recharge_cli.settings import Settings
+
+_MISSING_DATABASE = re.compile(r'FATAL: +database "(.*?)" does not exist')
 
 if TYPE_CHECKING:
     import psycopg
@@ -63,6 +66,11 @@ class Runtime:
             raise InvalidInput(f"invalid PostgreSQL DSN: {redact(first_line(str(exc)))} (use "
                                "key=value pairs or a postgresql:// URL)") from exc
         except psycopg.OperationalError as exc:
+            missing = _MISSING_DATABASE.search(str(exc))
+            if missing:  # the server answered: the setting names the wrong database
+                raise InvalidInput(f'database "{missing.group(1)}" does not exist on that '
+                                   "PostgreSQL server: check the DSN, or create the database"
+                                   ) from exc
             raise ServiceUnavailable(
                 f"PostgreSQL is unreachable: {redact(first_line(str(exc)))}") from exc
         self._closers.append(conn)
@@ -106,22 +114,33 @@ class Runtime:
             self._others[role] = self._connect(dsn)
         return self._others[role]
 
-    def cache(self, check: bool = True) -> Cache:
+    def cache(self, check: bool = True, required: bool = False) -> Cache:
         """The cache; disabled (every read from PostgreSQL) with --no-cache or no Redis set.
         Checked against the database before it is handed out (README "Cache and
         freshness"), so before the command reads or writes anything; the cache commands
         that only look at or delete keys skip that (`check=False`: the first cached read or
-        write-through still checks)."""
+        write-through still checks). `required` (cache commands, where Redis is the job): no
+        Redis is one error line, exit 69, instead of a warning that the command goes on
+        without it."""
         if self._cache is None:
             from recharge_cli.cache import Cache
 
             servers = self.servers()
             url = servers.redis_url if servers.cache_enabled else None
+
+            def warn(text: str) -> None:
+                self.output.warn(text, "redis")
+
             self._cache = Cache.from_url(url, servers.cache_prefix, cluster=servers.redis_cluster,
-                                         warn=lambda text: self.output.warn(text, "redis"),
+                                         warn=(lambda _text: None) if required else warn,
                                          identity=self._cache_identity,
                                          bump_epoch=self._bump_cache_epoch)
+            self._cache.warn = warn
             self._closers.append(self._cache)
+        if required and self._cache.unreachable:
+            raise ServiceUnavailable(f"Redis failed: {self._cache.unreachable}")
+        if required and not self._cache.enabled:
+            raise ServiceUnavailable("no Redis is configured (or --no-cache is set)")
         if check:
             self._cache.check()
         return self._cache

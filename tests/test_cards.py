@@ -23,15 +23,15 @@ def ledger_sum(conn: psycopg.Connection[Any], card_id: int) -> int:
 
 
 def test_cached_json_is_the_rendered_json() -> None:
-    """What the cache stores reads back as what the renderer prints: ISO times with their
-    offset, integral decimals as integers, other decimals as strings."""
+    """What the cache stores reads back as what the renderer prints: ISO times in UTC,
+    integral decimals as integers, other decimals as strings."""
     bogota = dt.timezone(dt.timedelta(hours=-5))
     value = {"at": dt.datetime(2026, 11, 30, 10, 5, 3, 12, tzinfo=bogota),
              "on": dt.datetime(2026, 11, 30, 10, 5, 3, tzinfo=dt.UTC),
              "day": dt.date(2026, 2, 1), "revenue": Decimal("3100"), "share": Decimal("0.25"),
              "rows": [(1, "Usaquén"), None], 7: True}
     assert json.loads(dumps(value)) == json.loads(json.dumps(to_jsonable(value)))
-    assert json.loads(dumps(value))["at"] == "2026-11-30T10:05:03.000012-05:00"
+    assert json.loads(dumps(value))["at"] == "2026-11-30T15:05:03.000012+00:00"  # in UTC
 
 
 def test_recharge_prints_the_contract_fields(cli, card: int) -> None:

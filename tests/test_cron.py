@@ -95,7 +95,7 @@ def test_password_redacted_in_a_wrong_database_error(cli_env: Database) -> None:
     process = subprocess.run([sys.executable, "-m", "recharge_cli", "--debug", "--dsn", dsn, "db",
                               "status"], capture_output=True, text=True, timeout=60,
                              stdin=subprocess.DEVNULL)
-    assert process.returncode == 69 and "recharge_no_such_db" in process.stderr
+    assert process.returncode == 2 and 'database "recharge_no_such_db" does not exist' in process.stderr
     assert secret not in process.stdout + process.stderr
 
 

@@ -26,9 +26,9 @@ YES_OPTION = typer.Option(False, "--yes", "-y", help="do not ask for confirmatio
                           "a terminal)")
 
 
-def confirm(rt: Runtime, action: str, yes: bool) -> None:
-    """Ask before destroying data: a prompt on a terminal; off a terminal refuse (exit 2)
-    unless --yes was given."""
+def confirm(rt: Runtime, action: str, yes: bool, target: str) -> None:
+    """Ask before destroying data (`target` says which): a prompt on a terminal; off a
+    terminal refuse (exit 2) unless --yes was given."""
     import sys
 
     from recharge_cli.errors import InvalidInput
@@ -36,9 +36,16 @@ def confirm(rt: Runtime, action: str, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise InvalidInput(f"{action} destroys data: add --yes to confirm (no terminal to ask on)")
-    if not typer.confirm(f"{action} destroys data. Continue?", default=False, err=True):
+        raise InvalidInput(f"{action} destroys data in {target}: add --yes to confirm (no "
+                           "terminal to ask on)")
+    if not typer.confirm(f"{action} destroys data in {target}. Continue?", default=False, err=True):
         raise InvalidInput(f"{action}: not confirmed, nothing was changed")
+
+
+def database_named(conn: Any) -> str:
+    """Which database a connection reaches, for a prompt (never its password)."""
+    info = conn.info
+    return f"database {info.dbname} on {info.host}:{info.port} (user {info.user})"
 
 
 def writable_folder(path: Path, option: str) -> Path:

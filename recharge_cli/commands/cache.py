@@ -6,7 +6,6 @@ import typer
 
 from recharge_cli import cache_admin, stats
 from recharge_cli.commands import WAIT_OPTION, lock_option, runtime, whole_number
-from recharge_cli.errors import ServiceUnavailable
 
 app = typer.Typer(no_args_is_help=True, help="Cache statistics, flush, warm-up, and one card's "
                   "keys.")
@@ -15,12 +14,7 @@ CARDS_OPTION = typer.Option(..., "--card", parser=whole_number, help="card id; r
 
 def _require_cache(ctx: typer.Context):
     rt = runtime(ctx)
-    cache = rt.cache(check=False)  # `warm` and `evict` check at their first use of it
-    if cache.unreachable:
-        raise ServiceUnavailable(f"Redis failed: {cache.unreachable}")
-    if not cache.enabled:
-        raise ServiceUnavailable("no Redis is configured (or --no-cache is set)")
-    return rt, cache
+    return rt, rt.cache(check=False, required=True)  # `warm`, `evict` check at first use
 
 
 @app.command("stats")

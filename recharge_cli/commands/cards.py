@@ -56,6 +56,8 @@ def recharge(
             summary = bulk.recharge_file(rt.more_db, rt.cache(), from_csv, point, rejects, rt.output,
                                          dry_run)
         rt.output.emit(summary.as_row())
+        if rejects is not None and summary.rejected:
+            rt.output.error(f"{summary.rejected:,} row(s) rejected: written to {rejects}")
         if summary.stopped is not None:
             raise RechargeError(f"stopped after {summary.rows} row(s): {summary.stopped}; "
                                 "rerun the same file to finish it (applied rows replay)",
@@ -84,7 +86,12 @@ def balance(
       recharge balance --card 789 --card 790 --format csv
     """
     rt = runtime(ctx)
-    rows = cards.balances(rt.db(), rt.cache(), card)
+    try:
+        rows = cards.balances(rt.db(), rt.cache(), card)
+    except cards.CardsNotFound as exc:  # the cards found first, then the line naming the rest
+        if exc.found:
+            rt.output.emit(exc.found)
+        raise
     if len(card) == 1:
         rt.output.emit(rows[0])
     else:

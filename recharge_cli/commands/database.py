@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import demo, migrations, stats
-from recharge_cli.commands import WAIT_OPTION, YES_OPTION, confirm, lock_option, parsers, runtime
+from recharge_cli.commands import (
+    WAIT_OPTION,
+    YES_OPTION,
+    confirm,
+    database_named,
+    lock_option,
+    parsers,
+    runtime,
+)
 from recharge_cli.errors import ExitStatus
 
 app = typer.Typer(no_args_is_help=True, help="Schema migrations and demo data.")
@@ -63,9 +71,9 @@ def seed_command(
     """
     rt = runtime(ctx)
     end_date = parsers.date(end, "--end")
-    if replace:
-        confirm(rt, "db seed --replace", yes)
     conn = rt.admin_db()
+    if replace:
+        confirm(rt, "db seed --replace", yes, database_named(conn))
     with rt.locked(lock, wait):
         migrations.migrate(conn)
         result = demo.load(conn, scale=scale, seed=seed_value, end=end_date, output=rt.output,

@@ -23,6 +23,8 @@ def start(
     --replica and --cluster add the scaled-out topology on this machine; they stay until
     local stop."""
     rt = runtime(ctx)
+    if local.running(rt.settings.home):
+        rt.output.message(f"the embedded servers of {rt.settings.home} were already running")
     local.ready(rt.settings, rt.output, start_all=True, replica=replica, cluster=cluster)
     rt.output.emit(_summary(local.status(rt.settings.home)))
 
@@ -35,11 +37,17 @@ def stop(
 ) -> None:
     """Stop the embedded servers (--purge also deletes their data: asks first)."""
     rt = runtime(ctx)
+    home = rt.settings.home
+    deleted = None
     if purge:
-        confirm(rt, "local stop --purge", yes)
-    stopped = (local.purge if purge else local.stop)(rt.settings.home)
+        confirm(rt, "local stop --purge", yes, str(home))
+        stopped, deleted = local.purge(home)
+    else:
+        stopped = local.stop(home)
     rt.output.message(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
-    rt.output.emit({"stopped": stopped})
+    if deleted is not None:
+        rt.output.message(f"deleted: {', '.join(deleted)}" if deleted else "nothing to delete")
+    rt.output.emit({"stopped": stopped} | ({} if deleted is None else {"deleted": deleted}))
 
 
 @app.command("status")
