@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from recharge_cli.errors import InvalidInput
 from recharge_cli.jsonable import Row, to_jsonable
 
 
@@ -67,6 +68,8 @@ class Output:
     stderr: TextIO | None = None
     _warned: set[str] = field(default_factory=set)
     rows: int | None = None  # how many rows (objects) were emitted, for --metrics-file
+    _stream: str | None = None  # the format of an endless list once started
+    _stream_header: bool = False
 
     @property
     def out(self) -> TextIO:
@@ -97,7 +100,7 @@ class Output:
             return
         if fmt == "jsonl":  # one object per line (a list streams row by row)
             for row in [data] if isinstance(data, dict) else data:
-                self.out.write(json.dumps(to_jsonable(row), ensure_ascii=False) + "\n")
+                self.out.write(_json_line(row))
             return
         rows = [data] if isinstance(data, dict) else list(data)
         if fmt == "csv":
@@ -107,6 +110,37 @@ class Output:
                         title)
         else:
             self._table(rows, columns, title)
+
+    def start_stream(self) -> None:
+        """Before the rows of an endless list (`audit list --follow`). Off a terminal it
+        streams JSONL unless told otherwise; `--format json` is refused (exit 2), since its
+        one document would never end."""
+        if self.format == "json":
+            raise InvalidInput("--format json prints one document, which a stream never ends: "
+                               "use --format jsonl, csv or table")
+        self._stream = "jsonl" if self.resolved_format == "json" else self.resolved_format
+
+    def stream(self, rows: Sequence[Row], columns: Sequence[str] | None = None) -> None:
+        """More rows of the stream started by `start_stream`, each flushed as soon as it is
+        written (a log shipper sees every row at once). CSV writes its header once; a table
+        is printed per batch."""
+        assert self._stream is not None, "start_stream first"
+        self.rows = (self.rows or 0) + len(rows)
+        if self._stream == "table":
+            self._table(list(rows), columns, None)
+            self.out.flush()
+            return
+        cols = list(columns or _columns(rows))
+        writer = csv.writer(self.out, lineterminator="\n")
+        if self._stream == "csv" and not self._stream_header:
+            writer.writerow(cols)
+            self._stream_header = True
+        for row in rows:
+            if self._stream == "csv":
+                writer.writerow([_cell(row.get(c)) for c in cols])
+            else:
+                self.out.write(_json_line(row))
+            self.out.flush()
 
     def _csv(self, rows: list[Row], columns: Sequence[str] | None) -> None:
         _write_csv(self.out, rows, columns)
@@ -190,6 +224,10 @@ class Progress:
             task = next(t for t in self.bar.tasks if t.id == self.task)
             if task.elapsed:
                 self.bar.update(self.task, rate=f"{task.completed / task.elapsed:,.0f}")
+
+
+def _json_line(row: Row) -> str:
+    return json.dumps(to_jsonable(row), ensure_ascii=False) + "\n"
 
 
 def _write_csv(stream: TextIO, rows: list[Row], columns: Sequence[str] | None = None) -> None:
