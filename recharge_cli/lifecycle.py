@@ -193,8 +193,8 @@ def follow_audit(conn: psycopg.Connection[Row], card_id: int | None, limit: int,
     after `after`, or else the newest `limit` ones, then each new row.
 
     It polls (every `interval` seconds when there is nothing new) instead of LISTEN/NOTIFY: a
-    poll needs no connection held in a listening state and no trigger on the write path, and
-    a notification would still not say which lower ids are yet to commit. What makes it
+    poll needs no connection held in a listening state and no notification sent by writers,
+    and a notification would still not say which lower ids are yet to commit. What makes it
     complete is the cursor: it only moves up to `audit_horizon`, the last id below which no
     transaction can still commit a row. Audit ids are drawn in order but committed in any
     order, so a cursor on the highest id seen would skip a row whose transaction drew a lower
