@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import time
+from collections.abc import Iterator
 
 import psycopg
 
 from recharge_cli import db
 from recharge_cli.cache import Cache
-from recharge_cli.cards import MAX_INTEGER, Announce, check_id, idempotency_key
+from recharge_cli.cards import MAX_BIGINT, MAX_INTEGER, Announce, check_id, idempotency_key
 from recharge_cli.errors import InvalidInput
 from recharge_cli.jsonable import Row
 
@@ -18,6 +20,7 @@ STATUS_ACTIONS = ("block", "unblock", "lost")
 STATUSES = ("active", "inactive", "blocked", "lost")
 MAX_LIMIT = 10_000
 MAX_LIMIT_PESOS = 2**62  # the largest recharge or balance limit accepted
+FOLLOW_INTERVAL = 0.5  # seconds between polls of `audit list --follow` when nothing is new
 
 
 def operator(name: str | None) -> str:
@@ -159,8 +162,60 @@ def set_limits(conn: psycopg.Connection[Row], values: dict[str, int | None], who
     return {**row, "idempotency_key": key}
 
 
-def audit(conn: psycopg.Connection[Row], card_id: int | None, limit: int) -> list[Row]:
+def _audit_filter(card_id: int | None, limit: int, after: int | None) -> None:
     if card_id is not None:
         check_id(card_id, "card id")
     check_id(limit, "--limit", MAX_LIMIT)
-    return db.call(conn, "public.audit_list", (card_id, limit))
+    if after is not None and not 0 <= after <= MAX_BIGINT:
+        raise InvalidInput("--after must be an audit id (0 or more)")
+
+
+def _audit_page(conn: psycopg.Connection[Row], card_id: int | None, limit: int,
+                after: int) -> tuple[list[Row], int]:
+    """The rows after `after` that are final (see `audit_horizon` in sql/), oldest first, and
+    the cursor to continue from: the last row's id when the page is full, else the horizon
+    (rows of other cards up to it need no second look)."""
+    row = db.call_one(conn, "public.audit_horizon", (after,))
+    assert row is not None
+    upto = row["audit_horizon"]
+    rows = db.call(conn, "public.audit_list", (card_id, limit, after, upto)) if upto > after else []
+    return rows, rows[-1]["audit_id"] if len(rows) == limit else upto
+
+
+def audit(conn: psycopg.Connection[Row], card_id: int | None, limit: int,
+          after: int | None = None) -> list[Row]:
+    """The newest rows first; with `after` (a cursor: the last audit_id of the previous page)
+    the rows after it, oldest first. A page never skips a row that commits later with a lower
+    id than one shown: it stops before ids still in flight."""
+    _audit_filter(card_id, limit, after)
+    if after is None:
+        return db.call(conn, "public.audit_list", (card_id, limit, None, None))
+    return _audit_page(conn, card_id, limit, after)[0]
+
+
+def follow_audit(conn: psycopg.Connection[Row], card_id: int | None, limit: int,
+                 after: int | None, interval: float = FOLLOW_INTERVAL) -> Iterator[list[Row]]:
+    """Batches of audit rows as they commit, oldest first, for ever (like `tail -f`): the rows
+    after `after`, or else the newest `limit` ones, then each new row.
+
+    It polls (every `interval` seconds when there is nothing new) instead of LISTEN/NOTIFY: a
+    poll needs no connection held in a listening state and no notification sent by writers,
+    and a notification would still not say which lower ids are yet to commit. What makes it
+    complete is the cursor: it only moves up to `audit_horizon`, the last id below which no
+    transaction can still commit a row. Audit ids are drawn in order but committed in any
+    order, so a cursor on the highest id seen would skip a row whose transaction drew a lower
+    id and committed later; waiting for the transactions older than the gap to end (snapshot
+    xmin against a transaction id taken after the ids were drawn) closes it without holding
+    any writer back. Rows therefore come out in id order, each once, and the last audit_id
+    printed is a cursor a restart can pass to --after."""
+    _audit_filter(card_id, limit, after)
+    if after is None:
+        row = db.call_one(conn, "public.audit_tail", (card_id, limit))
+        assert row is not None
+        after = row["audit_tail"]
+    while True:
+        rows, after = _audit_page(conn, card_id, MAX_LIMIT, after)
+        if rows:
+            yield rows
+        if len(rows) < MAX_LIMIT:
+            time.sleep(interval)

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from recharge_cli.errors import InvalidInput
 from recharge_cli.jsonable import Row, to_jsonable, utc
 
 # Columns that name things (never grouped with thousands separators): exact names and endings.
@@ -107,6 +108,8 @@ class Output:
     stderr: TextIO | None = None
     _warned: set[str] = field(default_factory=set)
     rows: int | None = None  # how many rows (objects) were emitted, for --metrics-file
+    _stream: str | None = None  # the format of an endless list once started
+    _stream_header: bool = False
 
     @property
     def out(self) -> TextIO:
@@ -137,7 +140,7 @@ class Output:
             return
         if fmt == "jsonl":  # one object per line (a list streams row by row)
             for row in [data] if isinstance(data, dict) else data:
-                self.out.write(json.dumps(to_jsonable(row), ensure_ascii=False) + "\n")
+                self.out.write(_json_line(row))
             return
         rows = [data] if isinstance(data, dict) else list(data)
         if fmt == "csv":
@@ -162,6 +165,37 @@ class Output:
             self._plain(["field", "value"], cells, title)
         for name in below:
             self._table(record[name], None, name)
+
+    def start_stream(self) -> None:
+        """Before the rows of an endless list (`audit list --follow`). Off a terminal it
+        streams JSONL unless told otherwise; `--format json` is refused (exit 2), since its
+        one document would never end."""
+        if self.format == "json":
+            raise InvalidInput("--format json prints one document, which a stream never ends: "
+                               "use --format jsonl, csv or table")
+        self._stream = "jsonl" if self.resolved_format == "json" else self.resolved_format
+
+    def stream(self, rows: Sequence[Row], columns: Sequence[str] | None = None) -> None:
+        """More rows of the stream started by `start_stream`, each flushed as soon as it is
+        written (a log shipper sees every row at once). CSV writes its header once; a table
+        is printed per batch."""
+        assert self._stream is not None, "start_stream first"
+        self.rows = (self.rows or 0) + len(rows)
+        if self._stream == "table":
+            self._table(list(rows), columns, None)
+            self.out.flush()
+            return
+        cols = list(columns or _columns(rows))
+        writer = csv.writer(self.out, lineterminator="\n")
+        if self._stream == "csv" and not self._stream_header:
+            writer.writerow(cols)
+            self._stream_header = True
+        for row in rows:
+            if self._stream == "csv":
+                writer.writerow([_cell(row.get(c)) for c in cols])
+            else:
+                self.out.write(_json_line(row))
+            self.out.flush()
 
     def _table(self, rows: list[Row], columns: Sequence[str] | None, title: str | None) -> None:
         cols = list(columns or _columns(rows))
@@ -258,6 +292,10 @@ def _rich_table(title: str | None) -> Any:
     from rich.table import Table
 
     return Table(title=title, show_lines=False, header_style="bold")
+
+
+def _json_line(row: Row) -> str:
+    return json.dumps(to_jsonable(row), ensure_ascii=False) + "\n"
 
 
 def _write_csv(stream: TextIO, rows: list[Row], columns: Sequence[str] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from recharge_cli import lifecycle
+from recharge_cli import interrupts, lifecycle
 from recharge_cli.commands import announce_key, choice, parsers, runtime, whole_number
 from recharge_cli.commands.cards import KEY_HELP
 
@@ -158,7 +158,24 @@ def limits_set(ctx: typer.Context,
 @audit.command("list")
 def audit_list(ctx: typer.Context,
                card: int | None = typer.Option(None, "--card", parser=whole_number),
-               limit: int = typer.Option(50, "--limit", parser=whole_number)) -> None:
-    """Administrative actions, newest first."""
+               limit: int = typer.Option(50, "--limit", parser=whole_number,
+                                         help="rows per page; with --follow and no --after, "
+                                              "how many of the newest rows come first"),
+               after: int | None = typer.Option(None, "--after", parser=whole_number,
+                                                help="the last audit_id of the previous page: "
+                                                     "the rows after it, oldest first"),
+               follow: bool = typer.Option(False, "--follow",
+                                           help="keep printing rows as they commit (Ctrl-C "
+                                                "ends it); JSONL off a terminal")) -> None:
+    """Administrative actions with the declared operator and the database login (db_user),
+    newest first; --after ID pages oldest first; --follow tails new rows like tail -f."""
     rt = runtime(ctx)
-    rt.output.emit(lifecycle.audit(rt.db(), card, limit))
+    if not follow:
+        rt.output.emit(lifecycle.audit(rt.db(), card, limit, after))
+        return
+    rt.output.start_stream()
+    for rows in lifecycle.follow_audit(rt.db(), card, limit, after):
+        with interrupts.deferred():  # whole rows only, even on Ctrl-C
+            rt.output.stream(rows)
+        if interrupts.pending():
+            return

@@ -442,16 +442,95 @@ BEGIN
     RETURN QUERY SELECT s.*, v_done IS NOT NULL FROM public.limits_show() s;
 END $$;
 
-CREATE OR REPLACE FUNCTION audit_list(p_card_id bigint, p_limit integer)
-RETURNS TABLE (audit_id bigint, at timestamptz, card_id bigint, operator text, action text,
-               reason text, details jsonb)
+-- The audit trail. Without p_after: the newest p_limit rows (by time), newest first. With
+-- p_after: the rows after that audit id up to p_upto (an audit_horizon), oldest first, so the
+-- last audit_id shown is the cursor of the next page. db_user is NULL on rows written before
+-- migration 0017 (unknown).
+CREATE OR REPLACE FUNCTION audit_list(p_card_id bigint, p_limit integer, p_after bigint,
+                                      p_upto bigint)
+RETURNS TABLE (audit_id bigint, at timestamptz, card_id bigint, operator text, db_user text,
+               action text, reason text, details jsonb)
 LANGUAGE plpgsql STABLE
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
-    RETURN QUERY
-        SELECT a.audit_id, a.at, nullif(a.card_id, 0), a.operator, a.action, a.reason, a.details
-        FROM public.audit_log a
-        WHERE p_card_id IS NULL OR a.card_id = p_card_id
-        ORDER BY a.at DESC, a.audit_id DESC LIMIT p_limit;
+    IF p_after IS NULL THEN
+        RETURN QUERY
+            SELECT a.audit_id, a.at, nullif(a.card_id, 0), a.operator, a.db_user, a.action,
+                   a.reason, a.details
+            FROM public.audit_log a
+            WHERE p_card_id IS NULL OR a.card_id = p_card_id
+            ORDER BY a.at DESC, a.audit_id DESC LIMIT p_limit;
+    ELSE
+        RETURN QUERY
+            SELECT a.audit_id, a.at, nullif(a.card_id, 0), a.operator, a.db_user, a.action,
+                   a.reason, a.details
+            FROM public.audit_log a
+            WHERE a.audit_id > p_after AND a.audit_id <= p_upto
+              AND (p_card_id IS NULL OR a.card_id = p_card_id)
+            ORDER BY a.audit_id LIMIT p_limit;
+    END IF;
 END $$;
+
+-- The highest audit id H >= p_after such that every audit row with an id in (p_after, H]
+-- that will ever commit has committed: a reader that shows those rows and moves its cursor
+-- to H skips nothing.
+--
+-- Audit ids are drawn in order, but transactions commit in any order: a transaction may
+-- draw id 10, another draw 11 and commit first. A cursor that moved past 11 would skip 10.
+-- So: `high` is the last id drawn. If every id in (p_after, high] is visible, nothing can
+-- come later. Otherwise an id is in flight (or was rolled back, or burnt by a crash). Every
+-- transaction that drew an id <= high took its transaction id before (the statement
+-- trigger of migration 0017), hence an id below the one this call takes now; once the
+-- oldest running transaction is no older than this call's own (snapshot xmin >= our id),
+-- all of them have ended and (p_after, high] is final. That wait is up to 2 seconds; past
+-- it the answer is the id before the first gap, and a later call tries again. The wait is
+-- for every older transaction of the cluster, not only the writers of audit rows: a long
+-- transaction anywhere holds back what comes after a gap (never what comes before it).
+-- Needs the primary (it takes a transaction id).
+CREATE OR REPLACE FUNCTION audit_horizon(p_after bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_high bigint := pg_sequence_last_value(pg_get_serial_sequence('public.audit_log',
+                                                                   'audit_id')::regclass);
+    v_gap bigint;
+    v_xid xid8;
+    v_until timestamptz;
+BEGIN
+    IF v_high IS NULL OR v_high <= p_after THEN
+        RETURN p_after;
+    END IF;
+    SELECT min(s.previous) + 1 INTO v_gap
+    FROM (SELECT v.audit_id, lag(v.audit_id, 1, p_after) OVER (ORDER BY v.audit_id) AS previous
+          FROM (SELECT a.audit_id FROM public.audit_log a
+                WHERE a.audit_id > p_after AND a.audit_id <= v_high
+                UNION ALL SELECT v_high + 1) v) s
+    WHERE s.audit_id > s.previous + 1;
+    IF v_gap IS NULL THEN
+        RETURN v_high;
+    END IF;
+    v_xid := pg_current_xact_id();
+    v_until := clock_timestamp() + interval '2 seconds';
+    LOOP
+        IF pg_snapshot_xmin(pg_current_snapshot()) >= v_xid THEN
+            RETURN v_high;
+        END IF;
+        EXIT WHEN clock_timestamp() >= v_until;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN v_gap - 1;
+END $$;
+
+-- Where `audit list --follow` without a cursor starts: before the newest p_limit rows (by
+-- audit id) of the card, or of the whole trail.
+CREATE OR REPLACE FUNCTION audit_tail(p_card_id bigint, p_limit integer)
+RETURNS bigint
+LANGUAGE sql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT coalesce(min(t.audit_id) - 1, 0)
+    FROM (SELECT a.audit_id FROM public.audit_log a
+          WHERE p_card_id IS NULL OR a.card_id = p_card_id
+          ORDER BY a.audit_id DESC LIMIT p_limit) t
+$$;
