@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -54,9 +55,10 @@ def run(targets: Targets) -> list[Check]:
     with _connected(targets.dsn, targets.not_started) as (conn, problem):
         checks.append(_postgresql(conn, problem))
         identity = None
-        for name, check in (("schema", _schema), ("rollup", lambda c: _rollup(c, targets)),
-                            ("verify", lambda c: _verify(c, targets))):
-            checks.append(_guarded(name, check, conn))
+        checks.append(_guarded("schema", _schema, conn))
+        jobs = functools.lru_cache(maxsize=1)(_jobs)  # one read for both job checks
+        for name, job_check in (("rollup", _rollup), ("verify", _verify)):
+            checks.append(_guarded(name, lambda c, check=job_check: check(jobs(c), targets), conn))
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
                 identity = Identity.of(db.call(conn, "public.cache_identity")[0])
@@ -119,8 +121,7 @@ def _age(now: dt.datetime, then: dt.datetime) -> str:
     return f"{minutes:.0f} min ago" if minutes < 120 else f"{minutes / 60:.1f} h ago"
 
 
-def _rollup(conn: Any, targets: Targets) -> Check:
-    jobs = _jobs(conn)
+def _rollup(jobs: dict[str, Any], targets: Targets) -> Check:
     built = jobs["rollup_built_at"]
     if built is None:
         return Check("rollup", False, "never built: run `recharge db rollup` (cron: every 15 min)")
@@ -131,8 +132,7 @@ def _rollup(conn: Any, targets: Targets) -> Check:
                  + ("" if ok else f", older than --max-rollup-age {limit}"), facts)
 
 
-def _verify(conn: Any, targets: Targets) -> Check:
-    jobs = _jobs(conn)
+def _verify(jobs: dict[str, Any], targets: Targets) -> Check:
     finished = jobs["verify_finished_at"]
     if finished is None:
         return Check("verify", False, "never ran: run `recharge verify` (cron: nightly)")

@@ -11,6 +11,8 @@ from recharge_cli.commands.cards import KEY_HELP
 
 OPERATOR = typer.Option(None, "--operator", help="who acts, for the audit (default: the OS user)")
 REASON = typer.Option(None, "--reason", help="why, for the audit")
+VALID_FROM = typer.Option(..., "--from", help="start of the new period, ISO 8601 "
+                          "(e.g. 2027-01-15)")
 KEY = typer.Option(None, "--key", help=KEY_HELP)
 CARD = typer.Option(..., "--card", parser=whole_number, help="card id")
 
@@ -122,8 +124,7 @@ def fares_list(ctx: typer.Context,
 @fares.command("set")
 def fares_set(ctx: typer.Context, code: str = typer.Option(..., "--code", help="e.g. STANDARD"),
               amount: int = typer.Option(..., "--amount", parser=whole_number, help="pesos"),
-              valid_from: str = typer.Option(..., "--from", help="start of the new period, "
-                                             "ISO 8601 (e.g. 2027-01-15)"),
+              valid_from: str = VALID_FROM,
               operator: str | None = OPERATOR, key: str | None = KEY) -> None:
     """Add a fare period from --from on (never rewrites a period that trips used)."""
     rt = runtime(ctx)

@@ -7,7 +7,7 @@ import typer
 
 from recharge_cli import reference
 from recharge_cli.commands import announce_key, choice, parsers, runtime, whole_number
-from recharge_cli.commands.lifecycle import KEY, OPERATOR
+from recharge_cli.commands.lifecycle import KEY, OPERATOR, VALID_FROM
 
 stations = typer.Typer(no_args_is_help=True, help="Stations: search by name, type, locality.")
 routes = typer.Typer(no_args_is_help=True, help="Routes: trunk, feeder, zonal, cable.")
@@ -97,8 +97,7 @@ def transfer_rules_set(ctx: typer.Context,
                        max_transfers: int = typer.Option(..., "--max-transfers",
                                                          parser=whole_number,
                                                          help="transfers per journey"),
-                       valid_from: str = typer.Option(..., "--from", help="start of the new "
-                                                      "period, ISO 8601 (e.g. 2027-01-15)"),
+                       valid_from: str = VALID_FROM,
                        operator: str | None = OPERATOR, key: str | None = KEY) -> None:
     """Add a transfer window period from --from on (audited; never rewrites a period that
     trips used)."""

@@ -344,6 +344,23 @@ END $$;
 
 -- A new period for a fare from p_from on. The open period before it ends at p_from, unless
 -- a trip already used it at or after p_from (that would rewrite charged history).
+-- A new validity period of `p_subject` (a fare, the transfer window) from `p_from` may only
+-- follow the last one: start after it, and where the last one already ends, start then.
+CREATE OR REPLACE FUNCTION check_period_follows(p_subject text, p_last_from timestamptz,
+                                                p_last_to timestamptz, p_from timestamptz)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_from <= p_last_from THEN
+        RAISE EXCEPTION '% already has a period from %: a new period must start after it',
+            p_subject, p_last_from USING ERRCODE = 'RC004';
+    END IF;
+    IF p_last_to IS NOT NULL AND p_last_to <> p_from THEN
+        RAISE EXCEPTION '%''s last period ends at %: a new period must start then',
+            p_subject, p_last_to USING ERRCODE = 'RC004';
+    END IF;
+END $$;
+
 CREATE OR REPLACE FUNCTION fare_set(p_code text, p_amount bigint, p_from timestamptz,
                                     p_operator text, p_key text)
 RETURNS TABLE (code text, amount bigint, valid_from timestamptz, valid_to timestamptz,
@@ -370,14 +387,8 @@ BEGIN
         RAISE EXCEPTION 'fare % not found (fares list shows the codes)', p_code
             USING ERRCODE = 'RC003';
     END IF;
-    IF p_from <= v_open.valid_from THEN
-        RAISE EXCEPTION 'fare % already has a period from %: a new period must start after it',
-            p_code, v_open.valid_from USING ERRCODE = 'RC004';
-    END IF;
-    IF v_open.valid_to IS NOT NULL AND v_open.valid_to <> p_from THEN
-        RAISE EXCEPTION 'fare %''s last period ends at %: a new period must start then',
-            p_code, v_open.valid_to USING ERRCODE = 'RC004';
-    END IF;
+    PERFORM public.check_period_follows('fare ' || p_code, v_open.valid_from, v_open.valid_to,
+                                        p_from);
     IF EXISTS (SELECT 1 FROM public.trips t
                WHERE t.fare_id = v_open.fare_id AND t.boarding_time >= p_from) THEN
         RAISE EXCEPTION 'trips from % on were already charged % for fare %: that period cannot '

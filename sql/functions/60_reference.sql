@@ -203,14 +203,8 @@ BEGIN
     LOCK TABLE public.transfer_windows IN SHARE ROW EXCLUSIVE MODE;
     SELECT * INTO v_open FROM public.transfer_windows w ORDER BY w.valid_from DESC LIMIT 1;
     IF FOUND THEN
-        IF p_from <= v_open.valid_from THEN
-            RAISE EXCEPTION 'the transfer window already has a period from %: a new period '
-                            'must start after it', v_open.valid_from USING ERRCODE = 'RC004';
-        END IF;
-        IF v_open.valid_to IS NOT NULL AND v_open.valid_to <> p_from THEN
-            RAISE EXCEPTION 'the last transfer window period ends at %: a new period must start '
-                            'then', v_open.valid_to USING ERRCODE = 'RC004';
-        END IF;
+        PERFORM public.check_period_follows('the transfer window', v_open.valid_from,
+                                            v_open.valid_to, p_from);
         IF EXISTS (SELECT 1 FROM public.trips t WHERE t.boarding_time >= p_from) THEN
             RAISE EXCEPTION 'trips from % on were already judged by the % minute transfer '
                             'window: that period cannot be rewritten', p_from,

@@ -1,6 +1,7 @@
 """What a movement costs in WAL and in stored bytes, against a pgbench TPC-B transaction on
-the same server (DESIGN §9: WAL per recharge ≤ 1.2 × TPC-B's, per tap ≤ 1.6 ×; stored
-bytes per movement with its key ≤ 400). The counts are deterministic: WAL record bytes by
+the same server (budgets: WAL per recharge ≤ 1.2 × TPC-B's,
+per tap ≤ 1.6 ×; stored bytes per movement with its key ≤ 400). The counts are
+deterministic: WAL record bytes by
 `pg_waldump --stats` (full-page images excluded), stored bytes by the database's growth
 over bulk rows after VACUUM.
 
