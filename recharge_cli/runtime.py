@@ -176,9 +176,13 @@ class Runtime:
                              "run `recharge cache flush` once Redis answers", "epoch")
 
     def close(self) -> None:
-        self._record_cache_history()
+        """Close every connection. An interrupt met while closing (a connection cancelling
+        the query the interrupt cut short) changes nothing: the command's exit status is
+        decided already."""
+        with contextlib.suppress(Exception, KeyboardInterrupt):
+            self._record_cache_history()
         for item in reversed(self._closers):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, KeyboardInterrupt):
                 item.close()
         self._closers.clear()
         self._conn = self._cache = None
