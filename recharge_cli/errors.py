@@ -83,6 +83,9 @@ _SQLSTATE_ERRORS: dict[str, type[RechargeError]] = {
     "RC004": Rejected,
     "RC005": IdempotencyConflict,
 }
+# The schema changed under a running command (a migration committed while it waited):
+# nothing was written, and a retry runs the new functions.
+_SCHEMA_CHANGED = {"RC075", "42703"}
 # PostgreSQL conditions that are safe to retry.
 _RETRYABLE = {"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "08000", "08003",
               "08006", "08001", "08004"}
@@ -109,6 +112,9 @@ def from_database(exc: BaseException) -> RechargeError | None:
         return _SQLSTATE_ERRORS[sqlstate](message)
     if sqlstate in ("22003", "22P02", "22008", "22007"):
         return InvalidInput(message)
+    if sqlstate in _SCHEMA_CHANGED:
+        return TemporaryFailure(f"the database schema changed while this command ran ({message});"
+                                " nothing was written: retry (with the same --key)")
     if sqlstate in ("42883", "42P01"):  # undefined function or table: no (current) schema
         return InvalidInput(f"this database does not have the recharge schema, or has an older "
                             f"one ({message}): run `recharge db migrate` as the schema owner")

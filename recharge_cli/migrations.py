@@ -68,7 +68,7 @@ def available() -> list[Migration]:
 
 
 def fingerprint() -> str:
-    """One checksum over every migration file (what `ensure` compares to skip work)."""
+    """One checksum over every migration file (compared to skip work when nothing changed)."""
     return hashlib.sha256("".join(m.checksum for m in available()).encode()).hexdigest()
 
 
@@ -82,7 +82,8 @@ def status(conn: psycopg.Connection[Any]) -> list[MigrationState]:
 
 
 def migrate(conn: psycopg.Connection[Any]) -> list[str]:
-    """Apply what is pending (each in its own transaction); returns the names applied."""
+    """Apply what is pending, all in one transaction, so no writer ever meets new tables with
+    old functions (or the reverse); returns the names applied."""
     done: list[str] = []
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
     try:
@@ -94,10 +95,10 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
                 f"applied migration(s) changed since they ran: {', '.join(changed)}; "
                 "migrations are forward-only, add a new one instead"
             )
-        for item in states:
-            if item.state == "applied":
-                continue
-            with conn.transaction():
+        with conn.transaction():
+            for item in states:
+                if item.state == "applied":
+                    continue
                 conn.execute(item.migration.sql)
                 conn.execute(
                     "INSERT INTO schema_migrations (name, kind, checksum) VALUES (%s, %s, %s)"
@@ -105,9 +106,8 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
                     " applied_at = now()",
                     (item.migration.name, item.migration.kind, item.migration.checksum),
                 )
-            done.append(item.migration.name)
-        if done:  # a migration may rewrite what the cache holds copies of
-            with conn.transaction():
+                done.append(item.migration.name)
+            if done:  # a migration may rewrite what the cache holds copies of
                 conn.execute("SELECT public.cache_data_replaced()")
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))

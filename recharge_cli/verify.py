@@ -10,10 +10,10 @@ from recharge_cli import db
 
 INVARIANTS = {
     1: "balance = sum of ledger entries",
-    2: "one ledger entry per operation",
+    2: "each entry's balance chains to the card's previous entry (one row per movement)",
     3: "balances within [-credit allowance, maximum balance]",
     4: "one operation per idempotency key",
-    5: "totals agree",
+    5: "totals agree: balances = recharged - fares - reversed",
     6: "counts and rollups = recomputation from base tables",
     7: "a reversal reverses one recharge, whole and at most once",
     8: "replacement entries sum to zero; a replaced card holds 0",

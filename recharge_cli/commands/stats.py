@@ -46,7 +46,8 @@ def revenue(ctx: typer.Context, date_from: str | None = FROM, date_to: str | Non
             by: str = choice("total", "--by", stats.STATISTICS["revenue"].groupings,
                              "one total, or per day, locality, recharge point or channel"),
             fresh: bool = FRESH) -> None:
-    """Money collected by recharges (recharged) and fares charged for trips (fares).
+    """Money in by recharges (recharged, gross), reversals of recharges (reversed), their
+    difference (net), and fares charged for trips (fares).
 
     --by point and --by channel (station_kiosk, retail, online) settle the recharges per
     recharge point and per network; fares are not collected there (empty).

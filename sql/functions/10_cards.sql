@@ -2,7 +2,7 @@
 -- Errors use SQLSTATE class RC: RC002 invalid input, RC003 not found, RC004 rejected by
 -- a business rule, RC005 idempotency key reused with different parameters.
 
--- 1-128 letters, digits or ._:- (the CHECK of idempotency_keys; a bounded repeat such as
+-- 1-128 letters, digits or ._:- (as the ledger's row check; a bounded repeat such as
 -- {1,128} makes PostgreSQL's regular expressions twenty times slower).
 CREATE OR REPLACE FUNCTION is_idempotency_key(p_key text) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
@@ -31,25 +31,33 @@ BEGIN
     RETURN v_card;
 END $$;
 
--- The earlier use of an idempotency key on this card, or NULL. Raises RC005 when it named
--- another request. Keys are scoped per card: call it with the card row locked.
-DROP FUNCTION IF EXISTS claimed_key(text, text, jsonb);
-CREATE OR REPLACE FUNCTION claimed_key(p_card_id bigint, p_key text, p_operation text,
-                                       p_request jsonb)
-RETURNS public.idempotency_keys
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_key public.idempotency_keys;
+-- Raises RC005: an idempotency key names another operation of this card.
+CREATE OR REPLACE FUNCTION key_conflict(p_key text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    SELECT * INTO v_key FROM public.idempotency_keys k
-    WHERE k.card_id = p_card_id AND k.idempotency_key = p_key;
-    IF FOUND AND (v_key.operation <> p_operation OR v_key.request <> p_request) THEN
-        RAISE EXCEPTION 'idempotency key % was already used with different parameters', p_key
-            USING ERRCODE = 'RC005';
-    END IF;
-    RETURN v_key;
+    RAISE EXCEPTION 'idempotency key % was already used with different parameters', p_key
+        USING ERRCODE = 'RC005';
 END $$;
 
+-- The movement an idempotency key already names on this card (NULL when none; RC005 when
+-- it names a status change of the card). Keys are scoped per card: call it with the card
+-- row locked.
+CREATE OR REPLACE FUNCTION movement_by_key(p_card_id bigint, p_key text) RETURNS public.ledger
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_entry public.ledger;
+BEGIN
+    SELECT * INTO v_entry FROM public.ledger l
+    WHERE l.card_id = p_card_id AND l.idempotency_key = p_key;
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM public.idempotency_keys k
+                             WHERE k.card_id = p_card_id AND k.idempotency_key = p_key) THEN
+        PERFORM public.key_conflict(p_key);
+    END IF;
+    RETURN v_entry;
+END $$;
+
+-- One row per movement: the recharge is its ledger entry and carries its key. A replay
+-- compares the stored amount and point with the request's.
 CREATE OR REPLACE FUNCTION recharge_card(
     p_card_id bigint, p_amount bigint, p_point_id integer, p_key text)
 RETURNS TABLE (card_id bigint, recharge_id bigint, amount bigint, balance bigint,
@@ -58,12 +66,10 @@ LANGUAGE plpgsql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-    v_request jsonb := jsonb_build_object(
-        'card_id', p_card_id, 'amount', p_amount, 'point_id', p_point_id);
     v_card public.cards;
-    v_key public.idempotency_keys;
+    v_done public.ledger;
     v_limits public.limits;
-    v_recharge_id bigint;
+    v_entry_id bigint;
     v_balance bigint;
 BEGIN
     PERFORM public.check_idempotency_key(p_key);
@@ -71,13 +77,14 @@ BEGIN
         RAISE EXCEPTION 'amount must be a positive whole number of pesos' USING ERRCODE = 'RC002';
     END IF;
     v_card := public.lock_card(p_card_id);
-    v_key := public.claimed_key(p_card_id, p_key, 'recharge', v_request);
-    IF v_key.idempotency_key IS NOT NULL THEN
-        RETURN QUERY
-            SELECT r.card_id, r.recharge_id, r.amount, r.balance_after, NULL::bigint,
-                   r.recharged_at, true
-            FROM public.recharges r
-            WHERE r.card_id = v_key.card_id AND r.recharge_id = v_key.recharge_id;
+    v_done := public.movement_by_key(p_card_id, p_key);
+    IF v_done.entry_id IS NOT NULL THEN
+        IF v_done.kind <> 'recharge' OR v_done.amount <> p_amount
+           OR v_done.point_id IS DISTINCT FROM p_point_id THEN
+            PERFORM public.key_conflict(p_key);
+        END IF;
+        RETURN QUERY SELECT v_done.card_id, v_done.entry_id, v_done.amount, v_done.balance_after,
+                            NULL::bigint, v_done.created_at, true;
         RETURN;
     END IF;
     IF v_card.status <> 'active' THEN
@@ -97,17 +104,14 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM public.recharge_points p WHERE p.point_id = p_point_id) THEN
         RAISE EXCEPTION 'recharge point % not found', p_point_id USING ERRCODE = 'RC003';
     END IF;
-    INSERT INTO public.recharges (card_id, amount, point_id, recharged_at, balance_after)
-    VALUES (p_card_id, p_amount, p_point_id, now(), v_balance)
-    RETURNING recharges.recharge_id INTO v_recharge_id;
-    INSERT INTO public.ledger (card_id, kind, amount, recharge_id, created_at, balance_after)
-    VALUES (p_card_id, 'recharge', p_amount, v_recharge_id, now(), v_balance);
+    INSERT INTO public.ledger (card_id, kind, amount, balance_after, created_at, point_id,
+                               idempotency_key)
+    VALUES (p_card_id, 'recharge', p_amount, v_balance, now(), p_point_id, p_key)
+    RETURNING ledger.entry_id INTO v_entry_id;
     UPDATE public.cards c
     SET balance = v_balance, version = c.version + 1, last_movement_at = now()
     WHERE c.card_id = p_card_id;
-    INSERT INTO public.idempotency_keys (idempotency_key, operation, card_id, request, recharge_id)
-    VALUES (p_key, 'recharge', p_card_id, v_request, v_recharge_id);
-    RETURN QUERY SELECT p_card_id, v_recharge_id, p_amount, v_balance, v_card.version + 1, now(),
+    RETURN QUERY SELECT p_card_id, v_entry_id, p_amount, v_balance, v_card.version + 1, now(),
                         false;
 END $$;
 
@@ -130,32 +134,29 @@ LANGUAGE plpgsql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-    v_request jsonb := jsonb_build_object('card_id', p_card_id, 'station_id', p_station_id,
-                                          'route_id', p_route_id, 'at', p_at);
     v_at timestamptz := coalesce(p_at, now());
     v_station_type text;
     v_route_type text;
     v_service text;
     v_card public.cards;
-    v_key public.idempotency_keys;
+    v_done public.ledger;
     v_limits public.limits;
     v_window public.transfer_windows;
-    v_prev public.trips;
+    v_prev public.ledger;
     v_group_start timestamptz;
     v_transfer_fare text;
     v_fare_id smallint;
     v_fare bigint;
-    v_trip_id bigint;
+    v_entry_id bigint;
     v_group bigint;
     v_leg smallint := 1;
     v_balance bigint;
 BEGIN
     PERFORM public.check_idempotency_key(p_key);
-    IF v_at > now() + (SELECT make_interval(mins => lim.max_future_minutes) FROM public.limits lim)
-    THEN
+    SELECT * INTO v_limits FROM public.limits;
+    IF v_at > now() + make_interval(mins => v_limits.max_future_minutes) THEN
         RAISE EXCEPTION 'boarding time % is in the future (beyond the allowed clock skew of % '
-                        'minutes)', v_at, (SELECT lim.max_future_minutes FROM public.limits lim)
-            USING ERRCODE = 'RC002';
+                        'minutes)', v_at, v_limits.max_future_minutes USING ERRCODE = 'RC002';
     END IF;
     SELECT s.station_type INTO v_station_type FROM public.stations s
     WHERE s.station_id = p_station_id;
@@ -170,14 +171,18 @@ BEGIN
     END IF;
     v_service := public.leg_service(v_station_type, v_route_type);
     v_card := public.lock_card(p_card_id);
-    v_key := public.claimed_key(p_card_id, p_key, 'trip', v_request);
-    IF v_key.idempotency_key IS NOT NULL THEN
-        RETURN QUERY
-            SELECT t.card_id, t.trip_id, t.station_id, t.route_id, t.boarding_time,
-                   t.fare_charged, t.is_transfer, t.transfer_group, t.leg_number,
-                   t.balance_after, NULL::bigint, true
-            FROM public.trips t
-            WHERE t.card_id = v_key.card_id AND t.trip_id = v_key.trip_id;
+    -- a replay compares the stored boarding (a retry without --at matches any time)
+    v_done := public.movement_by_key(p_card_id, p_key);
+    IF v_done.entry_id IS NOT NULL THEN
+        IF v_done.kind <> 'fare' OR v_done.station_id <> p_station_id
+           OR v_done.route_id IS DISTINCT FROM p_route_id
+           OR (p_at IS NOT NULL AND v_done.boarding_time <> p_at) THEN
+            PERFORM public.key_conflict(p_key);
+        END IF;
+        RETURN QUERY SELECT v_done.card_id, v_done.entry_id, v_done.station_id, v_done.route_id,
+                            v_done.boarding_time, -v_done.amount, v_done.leg_number > 1,
+                            v_done.transfer_group, v_done.leg_number, v_done.balance_after,
+                            NULL::bigint, true;
         RETURN;
     END IF;
     IF v_card.status <> 'active' THEN
@@ -187,19 +192,24 @@ BEGIN
         RAISE EXCEPTION 'boarding time % is before card % was issued (%)', v_at, p_card_id,
             v_card.issued_at USING ERRCODE = 'RC004';
     END IF;
-    SELECT * INTO v_limits FROM public.limits;
+    IF v_at < now() - make_interval(days => v_limits.max_tap_age_days) THEN
+        RAISE EXCEPTION 'boarding time % is older than % days: too late to charge',
+            v_at, v_limits.max_tap_age_days USING ERRCODE = 'RC004';
+    END IF;
     SELECT * INTO v_window FROM public.transfer_windows w
     WHERE w.valid_from <= v_at AND (w.valid_to IS NULL OR v_at < w.valid_to);
 
     -- A boarding within the window of the journey's first (paid) leg is a transfer (for a
-    -- personalised card, under the transfer window valid at the boarding time).
-    SELECT * INTO v_prev FROM public.trips t
-    WHERE t.card_id = p_card_id AND t.boarding_time <= v_at
-    ORDER BY t.boarding_time DESC, t.trip_id DESC LIMIT 1;
+    -- personalised card, under the transfer window valid at the boarding time). The previous
+    -- leg is the one boarded before this one: a late tap is rated against the legs before
+    -- it and rewrites none after it.
+    SELECT * INTO v_prev FROM public.ledger l
+    WHERE l.card_id = p_card_id AND l.kind = 'fare' AND l.boarding_time <= v_at
+    ORDER BY l.boarding_time DESC, l.entry_id DESC LIMIT 1;
     IF FOUND AND v_card.user_id IS NOT NULL AND v_window.valid_from IS NOT NULL
        AND v_prev.leg_number <= v_window.max_transfers THEN
-        SELECT t.boarding_time INTO v_group_start FROM public.trips t
-        WHERE t.card_id = p_card_id AND t.trip_id = v_prev.transfer_group;
+        SELECT l.boarding_time INTO v_group_start FROM public.ledger l
+        WHERE l.card_id = p_card_id AND l.entry_id = v_prev.transfer_group;
         IF v_at - v_group_start <= make_interval(mins => v_window.window_minutes) THEN
             SELECT tr.fare_code INTO v_transfer_fare FROM public.transfer_rules tr
             WHERE tr.from_service = v_prev.service AND tr.to_service = v_service;
@@ -228,21 +238,17 @@ BEGIN
         RAISE EXCEPTION 'insufficient balance: % with a credit allowance of %, fare %',
             v_card.balance, v_limits.credit_allowance, v_fare USING ERRCODE = 'RC004';
     END IF;
-    v_trip_id := nextval(pg_get_serial_sequence('public.trips', 'trip_id'));
-    INSERT INTO public.trips (card_id, trip_id, station_id, route_id, service, boarding_time,
-                              fare_id, fare_charged, is_transfer, transfer_group, leg_number,
-                              balance_after)
-    VALUES (p_card_id, v_trip_id, p_station_id, p_route_id, v_service, v_at, v_fare_id, v_fare,
-            v_leg > 1, coalesce(v_group, v_trip_id), v_leg, v_balance);
-    INSERT INTO public.ledger (card_id, kind, amount, trip_id, created_at, balance_after)
-    VALUES (p_card_id, 'fare', -v_fare, v_trip_id, now(), v_balance);
+    v_entry_id := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
+    INSERT INTO public.ledger (card_id, entry_id, kind, amount, balance_after, created_at,
+                               station_id, route_id, service, boarding_time, fare_id,
+                               transfer_group, leg_number, idempotency_key)
+    VALUES (p_card_id, v_entry_id, 'fare', -v_fare, v_balance, now(), p_station_id, p_route_id,
+            v_service, v_at, v_fare_id, coalesce(v_group, v_entry_id), v_leg, p_key);
     UPDATE public.cards c
     SET balance = v_balance, version = c.version + 1, last_movement_at = now()
     WHERE c.card_id = p_card_id;
-    INSERT INTO public.idempotency_keys (idempotency_key, operation, card_id, request, trip_id)
-    VALUES (p_key, 'trip', p_card_id, v_request, v_trip_id);
-    RETURN QUERY SELECT p_card_id, v_trip_id, p_station_id, p_route_id, v_at, v_fare, v_leg > 1,
-                        coalesce(v_group, v_trip_id), v_leg, v_balance, v_card.version + 1, false;
+    RETURN QUERY SELECT p_card_id, v_entry_id, p_station_id, p_route_id, v_at, v_fare, v_leg > 1,
+                        coalesce(v_group, v_entry_id), v_leg, v_balance, v_card.version + 1, false;
 END $$;
 
 -- Reads are plpgsql, not sql: a SECURITY DEFINER sql function is never inlined and
@@ -291,16 +297,16 @@ LANGUAGE plpgsql STABLE
 BEGIN
     PERFORM public.require_card(p_card_id);
     RETURN QUERY
-        SELECT t.card_id, t.trip_id, t.boarding_time, t.station_id, s.name, t.route_id, r.code,
-               t.service, t.fare_charged, t.is_transfer, t.transfer_group, t.leg_number,
-               t.balance_after
-        FROM public.trips t
-        JOIN public.stations s ON s.station_id = t.station_id
-        LEFT JOIN public.routes r ON r.route_id = t.route_id
-        WHERE t.card_id = p_card_id
+        SELECT l.card_id, l.entry_id, l.boarding_time, l.station_id, s.name, l.route_id, r.code,
+               l.service, -l.amount, l.leg_number > 1, l.transfer_group, l.leg_number,
+               l.balance_after
+        FROM public.ledger l
+        JOIN public.stations s ON s.station_id = l.station_id
+        LEFT JOIN public.routes r ON r.route_id = l.route_id
+        WHERE l.card_id = p_card_id AND l.kind = 'fare'
           AND (p_before_time IS NULL
-               OR (t.boarding_time, t.trip_id) < (p_before_time, coalesce(p_before_id, 0)))
-        ORDER BY t.boarding_time DESC, t.trip_id DESC
+               OR (l.boarding_time, l.entry_id) < (p_before_time, coalesce(p_before_id, 0)))
+        ORDER BY l.boarding_time DESC, l.entry_id DESC
         LIMIT p_limit;
 END $$;
 
@@ -315,12 +321,12 @@ LANGUAGE plpgsql STABLE
 BEGIN
     PERFORM public.require_card(p_card_id);
     RETURN QUERY
-        SELECT r.card_id, r.recharge_id, r.recharged_at, r.amount, r.point_id, r.balance_after
-        FROM public.recharges r
-        WHERE r.card_id = p_card_id
+        SELECT l.card_id, l.entry_id, l.created_at, l.amount, l.point_id, l.balance_after
+        FROM public.ledger l
+        WHERE l.card_id = p_card_id AND l.kind = 'recharge'
           AND (p_before_time IS NULL
-               OR (r.recharged_at, r.recharge_id) < (p_before_time, coalesce(p_before_id, 0)))
-        ORDER BY r.recharged_at DESC, r.recharge_id DESC
+               OR (l.created_at, l.entry_id) < (p_before_time, coalesce(p_before_id, 0)))
+        ORDER BY l.created_at DESC, l.entry_id DESC
         LIMIT p_limit;
 END $$;
 
@@ -347,7 +353,7 @@ LANGUAGE plpgsql
 #variable_conflict use_column
 DECLARE
     v_limits public.limits;
-    v_sequence regclass := pg_get_serial_sequence('public.recharges', 'recharge_id');
+    v_sequence regclass := pg_get_serial_sequence('public.ledger', 'entry_id');
     v_repeated bigint[];
     v_row record;
 BEGIN
@@ -374,61 +380,56 @@ BEGIN
         FROM unnest(p_lines, p_cards, p_amounts, p_keys) AS u (line, card_id, amount, key)
     ), checked AS MATERIALIZED (
         SELECT i.line, i.card_id, i.amount, i.key, c.balance AS before, c.version,
-               k.recharge_id AS done, x.request,
+               k.entry_id AS done, k.amount AS done_amount, k.balance_after AS done_balance,
+               k.created_at AS done_at,
                CASE WHEN i.repeated THEN 'repeated'
                     WHEN NOT coalesce(public.is_idempotency_key(i.key), false)
                          OR i.amount <= 0 THEN 'RC002'
                     WHEN c.card_id IS NULL THEN 'RC003'
-                    WHEN k.operation IS NOT NULL
-                         AND (k.operation <> 'recharge' OR k.request <> x.request) THEN 'RC005'
-                    WHEN k.operation IS NOT NULL THEN 'replay'
+                    WHEN (k.entry_id IS NOT NULL
+                          AND (k.kind <> 'recharge' OR k.amount <> i.amount
+                               OR k.point_id IS DISTINCT FROM p_point_id))
+                         OR sk.status_key THEN 'RC005'
+                    WHEN k.entry_id IS NOT NULL THEN 'replay'
                     WHEN c.status <> 'active' THEN 'RC004'
                     WHEN i.amount < v_limits.min_recharge OR i.amount > v_limits.max_recharge
                          OR c.balance + i.amount > v_limits.max_balance THEN 'RC004'
                     ELSE 'ok' END AS outcome,
                c.status
         FROM input i
-        CROSS JOIN LATERAL (SELECT jsonb_build_object('card_id', i.card_id, 'amount', i.amount,
-                                                      'point_id', p_point_id) AS request) x
         LEFT JOIN LATERAL (
             SELECT c.card_id, c.status, c.balance, c.version FROM public.cards c
             WHERE c.card_id = i.card_id OFFSET 0) c ON true
         LEFT JOIN LATERAL (
-            SELECT k.operation, k.request, k.recharge_id FROM public.idempotency_keys k
+            SELECT k.entry_id, k.kind, k.amount, k.point_id, k.balance_after, k.created_at
+            FROM public.ledger k
             WHERE k.card_id = i.card_id AND k.idempotency_key = i.key OFFSET 0) k
             ON NOT i.repeated
+        LEFT JOIN LATERAL (  -- a status change's key
+            SELECT true AS status_key FROM public.idempotency_keys sk
+            WHERE sk.card_id = i.card_id AND sk.idempotency_key = i.key OFFSET 0) sk
+            ON NOT i.repeated AND k.entry_id IS NULL
     ), ok AS MATERIALIZED (
-        SELECT o.line, o.card_id, o.amount, o.key, o.request, o.before + o.amount AS after,
-               o.version + 1 AS version, nextval(v_sequence) AS rid
+        SELECT o.line, o.card_id, o.amount, o.key, o.before + o.amount AS after,
+               o.version + 1 AS version, nextval(v_sequence) AS entry_id
         FROM checked o WHERE o.outcome = 'ok'
-    ), new_recharges AS (
-        INSERT INTO public.recharges (card_id, recharge_id, amount, point_id, recharged_at,
-                                      balance_after)
-        SELECT o.card_id, o.rid, o.amount, p_point_id, now(), o.after FROM ok o
-    ), new_entries AS (
-        INSERT INTO public.ledger (card_id, kind, amount, recharge_id, created_at, balance_after)
-        SELECT o.card_id, 'recharge', o.amount, o.rid, now(), o.after FROM ok o
-    ), new_keys AS (
-        INSERT INTO public.idempotency_keys (idempotency_key, operation, card_id, request,
-                                             recharge_id)
-        SELECT o.key, 'recharge', o.card_id, o.request, o.rid FROM ok o
+    ), booked AS (
+        INSERT INTO public.ledger (card_id, entry_id, kind, amount, balance_after, created_at,
+                                   point_id, idempotency_key)
+        SELECT o.card_id, o.entry_id, 'recharge', o.amount, o.after, now(), p_point_id, o.key
+        FROM ok o
     ), moved AS (
         UPDATE public.cards c
         SET balance = o.after, version = o.version, last_movement_at = now()
         FROM ok o WHERE c.card_id = o.card_id
     )
-    SELECT o.line, o.card_id, o.amount, o.rid, o.after, o.version, now(), false,
+    SELECT o.line, o.card_id, o.amount, o.entry_id, o.after, o.version, now(), false,
            NULL::text, NULL::text
     FROM ok o
     UNION ALL
-    SELECT o.line, r.card_id, r.amount, r.recharge_id, r.balance_after, NULL::bigint,
-           r.recharged_at, true, NULL::text, NULL::text
-    FROM checked o
-    CROSS JOIN LATERAL (
-        SELECT r.card_id, r.amount, r.recharge_id, r.balance_after, r.recharged_at
-        FROM public.recharges r
-        WHERE r.card_id = o.card_id AND r.recharge_id = o.done OFFSET 0) r
-    WHERE o.outcome = 'replay'
+    SELECT o.line, o.card_id, o.done_amount, o.done, o.done_balance, NULL::bigint, o.done_at,
+           true, NULL::text, NULL::text
+    FROM checked o WHERE o.outcome = 'replay'
     UNION ALL
     SELECT o.line, o.card_id, o.amount, NULL::bigint, NULL::bigint, NULL::bigint,
            NULL::timestamptz, false, o.outcome,

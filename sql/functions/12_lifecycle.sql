@@ -92,6 +92,25 @@ BEGIN
     RETURN QUERY SELECT v_card_id, p_user_id, 'active'::text, 0::bigint, false;
 END $$;
 
+-- The earlier status change an idempotency key names on this card, or NULL (RC005 when it
+-- named another request, or names a movement of the card). Status changes move no money:
+-- their keys are the only ones kept apart from the ledger. Call it with the card row locked.
+CREATE OR REPLACE FUNCTION claimed_status_key(p_card_id bigint, p_key text, p_request jsonb)
+RETURNS public.idempotency_keys
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_key public.idempotency_keys;
+BEGIN
+    SELECT * INTO v_key FROM public.idempotency_keys k
+    WHERE k.card_id = p_card_id AND k.idempotency_key = p_key;
+    IF (FOUND AND v_key.request <> p_request)
+       OR EXISTS (SELECT 1 FROM public.ledger l
+                  WHERE l.card_id = p_card_id AND l.idempotency_key = p_key) THEN
+        PERFORM public.key_conflict(p_key);
+    END IF;
+    RETURN v_key;
+END $$;
+
 -- block (active → blocked), unblock (blocked → active), lost (active|blocked|inactive → lost,
 -- final). A replaced card changes no more.
 CREATE OR REPLACE FUNCTION card_set_status(p_card_id bigint, p_action text, p_reason text,
@@ -114,7 +133,7 @@ BEGIN
         RAISE EXCEPTION 'unknown status action %', p_action USING ERRCODE = 'RC002';
     END IF;
     v_card := public.lock_card(p_card_id);
-    v_key := public.claimed_key(p_card_id, p_key, 'status', v_request);
+    v_key := public.claimed_status_key(p_card_id, p_key, v_request);
     IF v_key.idempotency_key IS NOT NULL THEN
         RETURN QUERY SELECT p_card_id, v_key.result ->> 'status', v_key.result ->> 'previous_status',
                             (v_key.result ->> 'changed_at')::timestamptz, NULL::bigint, true;
@@ -152,20 +171,22 @@ LANGUAGE plpgsql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-    v_request jsonb := jsonb_build_object('reason', p_reason);
     v_card public.cards;
-    v_key public.idempotency_keys;
+    v_done public.ledger;
     v_new_id bigint;
     v_out_entry bigint;
     v_in_entry bigint;
 BEGIN
     PERFORM public.check_idempotency_key(p_key);
     v_card := public.lock_card(p_card_id);
-    v_key := public.claimed_key(p_card_id, p_key, 'replace', v_request);
-    IF v_key.idempotency_key IS NOT NULL THEN
-        RETURN QUERY SELECT p_card_id, (v_key.result ->> 'new_card_id')::bigint,
-                            (v_key.result ->> 'amount_moved')::bigint, NULL::bigint, NULL::bigint,
-                            true;
+    -- the key is carried by the old card's outgoing entry
+    v_done := public.movement_by_key(p_card_id, p_key);
+    IF v_done.entry_id IS NOT NULL THEN
+        IF v_done.kind <> 'transfer' OR v_done.reason IS DISTINCT FROM p_reason THEN
+            PERFORM public.key_conflict(p_key);
+        END IF;
+        RETURN QUERY SELECT p_card_id, v_done.counterpart_card_id, -v_done.amount, NULL::bigint,
+                            NULL::bigint, true;
         RETURN;
     END IF;
     IF v_card.replaced_by IS NOT NULL THEN
@@ -187,11 +208,12 @@ BEGIN
     v_out_entry := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
     v_in_entry := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
     INSERT INTO public.ledger (card_id, entry_id, kind, amount, created_at, balance_after,
-                               counterpart_card_id, counterpart_entry_id, reason)
+                               counterpart_card_id, counterpart_entry_id, reason,
+                               idempotency_key)
     VALUES (p_card_id, v_out_entry, 'transfer', -v_card.balance, now(), 0, v_new_id, v_in_entry,
-            p_reason),
+            p_reason, p_key),
            (v_new_id, v_in_entry, 'transfer', v_card.balance, now(), v_card.balance, p_card_id,
-            v_out_entry, p_reason);
+            v_out_entry, p_reason, NULL);
     UPDATE public.cards c
     SET balance = 0, version = c.version + 1, replaced_by = v_new_id, last_movement_at = now()
     WHERE c.card_id = p_card_id;
@@ -201,10 +223,6 @@ BEGIN
     PERFORM public.audit(v_new_id, p_operator, 'issue', p_reason,
                          jsonb_build_object('user_id', v_card.user_id, 'replaces', p_card_id,
                                             'amount', v_card.balance));
-    INSERT INTO public.idempotency_keys (idempotency_key, operation, card_id, request, entry_id,
-                                         result)
-    VALUES (p_key, 'replace', p_card_id, v_request, v_out_entry,
-            jsonb_build_object('new_card_id', v_new_id, 'amount_moved', v_card.balance));
     RETURN QUERY SELECT p_card_id, v_new_id, v_card.balance, v_card.version + 1, 1::bigint, false;
 END $$;
 
@@ -218,24 +236,26 @@ LANGUAGE plpgsql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-    v_request jsonb := jsonb_build_object('recharge_id', p_recharge_id, 'reason', p_reason);
     v_card public.cards;
-    v_key public.idempotency_keys;
+    v_done public.ledger;
     v_entry public.ledger;
     v_balance bigint;
     v_reversal bigint;
 BEGIN
     PERFORM public.check_idempotency_key(p_key);
     v_card := public.lock_card(p_card_id);
-    v_key := public.claimed_key(p_card_id, p_key, 'reverse', v_request);
-    IF v_key.idempotency_key IS NOT NULL THEN
-        RETURN QUERY SELECT p_card_id, p_recharge_id, v_key.entry_id,
-                            (v_key.result ->> 'amount')::bigint, (v_key.result ->> 'balance')::bigint,
-                            NULL::bigint, true;
+    v_done := public.movement_by_key(p_card_id, p_key);
+    IF v_done.entry_id IS NOT NULL THEN
+        IF v_done.kind <> 'correction' OR v_done.corrects_entry_id <> p_recharge_id
+           OR v_done.reason IS DISTINCT FROM p_reason THEN
+            PERFORM public.key_conflict(p_key);
+        END IF;
+        RETURN QUERY SELECT p_card_id, p_recharge_id, v_done.entry_id, -v_done.amount,
+                            v_done.balance_after, NULL::bigint, true;
         RETURN;
     END IF;
     SELECT * INTO v_entry FROM public.ledger l
-    WHERE l.card_id = p_card_id AND l.recharge_id = p_recharge_id;
+    WHERE l.card_id = p_card_id AND l.entry_id = p_recharge_id AND l.kind = 'recharge';
     IF NOT FOUND THEN
         RAISE EXCEPTION 'recharge % of card % not found', p_recharge_id, p_card_id
             USING ERRCODE = 'RC003';
@@ -251,19 +271,16 @@ BEGIN
             USING ERRCODE = 'RC004';
     END IF;
     v_reversal := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
+    -- the reversal carries the recharge's point: revenue by point is net of it
     INSERT INTO public.ledger (card_id, entry_id, kind, amount, corrects_entry_id, created_at,
-                               balance_after, reason)
+                               balance_after, point_id, reason, idempotency_key)
     VALUES (p_card_id, v_reversal, 'correction', -v_entry.amount, v_entry.entry_id, now(),
-            v_balance, p_reason);
+            v_balance, v_entry.point_id, p_reason, p_key);
     UPDATE public.cards c SET balance = v_balance, version = c.version + 1, last_movement_at = now()
     WHERE c.card_id = p_card_id;
     PERFORM public.audit(p_card_id, p_operator, 'reverse', p_reason,
                          jsonb_build_object('recharge_id', p_recharge_id, 'amount', v_entry.amount,
                                             'reversal_id', v_reversal));
-    INSERT INTO public.idempotency_keys (idempotency_key, operation, card_id, request, entry_id,
-                                         result)
-    VALUES (p_key, 'reverse', p_card_id, v_request, v_reversal,
-            jsonb_build_object('amount', v_entry.amount, 'balance', v_balance));
     RETURN QUERY SELECT p_card_id, p_recharge_id, v_reversal, v_entry.amount, v_balance,
                         v_card.version + 1, false;
 END $$;
@@ -318,8 +335,8 @@ BEGIN
     PERFORM public.require_card(p_card_id);
     RETURN QUERY
         SELECT l.entry_id, l.kind, l.amount, l.balance_after, l.created_at,
-               CASE l.kind WHEN 'recharge' THEN 'recharge ' || l.recharge_id
-                           WHEN 'fare' THEN 'trip ' || l.trip_id
+               CASE l.kind WHEN 'recharge' THEN 'recharge ' || l.entry_id
+                           WHEN 'fare' THEN 'trip ' || l.entry_id
                            WHEN 'correction' THEN 'reverses entry ' || l.corrects_entry_id
                            ELSE CASE WHEN l.amount < 0 THEN 'to card ' ELSE 'from card ' END
                                 || l.counterpart_card_id END

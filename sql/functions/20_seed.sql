@@ -76,9 +76,7 @@ BEGIN
     PERFORM setval('public.user_id_seq', v_users);
     -- the movement tables are empty: their ids start at 1 whatever an earlier, rolled-back
     -- load took from the sequences
-    PERFORM setval(pg_get_serial_sequence(t, c), 1, false)
-    FROM (VALUES ('public.recharges', 'recharge_id'), ('public.trips', 'trip_id'),
-                 ('public.ledger', 'entry_id')) AS s (t, c);
+    PERFORM setval(pg_get_serial_sequence('public.ledger', 'entry_id'), 1, false);
     RETURN QUERY SELECT v_users, v_cards;
 END $$;
 
@@ -111,8 +109,7 @@ $$;
 CREATE OR REPLACE FUNCTION seed_suspend_keys() RETURNS TABLE (statement text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_movements oid[] := ARRAY['public.recharges'::regclass, 'public.trips'::regclass,
-                               'public.ledger'::regclass];
+    v_movements oid[] := ARRAY['public.ledger'::regclass];
     v_item record;
 BEGIN
     CREATE TEMP TABLE seed_suspended ON COMMIT DROP AS
@@ -164,7 +161,7 @@ BEGIN
     DROP TABLE seed_dirty_triggers;
 END $$;
 
--- Recharges over the 90 days and trip legs for cards p_from..p_to, their ledger entries,
+-- Recharges over the 90 days and trip legs for cards p_from..p_to (one ledger row each),
 -- the cards with their balances, and the history of their final statuses. Each card's
 -- first recharge, made before the period, covers the period's fares, so no balance ever
 -- leaves the limits. Ids follow the sequences, in card and time order.
@@ -183,8 +180,6 @@ DECLARE
     v_weekend_hours integer[];  -- … and on a weekend day
     v_midnights timestamptz[];  -- by day offset + 1: the day's start …
     v_weekend boolean[];        -- … and whether it is a Saturday or Sunday
-    v_trip_base bigint := nextval(pg_get_serial_sequence('public.trips', 'trip_id'));
-    v_recharge_base bigint := nextval(pg_get_serial_sequence('public.recharges', 'recharge_id'));
     v_entry_base bigint := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
     v_legs bigint;
     v_recharges bigint;
@@ -320,9 +315,6 @@ BEGIN
         -- number, journey and leg): ids and running balances
         SELECT m.*,
                v_entry_base - 1 + row_number() OVER w AS entry_id,
-               CASE WHEN m.is_fare THEN v_trip_base - 1 + count(*) FILTER (WHERE m.is_fare) OVER w
-                    ELSE v_recharge_base - 1 + count(*) FILTER (WHERE NOT m.is_fare) OVER w
-               END AS id,
                sum(m.amount) OVER (PARTITION BY m.card_id ORDER BY m.at, m.is_fare, m.sub,
                                                                 m.leg_number
                                    ROWS UNBOUNDED PRECEDING) AS balance_after
@@ -362,38 +354,26 @@ BEGIN
         SELECT ch.card_id, ch.changed_at, 'demo', 'status', ch.reason,
                jsonb_build_object('from', 'active', 'to', ch.new_status)
         FROM changed ch ORDER BY ch.card_id
-    ), recharged AS (
-        INSERT INTO public.recharges (card_id, recharge_id, amount, point_id, recharged_at,
-                                      balance_after)
-        SELECT e.card_id, e.id, e.amount, e.point_id, e.at, e.balance_after
-        FROM entries e WHERE NOT e.is_fare
-        RETURNING 1
-    ), boarded AS (
-        INSERT INTO public.trips (card_id, trip_id, station_id, route_id, service, boarding_time,
-                                  fare_id, fare_charged, is_transfer, transfer_group, leg_number,
-                                  balance_after)
-        SELECT e.card_id, e.id, e.station_id, e.route_id, e.service, e.at, e.fare_id, -e.amount,
-               e.leg_number > 1, coalesce(first_leg.id, e.id), e.leg_number, e.balance_after
-        FROM entries e
-        LEFT JOIN entries first_leg  -- a transfer's group is its journey's first leg
-               ON e.leg_number > 1 AND first_leg.is_fare AND first_leg.sub = e.sub
-              AND first_leg.leg_number = 1
-        WHERE e.is_fare
-        RETURNING 1
     ), booked AS (
-        INSERT INTO public.ledger (card_id, entry_id, kind, amount, recharge_id, trip_id,
-                                   created_at, balance_after)
+        -- one row per movement: a recharge or a leg is its own ledger entry (a transfer's
+        -- group is its journey's first leg)
+        INSERT INTO public.ledger (card_id, entry_id, kind, amount, balance_after, created_at,
+                                   boarding_time, point_id, station_id, route_id, service,
+                                   fare_id, transfer_group, leg_number)
         SELECT e.card_id, e.entry_id, CASE WHEN e.is_fare THEN 'fare' ELSE 'recharge' END,
-               e.amount, CASE WHEN NOT e.is_fare THEN e.id END, CASE WHEN e.is_fare THEN e.id END,
-               e.at, e.balance_after
+               e.amount, e.balance_after, e.at, CASE WHEN e.is_fare THEN e.at END, e.point_id,
+               e.station_id, e.route_id, e.service, e.fare_id,
+               CASE WHEN e.is_fare THEN coalesce(first_leg.entry_id, e.entry_id) END,
+               CASE WHEN e.is_fare THEN e.leg_number END
         FROM entries e
+        LEFT JOIN entries first_leg
+               ON e.is_fare AND e.leg_number > 1 AND first_leg.is_fare AND first_leg.sub = e.sub
+              AND first_leg.leg_number = 1
+        RETURNING kind
     )
-    SELECT (SELECT count(*) FROM recharged), (SELECT count(*) FROM boarded)
-    INTO v_recharges, v_legs;
+    SELECT count(*) FILTER (WHERE b.kind = 'recharge'), count(*) FILTER (WHERE b.kind = 'fare')
+    INTO v_recharges, v_legs FROM booked b;
 
-    PERFORM setval(pg_get_serial_sequence('public.trips', 'trip_id'), v_trip_base + v_legs, false);
-    PERFORM setval(pg_get_serial_sequence('public.recharges', 'recharge_id'),
-                   v_recharge_base + v_recharges, false);
     PERFORM setval(pg_get_serial_sequence('public.ledger', 'entry_id'),
                    v_entry_base + v_legs + v_recharges, false);
     RETURN QUERY SELECT v_recharges, v_legs;

@@ -47,15 +47,21 @@ LANGUAGE sql STABLE AS $$
       AND d.day::timestamptz < w.hi AND (d.day + 1)::timestamptz > w.lo
 $$;
 
--- Recharges per day and recharge point (NULL: no point); a point's locality and channel
--- follow from the point.
-DROP FUNCTION IF EXISTS revenue_rows(timestamptz, timestamptz);  -- (per locality before 0016)
+-- Money per day and recharge point (NULL: no point): recharges in, and reversals of them
+-- (a reversal carries the point of the recharge it reverses); a point's locality and
+-- channel follow from the point.
+DROP FUNCTION IF EXISTS revenue_rows(timestamptz, timestamptz);  -- (without reversals before 0019)
 CREATE FUNCTION revenue_rows(p_lo timestamptz, p_hi timestamptz)
-RETURNS TABLE (day date, point_id integer, recharged bigint, recharges bigint)
+RETURNS TABLE (day date, point_id integer, recharged bigint, recharges bigint, reversed bigint,
+               reversals bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT rc.recharged_at::date, rc.point_id, sum(rc.amount)::bigint, count(*)
-    FROM public.recharges rc
-    WHERE rc.recharged_at >= p_lo AND rc.recharged_at < p_hi
+    SELECT l.created_at::date, l.point_id,
+           coalesce(sum(l.amount) FILTER (WHERE l.kind = 'recharge'), 0)::bigint,
+           count(*) FILTER (WHERE l.kind = 'recharge'),
+           coalesce(-sum(l.amount) FILTER (WHERE l.kind = 'correction'), 0)::bigint,
+           count(*) FILTER (WHERE l.kind = 'correction')
+    FROM public.ledger l
+    WHERE l.kind IN ('recharge', 'correction') AND l.created_at >= p_lo AND l.created_at < p_hi
     GROUP BY 1, 2
 $$;
 
@@ -154,8 +160,10 @@ BEGIN
     INTO v_until FROM public.limits lim;
     -- start of the day the last build stopped in (or of the oldest data)
     v_from := CASE WHEN v_state.rolled_until > '-infinity' THEN v_state.rolled_until
-                   ELSE least((SELECT min(recharged_at) FROM public.recharges),
-                              (SELECT min(boarding_time) FROM public.trips)) END;
+                   ELSE least((SELECT min(l.created_at) FROM public.ledger l
+                               WHERE l.kind IN ('recharge', 'correction')),
+                              (SELECT min(l.boarding_time) FROM public.ledger l
+                               WHERE l.kind = 'fare')) END;
     v_from := coalesce(v_from::date::timestamptz, v_until);
 
     WITH dirty AS (DELETE FROM public.rollup_dirty d WHERE d.day::timestamptz < v_until
@@ -175,7 +183,7 @@ BEGIN
     DELETE FROM public.daily_revenue WHERE day = ANY (v_days);
     DELETE FROM public.daily_trips WHERE day = ANY (v_days);
     DELETE FROM public.daily_riders WHERE day = ANY (v_days);
-    INSERT INTO public.daily_revenue (day, point_id, recharged, recharges)
+    INSERT INTO public.daily_revenue (day, point_id, recharged, recharges, reversed, reversals)
     SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.revenue_rows(lower(g), upper(g)) r;
     INSERT INTO public.daily_trips (day, dimension, key, legs, journeys, transfers, fares)
     SELECT t.day, t.dimension, t.key, t.legs, t.journeys, t.transfers, t.fares
@@ -204,11 +212,13 @@ BEGIN
     WITH kept AS (SELECT d.day FROM public.rollup_dirty d),
     revenue AS (
         SELECT coalesce(s.day, r.day) AS day, 'daily_revenue point ' || coalesce(s.point_id, r.point_id) AS rollup,
-               (s.recharged, s.recharges)::text AS stored, (r.recharged, r.recharges)::text AS recomputed
+               (s.recharged, s.recharges, s.reversed, s.reversals)::text AS stored,
+               (r.recharged, r.recharges, r.reversed, r.reversals)::text AS recomputed
         FROM public.daily_revenue s
         FULL JOIN public.revenue_rows('-infinity', v_until) r
                ON r.day = s.day AND coalesce(r.point_id, -1) = coalesce(s.point_id, -1)
-        WHERE (s.recharged, s.recharges) IS DISTINCT FROM (r.recharged, r.recharges)
+        WHERE (s.recharged, s.recharges, s.reversed, s.reversals)
+              IS DISTINCT FROM (r.recharged, r.recharges, r.reversed, r.reversals)
     ), trip_days AS (
         SELECT coalesce(s.day, r.day), 'daily_trips ' || coalesce(s.dimension, r.dimension) || ' ' || coalesce(s.key, r.key),
                (s.legs, s.journeys, s.transfers, s.fares)::text, (r.legs, r.journeys, r.transfers, r.fares)::text

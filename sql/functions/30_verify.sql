@@ -14,41 +14,16 @@ LANGUAGE sql
            ON l.card_id = c.card_id
     WHERE c.balance <> coalesce(l.total, 0)
     UNION ALL
-    -- 2. every recharge and trip has exactly one ledger entry with its amount
-    SELECT 2, 'recharge has one matching ledger entry', r.card_id, r.amount,
-           coalesce(sum(l.amount), 0), 'recharge ' || r.recharge_id || ', entries ' || count(l.*)
-    FROM public.recharges r
-    LEFT JOIN public.ledger l ON l.card_id = r.card_id AND l.recharge_id = r.recharge_id
-    GROUP BY r.card_id, r.recharge_id, r.amount
-    HAVING count(l.*) <> 1 OR coalesce(sum(l.amount), 0) <> r.amount
-    UNION ALL
-    SELECT 2, 'trip has one matching ledger entry', t.card_id, -t.fare_charged,
-           coalesce(sum(l.amount), 0), 'trip ' || t.trip_id || ', entries ' || count(l.*)
-    FROM public.trips t
-    LEFT JOIN public.ledger l ON l.card_id = t.card_id AND l.trip_id = t.trip_id
-    GROUP BY t.card_id, t.trip_id, t.fare_charged
-    HAVING count(l.*) <> 1 OR coalesce(sum(l.amount), 0) <> -t.fare_charged
-    UNION ALL
-    -- (one anti-join per kind: a single NOT EXISTS … OR NOT EXISTS would probe per entry)
-    SELECT 2, 'ledger entry belongs to one operation', l.card_id, 1, 0,
-           'entry ' || l.entry_id || ' (' || l.kind || ')'
-    FROM public.ledger l
-    WHERE l.kind = 'recharge' AND NOT EXISTS (
-              SELECT 1 FROM public.recharges r
-              WHERE r.card_id = l.card_id AND r.recharge_id = l.recharge_id)
-    UNION ALL
-    SELECT 2, 'ledger entry belongs to one operation', l.card_id, 1, 0,
-           'entry ' || l.entry_id || ' (' || l.kind || ')'
-    FROM public.ledger l
-    WHERE l.kind = 'fare' AND NOT EXISTS (
-              SELECT 1 FROM public.trips t WHERE t.card_id = l.card_id AND t.trip_id = l.trip_id)
-    UNION ALL
-    -- (every entry's card exists: foreign keys hold it, directly for entries that name no
-    -- operation, through the recharge, trip or corrected entry for the others)
-    SELECT 2, 'ledger entry belongs to an existing card', l.card_id, 1, 0,
-           'entry ' || l.entry_id || ' (' || l.kind || ')'
-    FROM public.ledger l
-    WHERE NOT EXISTS (SELECT 1 FROM public.cards c WHERE c.card_id = l.card_id)
+    -- 2. each movement is one row, its own entry (by construction); its balance_after chains
+    --    to the card's previous entry: previous balance_after + amount
+    SELECT 2, 'entry balance chains to the previous entry', x.card_id,
+           x.before + x.amount, x.balance_after,
+           'entry ' || x.entry_id || ' (' || x.kind || ')'
+    FROM (SELECT l.card_id, l.entry_id, l.kind, l.amount, l.balance_after,
+                 lag(l.balance_after, 1, 0::bigint) OVER (PARTITION BY l.card_id
+                                                          ORDER BY l.entry_id) AS before
+          FROM public.ledger l) x
+    WHERE x.balance_after <> x.before + x.amount
     UNION ALL
     -- 7. a reversal reverses one recharge entry of its card, by its whole amount (at most
     --    once: ledger_corrects_once)
@@ -91,11 +66,10 @@ LANGUAGE sql
            m.card_id, NULL, count(*),
            count(*) || ' ' || m.kind || '(s), the first at ' || min(m.at) || ', the last at '
              || max(m.at) || '; card issued at ' || c.issued_at
-    FROM (SELECT t.card_id, 'trip' AS kind, t.boarding_time AS at FROM public.trips t
-          UNION ALL
-          SELECT r.card_id, 'recharge', r.recharged_at FROM public.recharges r
-          UNION ALL
-          SELECT l.card_id, 'ledger entry', l.created_at FROM public.ledger l
+    FROM (SELECT l.card_id, CASE l.kind WHEN 'fare' THEN 'trip' WHEN 'recharge' THEN 'recharge'
+                                        ELSE 'ledger entry' END AS kind,
+                 coalesce(l.boarding_time, l.created_at) AS at
+          FROM public.ledger l
           UNION ALL
           SELECT s.card_id, 'status change', s.changed_at FROM public.card_status_changes s) m
     JOIN public.cards c ON c.card_id = m.card_id
@@ -127,43 +101,32 @@ LANGUAGE sql
     WHERE c.balance > lim.max_balance
        OR c.balance < CASE WHEN c.user_id IS NULL THEN 0 ELSE -lim.credit_allowance END
     UNION ALL
-    -- 4. an idempotency key maps to exactly one operation, and an operation to one key
-    SELECT 4, 'idempotency key names an existing operation', k.card_id, 1, 0,
-           'key ' || k.idempotency_key
-    FROM public.idempotency_keys k
-    WHERE (k.operation = 'recharge' AND NOT EXISTS (
-              SELECT 1 FROM public.recharges r
-              WHERE r.card_id = k.card_id AND r.recharge_id = k.recharge_id))
-       OR (k.operation = 'trip' AND NOT EXISTS (
-              SELECT 1 FROM public.trips t WHERE t.card_id = k.card_id AND t.trip_id = k.trip_id))
-       OR (k.operation IN ('replace', 'reverse') AND NOT EXISTS (
-              SELECT 1 FROM public.ledger l WHERE l.card_id = k.card_id AND l.entry_id = k.entry_id))
+    -- 4. an idempotency key names one operation of its card: a movement's key is unique per
+    --    card (the unique index ledger_key, which must be there and valid), a status change's
+    --    is the primary key of idempotency_keys, and no key names both
+    SELECT 4, 'movement keys are unique per card', NULL, 1, 0,
+           'the unique index ledger_key is missing or not valid'
+    WHERE NOT EXISTS (SELECT 1 FROM pg_index i
+                      WHERE i.indexrelid = to_regclass('public.ledger_key') AND i.indisunique
+                        AND i.indisvalid)
     UNION ALL
-    SELECT 4, 'idempotency key belongs to an existing card', k.card_id, 1, 0,
-           'key ' || k.idempotency_key
+    SELECT 4, 'idempotency key names one operation', k.card_id, 1, 2,
+           'key ' || k.idempotency_key || ' names a status change and entry ' || l.entry_id
     FROM public.idempotency_keys k
-    WHERE NOT EXISTS (SELECT 1 FROM public.cards c WHERE c.card_id = k.card_id)
+    JOIN public.ledger l ON l.card_id = k.card_id AND l.idempotency_key = k.idempotency_key
     UNION ALL
-    -- (a status change is its own operation: it has no other id)
-    SELECT 4, 'operation has at most one idempotency key', k.card_id, 1, count(*),
-           k.operation || ' ' || coalesce(k.recharge_id, k.trip_id, k.entry_id)
-    FROM public.idempotency_keys k
-    WHERE k.operation <> 'status'
-    GROUP BY k.card_id, k.operation, coalesce(k.recharge_id, k.trip_id, k.entry_id)
-    HAVING count(*) > 1
-    UNION ALL
-    -- 5. totals: sum of balances = recharges - fares + corrections (+ transfers, which sum to 0)
-    SELECT 5, 'total balances equal recharges minus fares plus corrections', NULL,
-           (SELECT coalesce(sum(r.amount), 0) FROM public.recharges r)
-             - (SELECT coalesce(sum(t.fare_charged), 0) FROM public.trips t)
-             + (SELECT coalesce(sum(l.amount), 0) FROM public.ledger l
-                WHERE l.kind IN ('correction', 'transfer')),
-           (SELECT coalesce(sum(c.balance), 0) FROM public.cards c), NULL
-    WHERE (SELECT coalesce(sum(r.amount), 0) FROM public.recharges r)
-            - (SELECT coalesce(sum(t.fare_charged), 0) FROM public.trips t)
-            + (SELECT coalesce(sum(l.amount), 0) FROM public.ledger l
-               WHERE l.kind IN ('correction', 'transfer'))
-          <> (SELECT coalesce(sum(c.balance), 0) FROM public.cards c)
+    -- 5. totals: sum of balances = recharged - fares - reversed (+ transfers, which sum to 0)
+    SELECT 5, 'total balances equal recharged minus fares minus reversed', NULL,
+           t.recharged - t.fares - t.reversed + t.transferred, t.balances,
+           'recharged ' || t.recharged || ', fares ' || t.fares || ', reversed ' || t.reversed
+             || ', transfers ' || t.transferred
+    FROM (SELECT coalesce(sum(l.amount) FILTER (WHERE l.kind = 'recharge'), 0) AS recharged,
+                 coalesce(-sum(l.amount) FILTER (WHERE l.kind = 'fare'), 0) AS fares,
+                 coalesce(-sum(l.amount) FILTER (WHERE l.kind = 'correction'), 0) AS reversed,
+                 coalesce(sum(l.amount) FILTER (WHERE l.kind = 'transfer'), 0) AS transferred,
+                 (SELECT coalesce(sum(c.balance), 0) FROM public.cards c) AS balances
+          FROM public.ledger l) t
+    WHERE t.recharged - t.fares - t.reversed + t.transferred <> t.balances
     UNION ALL
     -- 6. derived tables (counts, rollups) equal a recomputation from the base tables
     SELECT 6, 'entity count equals recomputation', NULL, x.expected, x.actual, x.what

@@ -6,8 +6,12 @@
 -- --by point and --by channel settle recharges per recharge point and per network
 -- (station_kiosk, retail, online); fares are not collected by points, so those rows carry
 -- no fares or legs (NULL).
-CREATE OR REPLACE FUNCTION stats_revenue(p_from date, p_to date, p_by text)
-RETURNS TABLE (bucket text, recharged bigint, fares bigint, recharges bigint, legs bigint)
+-- Money in is reported gross (recharged), corrected (reversed: reversals of recharges, on
+-- the day they were made) and net (recharged - reversed).
+DROP FUNCTION IF EXISTS stats_revenue(date, date, text);  -- (without reversals before 0019)
+CREATE FUNCTION stats_revenue(p_from date, p_to date, p_by text)
+RETURNS TABLE (bucket text, recharged bigint, reversed bigint, net bigint, fares bigint,
+               recharges bigint, reversals bigint, legs bigint)
 LANGUAGE plpgsql STABLE SET jit = off
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
@@ -19,26 +23,26 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH recharged AS (
-        SELECT d.day, d.point_id, d.recharged, d.recharges
+        SELECT d.day, d.point_id, d.recharged, d.recharges, d.reversed, d.reversals
         FROM public.rollup_window(p_from, p_to) w
         JOIN public.daily_revenue d ON d.day >= w.first_day AND d.day <= w.last_day
                                    AND d.day <> ALL (w.dirty)
         UNION ALL
-        SELECT v.day, v.point_id, v.recharged, v.recharges
+        SELECT v.day, v.point_id, v.recharged, v.recharges, v.reversed, v.reversals
         FROM public.live_ranges(p_from, p_to) g CROSS JOIN LATERAL public.revenue_rows(g.lo, g.hi) v
     ), movements AS (
         SELECT r.day, p.locality_id::integer AS locality_id, r.point_id, p.channel, r.recharged,
-               0::bigint AS fares, r.recharges, 0::bigint AS legs
+               r.reversed, 0::bigint AS fares, r.recharges, r.reversals, 0::bigint AS legs
         FROM recharged r LEFT JOIN public.recharge_points p ON p.point_id = r.point_id
         UNION ALL
-        SELECT d.day, d.key, NULL, NULL, 0, d.fares, 0, d.legs
+        SELECT d.day, d.key, NULL, NULL, 0, 0, d.fares, 0, 0, d.legs
         FROM public.rollup_window(p_from, p_to) w
         JOIN public.daily_trips d ON d.dimension = 'locality' AND d.day >= w.first_day
                                  AND d.day <= w.last_day
                                  AND d.day <> ALL (w.dirty)
         WHERE NOT v_money_only
         UNION ALL
-        SELECT v.day, v.key, NULL, NULL, 0, v.fares, 0, v.legs
+        SELECT v.day, v.key, NULL, NULL, 0, 0, v.fares, 0, 0, v.legs
         FROM public.live_ranges(p_from, p_to) g,
              LATERAL public.trip_rows(g.lo, g.hi, 'locality') v
         WHERE NOT v_money_only
@@ -49,14 +53,17 @@ BEGIN
                      WHEN 'locality' THEN coalesce(l.name, 'unknown')
                      WHEN 'point' THEN coalesce(m.point_id::text, 'unknown')
                      ELSE coalesce(m.channel, 'unknown') END,
-           sum(m.recharged)::bigint, CASE WHEN NOT v_money_only THEN sum(m.fares)::bigint END,
-           sum(m.recharges)::bigint, CASE WHEN NOT v_money_only THEN sum(m.legs)::bigint END
+           sum(m.recharged)::bigint, sum(m.reversed)::bigint,
+           (sum(m.recharged) - sum(m.reversed))::bigint,
+           CASE WHEN NOT v_money_only THEN sum(m.fares)::bigint END,
+           sum(m.recharges)::bigint, sum(m.reversals)::bigint,
+           CASE WHEN NOT v_money_only THEN sum(m.legs)::bigint END
     FROM movements m
     LEFT JOIN public.localities l ON p_by = 'locality' AND l.locality_id = m.locality_id
     GROUP BY 1
     UNION ALL
-    SELECT 'all', 0, 0, 0, 0 WHERE p_by = 'total' AND NOT EXISTS (SELECT 1 FROM movements)
-    ) o (bucket, recharged, fares, recharges, legs)
+    SELECT 'all', 0, 0, 0, 0, 0, 0, 0 WHERE p_by = 'total' AND NOT EXISTS (SELECT 1 FROM movements)
+    ) o (bucket, recharged, reversed, net, fares, recharges, reversals, legs)
     ORDER BY CASE WHEN p_by = 'point' THEN lpad(o.bucket, 12, '0') ELSE o.bucket END;  -- ids as numbers
 END $$;
 
