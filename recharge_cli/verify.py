@@ -13,7 +13,7 @@ INVARIANTS = {
     2: "each entry's balance chains to the card's previous entry (one row per movement)",
     3: "balances within [-credit allowance, maximum balance]",
     4: "one operation per idempotency key",
-    5: "totals agree: balances = recharged - fares - reversed",
+    5: "totals agree (balances = recharged - fares - reversed)",
     6: "counts and rollups = recomputation from base tables",
     7: "a reversal reverses one recharge, whole and at most once",
     8: "replacement entries sum to zero; a replaced card holds 0",
