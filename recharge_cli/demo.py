@@ -22,8 +22,8 @@ LOAD_SETTINGS = {"work_mem": "64MB", "maintenance_work_mem": "256MB", "jit": "of
 
 
 # the tables a load fills (the statistics are gathered inside the load's transaction)
-LOADED_TABLES = ("stations", "routes", "recharge_points", "users", "cards", "recharges",
-                 "trips", "ledger", "card_status_changes", "audit_log")
+LOADED_TABLES = ("stations", "routes", "recharge_points", "users", "cards", "ledger",
+                 "card_status_changes", "audit_log")
 
 
 def finish(conn: psycopg.Connection[Any], output: Output | None = None, *,

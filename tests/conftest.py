@@ -96,14 +96,15 @@ def drop_database(servers: Servers, name: str) -> None:
 
 
 @contextmanager
-def own_database(servers: Servers, seeded: bool) -> Iterator[Database]:
+def own_database(servers: Servers, seeded: bool, migrate: bool = True) -> Iterator[Database]:
     """A new migrated database (with the demo data when seeded) and key prefix, removed after."""
     name = create_database(servers)
     test_db = Database(_database_dsn(servers, name), servers.redis_url,
                        f"recharge:test:{uuid.uuid4().hex[:8]}:")
     try:
         with test_db.connect() as conn:
-            migrations.migrate(conn)
+            if migrate:
+                migrations.migrate(conn)
             if seeded:
                 demo.load(conn, scale=1, seed=42, end=dt.date.fromisoformat(SEED_END))
         yield test_db

@@ -97,8 +97,15 @@ def test_trip_charges_fare_then_transfer(cli, conn) -> None:
     late = cli("trips", "record", "--card", str(card), "--station", "500", "--route", "300",
                "--at", "2026-11-23T10:20:00").json()  # 130 minutes: outside the window
     assert (late["fare_charged"], late["is_transfer"]) == (3550, False)
-    earlier = cli("trips", "record", "--card", str(card), "--station", "5",
-                  "--at", "2025-06-01T07:00:00").json()  # charged by the 2025 rules
+    too_old = cli("trips", "record", "--card", str(card), "--station", "5",
+                  "--at", "2025-06-01T07:00:00")  # beyond limits.max_tap_age_days (30)
+    assert too_old.exit_code == 4 and "older than 30 days" in too_old.stderr
+    conn.execute("UPDATE limits SET max_tap_age_days = 3650")
+    try:
+        earlier = cli("trips", "record", "--card", str(card), "--station", "5",
+                      "--at", "2025-06-01T07:00:00").json()  # charged by the 2025 rules
+    finally:
+        conn.execute("UPDATE limits SET max_tap_age_days = 30")
     assert earlier["fare_charged"] == 3200
     assert earlier["balance"] == ledger_sum(conn, card) == 20_000 - 3 * 3550 - 3200
     listed = cli("trips", "list", "--card", str(card), "--limit", "2")

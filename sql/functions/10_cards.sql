@@ -58,6 +58,13 @@ END $$;
 
 -- One row per movement: the recharge is its ledger entry and carries its key. A replay
 -- compares the stored amount and point with the request's.
+--
+-- The balance moves first: the UPDATE takes the card's row lock (a SELECT … FOR UPDATE
+-- would write a WAL record of its own), and a rule that then fails rolls it back with the
+-- rest. A movement is immutable once committed, so a replay found before the UPDATE needs
+-- no lock; a movement with the same key that committed while this one waited for the row
+-- is found after it, and the balance is put back (the card's version stays raised: a
+-- version only ever grows, and one more step is harmless).
 CREATE OR REPLACE FUNCTION recharge_card(
     p_card_id bigint, p_amount bigint, p_point_id integer, p_key text)
 RETURNS TABLE (card_id bigint, recharge_id bigint, amount bigint, balance bigint,
@@ -70,14 +77,29 @@ DECLARE
     v_done public.ledger;
     v_limits public.limits;
     v_entry_id bigint;
-    v_balance bigint;
 BEGIN
     PERFORM public.check_idempotency_key(p_key);
     IF p_amount IS NULL OR p_amount <= 0 THEN
         RAISE EXCEPTION 'amount must be a positive whole number of pesos' USING ERRCODE = 'RC002';
     END IF;
-    v_card := public.lock_card(p_card_id);
     v_done := public.movement_by_key(p_card_id, p_key);
+    IF v_done.entry_id IS NULL THEN
+        UPDATE public.cards c
+        SET balance = c.balance + p_amount, version = c.version + 1, last_movement_at = now()
+        WHERE c.card_id = p_card_id
+        RETURNING c.* INTO v_card;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'card % not found', p_card_id USING ERRCODE = 'RC003';
+        END IF;
+        v_done := public.movement_by_key(p_card_id, p_key);
+        IF v_done.entry_id IS NOT NULL THEN
+            UPDATE public.cards c
+            SET balance = c.balance - p_amount,
+                last_movement_at = (SELECT max(l.created_at) FROM public.ledger l
+                                    WHERE l.card_id = p_card_id)
+            WHERE c.card_id = p_card_id;
+        END IF;
+    END IF;
     IF v_done.entry_id IS NOT NULL THEN
         IF v_done.kind <> 'recharge' OR v_done.amount <> p_amount
            OR v_done.point_id IS DISTINCT FROM p_point_id THEN
@@ -95,10 +117,9 @@ BEGIN
         RAISE EXCEPTION 'amount % is outside the recharge limits [%, %]',
             p_amount, v_limits.min_recharge, v_limits.max_recharge USING ERRCODE = 'RC004';
     END IF;
-    v_balance := v_card.balance + p_amount;
-    IF v_balance > v_limits.max_balance THEN
+    IF v_card.balance > v_limits.max_balance THEN
         RAISE EXCEPTION 'balance would be %, above the maximum balance %',
-            v_balance, v_limits.max_balance USING ERRCODE = 'RC004';
+            v_card.balance, v_limits.max_balance USING ERRCODE = 'RC004';
     END IF;
     IF p_point_id IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM public.recharge_points p WHERE p.point_id = p_point_id) THEN
@@ -106,12 +127,9 @@ BEGIN
     END IF;
     INSERT INTO public.ledger (card_id, kind, amount, balance_after, created_at, point_id,
                                idempotency_key)
-    VALUES (p_card_id, 'recharge', p_amount, v_balance, now(), p_point_id, p_key)
+    VALUES (p_card_id, 'recharge', p_amount, v_card.balance, now(), p_point_id, p_key)
     RETURNING ledger.entry_id INTO v_entry_id;
-    UPDATE public.cards c
-    SET balance = v_balance, version = c.version + 1, last_movement_at = now()
-    WHERE c.card_id = p_card_id;
-    RETURN QUERY SELECT p_card_id, v_entry_id, p_amount, v_balance, v_card.version + 1, now(),
+    RETURN QUERY SELECT p_card_id, v_entry_id, p_amount, v_card.balance, v_card.version, now(),
                         false;
 END $$;
 

@@ -25,6 +25,25 @@ LANGUAGE sql
           FROM public.ledger l) x
     WHERE x.balance_after <> x.before + x.amount
     UNION ALL
+    -- (what an entry names exists: its card, station, route, fare and recharge point are
+    -- checked when it is written and never removed; one pass, hashing each)
+    SELECT 2, 'entry names an existing ' || x.what, l.card_id, 1, 0,
+           'entry ' || l.entry_id || ' (' || l.kind || ') names a missing ' || x.what
+    FROM public.ledger l
+    LEFT JOIN public.cards c ON c.card_id = l.card_id
+    LEFT JOIN public.stations s ON s.station_id = l.station_id
+    LEFT JOIN public.routes r ON r.route_id = l.route_id
+    LEFT JOIN public.fares f ON f.fare_id = l.fare_id
+    LEFT JOIN public.recharge_points p ON p.point_id = l.point_id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN c.card_id IS NULL THEN 'card'
+                    WHEN l.station_id IS NOT NULL AND s.station_id IS NULL THEN 'station'
+                    WHEN l.route_id IS NOT NULL AND r.route_id IS NULL THEN 'route'
+                    WHEN l.fare_id IS NOT NULL AND f.fare_id IS NULL THEN 'fare'
+                    WHEN l.point_id IS NOT NULL AND p.point_id IS NULL THEN 'recharge point'
+               END AS what) x
+    WHERE x.what IS NOT NULL
+    UNION ALL
     -- 7. a reversal reverses one recharge entry of its card, by its whole amount (at most
     --    once: ledger_corrects_once)
     SELECT 7, 'reversal reverses one recharge', l.card_id, -r.amount, l.amount,
