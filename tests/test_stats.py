@@ -104,3 +104,40 @@ def test_cache_warm_precomputes(cli) -> None:
     warmed = cli("cache", "warm")
     assert warmed.exit_code == 0 and len(warmed.json()) >= 10
     assert cli("stats", "trips", "--by", "route").json()["source"] == "cache"
+
+
+def test_revenue_is_net_of_a_reversal(cli, conn, tmp_path) -> None:
+    """A reversal is money out on its own day and point: recharged stays gross, reversed
+    counts it, net is their difference, in stats revenue, the rollups and report daily."""
+    today = conn.execute("SELECT current_date::text AS d").fetchone()["d"]
+    card = new_card(conn, balance=0, user_id=1)
+
+    def point_revenue() -> dict[str, int]:
+        rows = cli("stats", "revenue", "--from", today, "--to", today, "--by", "point",
+                   "--fresh").json()["rows"]
+        row = next((r for r in rows if r["bucket"] == "17"), None)
+        return {k: row[k] if row else 0 for k in ("recharged", "reversed", "net", "recharges",
+                                                  "reversals")}
+
+    before = point_revenue()
+    total_before = cli("stats", "revenue", "--fresh").json()
+    kept = cli("recharge", "--card", str(card), "--amount", "4000", "--point", "17").json()
+    undone = cli("recharge", "--card", str(card), "--amount", "9000", "--point", "17").json()
+    reversal = cli("reverse", "--card", str(card), "--recharge", str(undone["recharge_id"]),
+                   "--reason", "wrong card").json()
+    assert reversal["balance"] == kept["balance"] == 4000
+    after = point_revenue()
+    assert {k: after[k] - before[k] for k in after} == {
+        "recharged": 13000, "reversed": 9000, "net": 4000, "recharges": 2, "reversals": 1}
+    total = cli("stats", "revenue", "--fresh").json()
+    assert total["net"] == total["recharged"] - total["reversed"]
+    assert total["net"] - total_before["net"] == 4000
+    # the all-time totals equal the ledger's movements of each kind
+    sums = conn.execute("SELECT sum(amount) FILTER (WHERE kind = 'recharge') AS recharged, "
+                        "-sum(amount) FILTER (WHERE kind = 'correction') AS reversed FROM ledger"
+                        ).fetchone()
+    assert (total["recharged"], total["reversed"]) == (sums["recharged"], sums["reversed"])
+    day = cli("report", "daily", "--date", today, "--out", str(tmp_path / "daily")).json()
+    assert day["reversed"] >= 9000 and day["net"] == day["recharged"] - day["reversed"]
+    assert cli("db", "rollup").exit_code == 0
+    assert conn.execute("SELECT count(*) AS n FROM verify_rollups()").fetchone()["n"] == 0
