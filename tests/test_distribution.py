@@ -38,8 +38,20 @@ def test_card_owned_keys_include_card_id(conn) -> None:
                       AND c.attname = 'card_id' AND NOT c.attisdropped)
         GROUP BY t.relname, k.conname, k.contype""").fetchall()
     owned = {r["table_name"] for r in rows}
-    assert {"cards", "recharges", "trips", "ledger", "idempotency_keys", "audit_log"} <= owned
+    # (recharges and trips are views over the ledger: one row per movement)
+    assert {"cards", "ledger", "idempotency_keys", "audit_log"} <= owned
     assert [r for r in rows if "card_id" not in r["columns"]] == []
+    unique_indexes = conn.execute("""
+        SELECT x.relname AS index_name, array_agg(a.attname) AS columns
+        FROM pg_index i
+        JOIN pg_class x ON x.oid = i.indexrelid
+        JOIN pg_class t ON t.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = 'public'
+        JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY (i.indkey)
+        WHERE i.indisunique AND t.relname = ANY (%s)
+        GROUP BY x.relname""", (sorted(owned),)).fetchall()
+    assert "ledger_key" in {r["index_name"] for r in unique_indexes}
+    assert [r for r in unique_indexes if "card_id" not in r["columns"]] == []
 
 
 def test_api_functions_name_tables_fully_and_take_their_card(conn) -> None:

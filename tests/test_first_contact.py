@@ -40,7 +40,7 @@ def test_global_options_work_after_the_command(cli, conn) -> None:
     assert csv_out.stdout.splitlines()[0].startswith("card_id,balance")
     assert csv_out.stdout.splitlines()[1].startswith(f"{card},5000") and ",db" in csv_out.stdout
     stats = cli("stats", "revenue", "--format", "csv")
-    assert stats.exit_code == 0 and stats.stdout.startswith("from,to,by,recharged,fares")
+    assert stats.exit_code == 0 and stats.stdout.startswith("from,to,by,recharged,reversed,net,fares")
 
 
 @pytest.mark.parametrize(("value", "says"), [("2024-02-30", "no such day"),
