@@ -62,6 +62,7 @@ class BulkSummary:
     stopped: RechargeError | None = None  # a lost connection: rows after it were not tried
     interrupted: bool = False
     dry_run: bool = False
+    amount_label: str = "amount_recharged"  # what total_amount is, in the summary row
 
     def reject(self, line: int, status: int) -> None:
         self.rejected += 1
@@ -76,7 +77,7 @@ class BulkSummary:
 
     def as_row(self) -> dict[str, Any]:
         return {"rows": self.rows, "ok": self.ok, "replayed": self.replayed,
-                "rejected": self.rejected, "amount_recharged": self.total_amount,
+                "rejected": self.rejected, self.amount_label: self.total_amount,
                 "complete": self.stopped is None and not self.interrupted,
                 "dry_run": self.dry_run}
 
@@ -112,21 +113,23 @@ class Chunk:
 
 
 class Rejects:
-    """Rejected rows as they happen: a CSV file (--rejects) or one stderr line each."""
+    """Rejected rows as they happen: a CSV file (--rejects) or one stderr line each. A row
+    is its `columns`: the line, the file's fields, then the exit code and the error."""
 
-    def __init__(self, path: Path | None, output: Output) -> None:
+    def __init__(self, path: Path | None, output: Output,
+                 columns: list[str] = REJECT_COLUMNS) -> None:
         self.output = output
+        self.columns = columns
         self.file = path.open("w", newline="", encoding="utf-8") if path is not None else None
-        self.writer = csv.DictWriter(self.file, REJECT_COLUMNS) if self.file else None
+        self.writer = csv.DictWriter(self.file, columns) if self.file else None
         if self.writer is not None:
             self.writer.writeheader()
 
-    def add(self, summary: BulkSummary, line: int, card_id: Any, amount: Any, key: str,
-            status: int, error: str) -> None:
+    def add(self, summary: BulkSummary, line: int, *values: Any) -> None:
+        *_, status, error = values
         summary.reject(line, status)
         if self.writer is not None:
-            self.writer.writerow({"line": line, "card_id": card_id, "amount": amount, "key": key,
-                                  "exit_code": status, "error": error})
+            self.writer.writerow(dict(zip(self.columns, (line, *values), strict=True)))
         else:
             self.output.error(f"line {line}: {error}")
 
@@ -136,25 +139,25 @@ class Rejects:
 
 
 @contextlib.contextmanager
-def _checked(path: Path) -> Iterator[tuple[str, int, TextIO]]:
+def checked(path: Path, read: Callable[[list[str]], Any]) -> Iterator[tuple[str, int, TextIO]]:
     """The first pass: the file's digest (the derived keys depend on it) and its number of
-    data rows, after checking every line (InvalidInput naming the malformed lines, before
-    anything is sent); then the file opened for the second pass.
+    data rows, after checking every line with `read` (InvalidInput naming the malformed
+    lines, before anything is sent); then the file opened for the second pass.
     Standard input, which cannot be read twice, is copied to a temporary file on the way
     (memory stays constant however long it is)."""
     if str(path) == "-":
         with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as copy:
-            digest, rows = _first_pass(sys.stdin, "stdin", path, copy)
+            digest, rows = _first_pass(sys.stdin, "stdin", path, read, copy)
             copy.seek(0)
             yield digest, rows, copy
         return
     with _opened(path) as fh:
-        digest, rows = _first_pass(fh, path.name, path)
+        digest, rows = _first_pass(fh, path.name, path, read)
     with _opened(path) as fh:
         yield digest, rows, fh
 
 
-def _first_pass(stream: TextIO, name: str, path: Path,
+def _first_pass(stream: TextIO, name: str, path: Path, read: Callable[[list[str]], Any],
                 copy: TextIO | None = None) -> tuple[str, int]:
     hasher = hashlib.sha256((name + "\0").encode())
 
@@ -167,10 +170,10 @@ def _first_pass(stream: TextIO, name: str, path: Path,
 
     rows = 0
     malformed: list[tuple[int, str]] = []
-    for line, fields in _fields(lines(), path):
+    for line, fields in fields_of(lines(), path):
         rows += 1
         try:
-            _read(fields)
+            read(fields)
         except InvalidInput as exc:
             malformed.append((line, str(exc)))
     if malformed:
@@ -194,7 +197,7 @@ def _opened(path: Path) -> Iterator[TextIO]:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _fields(lines: Iterable[str], path: Path) -> Iterator[tuple[int, list[str]]]:
+def fields_of(lines: Iterable[str], path: Path) -> Iterator[tuple[int, list[str]]]:
     """(line, fields) of every data row (blank lines and a header skipped). Quoting is
     strict: an unbalanced quote is an error, not a field that swallows the lines after it."""
     reader = csv.reader(lines, strict=True)
@@ -223,8 +226,8 @@ def _read(fields: list[str]) -> tuple[int, int, str | None]:
     if not (_digits(card_text) and _digits(amount_text)) or "\n" in key or "\r" in key:
         if any("\n" in field or "\r" in field for field in fields):
             raise InvalidInput("a quoted field spans several lines")
-        _integer(card_text, "card_id")
-        _integer(amount_text, "amount")
+        integer(card_text, "card_id")
+        integer(amount_text, "amount")
     if key and THOUSANDS.fullmatch(key):
         raise InvalidInput(f"amount {amount_text},{key} looks like a number with a thousands "
                            "separator: write amounts without separators (e.g. 1000), or quote "
@@ -244,7 +247,7 @@ def _parse(line: int, fields: list[str], digest: str, point_id: int | None) -> R
     return Row(line, card_id, amount, key or f"csv-{digest}-{line}")
 
 
-def _integer(text: str, what: str) -> int:
+def integer(text: str, what: str) -> int:
     number = cards.whole_number(text)
     if number is None:
         raise InvalidInput(f"{what} must be an integer, got {text.strip()!r}")
@@ -262,7 +265,7 @@ def recharge_file(connect: Callable[[], psycopg.Connection[Any]], cache: Cache, 
     summary = BulkSummary(dry_run=dry_run)
     rejects = Rejects(rejects_path, output)
     try:
-        with _checked(path) as (digest, total, fh), \
+        with checked(path, _read) as (digest, total, fh), \
                 output.progress("Recharging", total=total, unit="rows") as bar, \
                 ThreadPoolExecutor(WORKERS, "recharge-bulk") as workers, \
                 ThreadPoolExecutor(1, "recharge-bulk-account") as accountant, \
@@ -271,7 +274,7 @@ def recharge_file(connect: Callable[[], psycopg.Connection[Any]], cache: Cache, 
                                  rejects, bar, dry_run, accountant)
             sent: deque[tuple[Chunk, Future[list[tuple[Any, ...]]]]] = deque()
             try:
-                for number, chunk in enumerate(_chunks(_fields(fh, path), digest, point_id)):
+                for number, chunk in enumerate(_chunks(fields_of(fh, path), digest, point_id)):
                     # chunk `number` goes on connection number % WORKERS, free once the
                     # chunks before it are finished; chunks that share a card run in turn
                     while sent and (len(sent) == WORKERS

@@ -371,12 +371,13 @@ class Cache:
         self._guard(lambda: self._write_cards([(card_id, version, balance)], trips_changed),
                     writing=True)
 
-    def cards_written(self, items: list[tuple[int, int, dict[str, Any]]]) -> None:
+    def cards_written(self, items: list[tuple[int, int, dict[str, Any]]],
+                      trips_changed: bool = False) -> None:
         """card_written for many cards (card_id, version, balance) after one COMMIT: one
         script call per WRITE_BATCH cards on a single node; card by card (one slot each)
         on a Cluster."""
         if items:
-            self._guard(lambda: self._write_cards(items, trips_changed=False), writing=True)
+            self._guard(lambda: self._write_cards(items, trips_changed), writing=True)
 
     def _write_cards(self, items: list[tuple[int, int, dict[str, Any]]],
                      trips_changed: bool) -> None:

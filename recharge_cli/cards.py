@@ -103,8 +103,9 @@ def record_trip(conn: psycopg.Connection[Row], cache: Cache, card_id: int, stati
         check_id(route_id, "route id", MAX_INTEGER)
     key = idempotency_key(key, announce)
     row = db.write(conn, "public.record_trip", (card_id, station_id, route_id, at, key), key)
-    if not row["replayed"]:
-        cache.card_written(card_id, row["version"], balance_payload(row), trips_changed=True)
+    if not row["replayed"]:  # (the card charged: a replaced card's replacement)
+        cache.card_written(row["card_id"], row["version"], balance_payload(row),
+                           trips_changed=True)
     result = {k: v for k, v in row.items() if k != "version"}
     result["idempotency_key"] = key
     return result

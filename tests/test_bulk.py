@@ -69,7 +69,7 @@ def test_bulk_equals_row_by_row(cli, database: Database, conn, tmp_path: Path,
         bulk_rejects = {int(r["line"]): (int(r["exit_code"]), _unnamed(r["error"], r["card_id"]))
                         for r in csv.DictReader(fh)}
 
-    with bulk._checked(csv_file) as (digest, _, _):
+    with bulk.checked(csv_file, bulk._read) as (digest, _, _):
         pass
     single_rejects: dict[int, tuple[int, str]] = {}
     ok = replayed = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -61,6 +61,21 @@ def writable_folder(path: Path, option: str) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise InvalidInput(f"{option} {path}: the folder is not writable")
     return path
+
+
+def finish_bulk(rt: Any, summary: Any, rejects: Path | None) -> NoReturn:
+    """A bulk run's summary row, then its exit: the first rejected line's code, 75 when it
+    stopped early (a rerun of the same file finishes it), 130 when interrupted."""
+    from recharge_cli.errors import RechargeError
+
+    rt.output.emit(summary.as_row())
+    if rejects is not None and summary.rejected:
+        rt.output.error(f"{summary.rejected:,} row(s) rejected: written to {rejects}")
+    if summary.stopped is not None:
+        raise RechargeError(f"stopped after {summary.rows} row(s): {summary.stopped}; "
+                            "rerun the same file to finish it (applied rows replay)",
+                            summary.stopped.status)
+    raise typer.Exit(summary.exit_status)
 
 
 def writable_file(path: Path, option: str) -> Path:

@@ -10,12 +10,13 @@ from recharge_cli import bulk, cards
 from recharge_cli.commands import (
     WAIT_OPTION,
     announce_key,
+    finish_bulk,
     lock_option,
     runtime,
     whole_number,
     writable_file,
 )
-from recharge_cli.errors import InvalidInput, RechargeError
+from recharge_cli.errors import InvalidInput
 
 CARD_HELP = "card id"
 KEY_HELP = "idempotency key (1-128 of A-Z a-z 0-9 . _ : -); a UUID is generated when omitted"
@@ -55,14 +56,7 @@ def recharge(
         with rt.locked("recharge-bulk" if lock is None else lock, wait):
             summary = bulk.recharge_file(rt.more_db, rt.cache(), from_csv, point, rejects, rt.output,
                                          dry_run)
-        rt.output.emit(summary.as_row())
-        if rejects is not None and summary.rejected:
-            rt.output.error(f"{summary.rejected:,} row(s) rejected: written to {rejects}")
-        if summary.stopped is not None:
-            raise RechargeError(f"stopped after {summary.rows} row(s): {summary.stopped}; "
-                                "rerun the same file to finish it (applied rows replay)",
-                                summary.stopped.status)
-        raise typer.Exit(summary.exit_status)
+        finish_bulk(rt, summary, rejects)
     if card is None or amount is None:
         raise InvalidInput("--card and --amount are required (or use --from-csv)")
     if dry_run:

@@ -142,14 +142,26 @@ LANGUAGE sql IMMUTABLE AS $$
         ELSE 'TRONCAL' END)
 $$;
 
-CREATE OR REPLACE FUNCTION record_trip(
+-- A boarding tap, judged as of its boarding time (validators forward taps late and in
+-- batches): one row with the leg and its charge, or an error code and message instead
+-- (RC002 invalid, RC003 not found, RC004 refused by a rule, RC005 key reused), having
+-- written nothing. record_trip raises the error; an upload reports it per row.
+--
+-- - A tap made while the card was usable is charged even when it arrives after the card
+--   was blocked, reported lost or replaced (the status history says what the card was at
+--   the boarding time); the fare of a replaced card's tap is taken from its replacement,
+--   which holds the rider's money (and carries the leg and its key).
+-- - A tap made after the card stopped being usable, before it was issued, or older than
+--   limits.max_tap_age_days is refused.
+-- - A late tap is rated against the legs boarded before it; the legs after it keep what
+--   they were charged (charged history is never rewritten).
+CREATE OR REPLACE FUNCTION tap_core(
     p_card_id bigint, p_station_id integer, p_route_id integer, p_at timestamptz, p_key text)
 RETURNS TABLE (card_id bigint, trip_id bigint, station_id integer, route_id integer,
                boarding_time timestamptz, fare_charged bigint, is_transfer boolean,
                transfer_group bigint, leg_number smallint, balance bigint, version bigint,
-               replayed boolean)
-LANGUAGE plpgsql
-    SECURITY DEFINER SET search_path = public, pg_temp AS $$
+               replayed boolean, error_code text, error text)
+LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     v_at timestamptz := coalesce(p_at, now());
@@ -157,6 +169,9 @@ DECLARE
     v_route_type text;
     v_service text;
     v_card public.cards;
+    v_charged public.cards;
+    v_chain bigint[];
+    v_status text;
     v_done public.ledger;
     v_limits public.limits;
     v_window public.transfer_windows;
@@ -170,64 +185,122 @@ DECLARE
     v_leg smallint := 1;
     v_balance bigint;
 BEGIN
-    PERFORM public.check_idempotency_key(p_key);
+    IF NOT coalesce(public.is_idempotency_key(p_key), false) THEN
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC002', 'invalid idempotency key: use 1-128 letters, digits or ._:-';
+        RETURN;
+    END IF;
     SELECT * INTO v_limits FROM public.limits;
     IF v_at > now() + make_interval(mins => v_limits.max_future_minutes) THEN
-        RAISE EXCEPTION 'boarding time % is in the future (beyond the allowed clock skew of % '
-                        'minutes)', v_at, v_limits.max_future_minutes USING ERRCODE = 'RC002';
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC002', format('boarding time %s is in the future (beyond the allowed clock skew '
+                            'of %s minutes)', v_at, v_limits.max_future_minutes);
+        RETURN;
     END IF;
     SELECT s.station_type INTO v_station_type FROM public.stations s
     WHERE s.station_id = p_station_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'station % not found', p_station_id USING ERRCODE = 'RC003';
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC003', format('station %s not found', p_station_id);
+        RETURN;
     END IF;
     IF p_route_id IS NOT NULL THEN
         SELECT r.route_type INTO v_route_type FROM public.routes r WHERE r.route_id = p_route_id;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'route % not found', p_route_id USING ERRCODE = 'RC003';
+            RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at,
+                NULL::bigint, NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint,
+                NULL::bigint, false, 'RC003', format('route %s not found', p_route_id);
+            RETURN;
         END IF;
     END IF;
     v_service := public.leg_service(v_station_type, v_route_type);
-    v_card := public.lock_card(p_card_id);
-    -- a replay compares the stored boarding (a retry without --at matches any time)
-    v_done := public.movement_by_key(p_card_id, p_key);
-    IF v_done.entry_id IS NOT NULL THEN
+    SELECT * INTO v_card FROM public.cards c WHERE c.card_id = p_card_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC003', format('card %s not found', p_card_id);
+        RETURN;
+    END IF;
+    -- the card charged: this one, or the end of its chain of replacements (locked in the
+    -- order they were made)
+    v_charged := v_card;
+    v_chain := ARRAY[p_card_id];
+    WHILE v_charged.replaced_by IS NOT NULL LOOP
+        SELECT * INTO v_charged FROM public.cards c WHERE c.card_id = v_charged.replaced_by
+        FOR UPDATE;
+        v_chain := v_chain || v_charged.card_id;
+    END LOOP;
+    -- a replay (on whichever card of the chain charged it) compares the stored boarding (a
+    -- retry without --at matches any time)
+    SELECT * INTO v_done FROM public.ledger l
+    WHERE l.card_id = ANY (v_chain) AND l.idempotency_key = p_key;
+    IF FOUND THEN
         IF v_done.kind <> 'fare' OR v_done.station_id <> p_station_id
            OR v_done.route_id IS DISTINCT FROM p_route_id
            OR (p_at IS NOT NULL AND v_done.boarding_time <> p_at) THEN
-            PERFORM public.key_conflict(p_key);
+            RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at,
+                NULL::bigint, NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint,
+                NULL::bigint, false, 'RC005',
+                format('idempotency key %s was already used with different parameters', p_key);
+            RETURN;
         END IF;
         RETURN QUERY SELECT v_done.card_id, v_done.entry_id, v_done.station_id, v_done.route_id,
                             v_done.boarding_time, -v_done.amount, v_done.leg_number > 1,
                             v_done.transfer_group, v_done.leg_number, v_done.balance_after,
-                            NULL::bigint, true;
+                            NULL::bigint, true, NULL::text, NULL::text;
         RETURN;
     END IF;
-    IF v_card.status <> 'active' THEN
-        RAISE EXCEPTION 'card % is %', p_card_id, v_card.status USING ERRCODE = 'RC004';
+    IF EXISTS (SELECT 1 FROM public.idempotency_keys k
+               WHERE k.card_id = p_card_id AND k.idempotency_key = p_key) THEN
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC005', format('idempotency key %s was already used with different parameters', p_key);
+        RETURN;
+    END IF;
+    -- what the card was at the boarding time: its last status change before it
+    v_status := v_card.status;
+    IF v_status <> 'active' OR v_card.replaced_by IS NOT NULL THEN
+        SELECT coalesce((SELECT h.new_status FROM public.card_status_changes h
+                         WHERE h.card_id = p_card_id AND h.changed_at <= v_at
+                         ORDER BY h.changed_at DESC LIMIT 1), 'active')
+        INTO v_status;
+    END IF;
+    IF v_status <> 'active' THEN
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC004', CASE WHEN p_at IS NULL THEN format('card %s is %s', p_card_id, v_status)
+                          ELSE format('card %s was %s at %s', p_card_id, v_status, v_at) END;
+        RETURN;
     END IF;
     IF v_at < v_card.issued_at THEN
-        RAISE EXCEPTION 'boarding time % is before card % was issued (%)', v_at, p_card_id,
-            v_card.issued_at USING ERRCODE = 'RC004';
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC004', format('boarding time %s is before card %s was issued (%s)', v_at,
+                            p_card_id, v_card.issued_at);
+        RETURN;
     END IF;
     IF v_at < now() - make_interval(days => v_limits.max_tap_age_days) THEN
-        RAISE EXCEPTION 'boarding time % is older than % days: too late to charge',
-            v_at, v_limits.max_tap_age_days USING ERRCODE = 'RC004';
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC004', format('boarding time %s is older than %s days: too late to charge', v_at,
+                            v_limits.max_tap_age_days);
+        RETURN;
     END IF;
     SELECT * INTO v_window FROM public.transfer_windows w
     WHERE w.valid_from <= v_at AND (w.valid_to IS NULL OR v_at < w.valid_to);
 
     -- A boarding within the window of the journey's first (paid) leg is a transfer (for a
-    -- personalised card, under the transfer window valid at the boarding time). The previous
-    -- leg is the one boarded before this one: a late tap is rated against the legs before
-    -- it and rewrites none after it.
+    -- personalised card, under the transfer window valid at the boarding time).
     SELECT * INTO v_prev FROM public.ledger l
-    WHERE l.card_id = p_card_id AND l.kind = 'fare' AND l.boarding_time <= v_at
+    WHERE l.card_id = v_charged.card_id AND l.kind = 'fare' AND l.boarding_time <= v_at
     ORDER BY l.boarding_time DESC, l.entry_id DESC LIMIT 1;
-    IF FOUND AND v_card.user_id IS NOT NULL AND v_window.valid_from IS NOT NULL
+    IF FOUND AND v_charged.user_id IS NOT NULL AND v_window.valid_from IS NOT NULL
        AND v_prev.leg_number <= v_window.max_transfers THEN
         SELECT l.boarding_time INTO v_group_start FROM public.ledger l
-        WHERE l.card_id = p_card_id AND l.entry_id = v_prev.transfer_group;
+        WHERE l.card_id = v_charged.card_id AND l.entry_id = v_prev.transfer_group;
         IF v_at - v_group_start <= make_interval(mins => v_window.window_minutes) THEN
             SELECT tr.fare_code INTO v_transfer_fare FROM public.transfer_rules tr
             WHERE tr.from_service = v_prev.service AND tr.to_service = v_service;
@@ -243,30 +316,60 @@ BEGIN
       AND f.valid_from <= v_at AND (f.valid_to IS NULL OR v_at < f.valid_to)
     ORDER BY f.valid_from DESC LIMIT 1;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'no fare is valid at %', v_at USING ERRCODE = 'RC004';
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC004', format('no fare is valid at %s', v_at);
+        RETURN;
     END IF;
-    v_balance := v_card.balance - v_fare;
+    v_balance := v_charged.balance - v_fare;
     -- Trips on credit are for personalised cards only: an anonymous card cannot be traced
     -- to anyone who would pay the debt back.
-    IF v_card.user_id IS NULL AND v_balance < 0 THEN
-        RAISE EXCEPTION 'insufficient balance: % for a fare of % (an anonymous card gets no '
-            'credit; register it to a user for up to % on credit)', v_card.balance, v_fare,
-            v_limits.credit_allowance USING ERRCODE = 'RC004';
+    IF v_charged.user_id IS NULL AND v_balance < 0 THEN
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC004', format('insufficient balance: %s for a fare of %s (an anonymous card gets '
+                            'no credit; register it to a user for up to %s on credit)',
+                            v_charged.balance, v_fare, v_limits.credit_allowance);
+        RETURN;
     ELSIF v_balance < -v_limits.credit_allowance THEN
-        RAISE EXCEPTION 'insufficient balance: % with a credit allowance of %, fare %',
-            v_card.balance, v_limits.credit_allowance, v_fare USING ERRCODE = 'RC004';
+        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            'RC004', format('insufficient balance: %s with a credit allowance of %s, fare %s',
+                            v_charged.balance, v_limits.credit_allowance, v_fare);
+        RETURN;
     END IF;
     v_entry_id := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
     INSERT INTO public.ledger (card_id, entry_id, kind, amount, balance_after, created_at,
                                station_id, route_id, service, boarding_time, fare_id,
                                transfer_group, leg_number, idempotency_key)
-    VALUES (p_card_id, v_entry_id, 'fare', -v_fare, v_balance, now(), p_station_id, p_route_id,
-            v_service, v_at, v_fare_id, coalesce(v_group, v_entry_id), v_leg, p_key);
+    VALUES (v_charged.card_id, v_entry_id, 'fare', -v_fare, v_balance, now(), p_station_id,
+            p_route_id, v_service, v_at, v_fare_id, coalesce(v_group, v_entry_id), v_leg, p_key);
     UPDATE public.cards c
     SET balance = v_balance, version = c.version + 1, last_movement_at = now()
-    WHERE c.card_id = p_card_id;
-    RETURN QUERY SELECT p_card_id, v_entry_id, p_station_id, p_route_id, v_at, v_fare, v_leg > 1,
-                        coalesce(v_group, v_entry_id), v_leg, v_balance, v_card.version + 1, false;
+    WHERE c.card_id = v_charged.card_id;
+    RETURN QUERY SELECT v_charged.card_id, v_entry_id, p_station_id, p_route_id, v_at, v_fare,
+                        v_leg > 1, coalesce(v_group, v_entry_id), v_leg, v_balance,
+                        v_charged.version + 1, false, NULL::text, NULL::text;
+END $$;
+
+CREATE OR REPLACE FUNCTION record_trip(
+    p_card_id bigint, p_station_id integer, p_route_id integer, p_at timestamptz, p_key text)
+RETURNS TABLE (card_id bigint, trip_id bigint, station_id integer, route_id integer,
+               boarding_time timestamptz, fare_charged bigint, is_transfer boolean,
+               transfer_group bigint, leg_number smallint, balance bigint, version bigint,
+               replayed boolean)
+LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v record;
+BEGIN
+    SELECT * INTO v FROM public.tap_core(p_card_id, p_station_id, p_route_id, p_at, p_key) t;
+    IF v.error_code IS NOT NULL THEN
+        RAISE EXCEPTION '%', v.error USING ERRCODE = v.error_code;
+    END IF;
+    RETURN QUERY SELECT v.card_id, v.trip_id, v.station_id, v.route_id, v.boarding_time,
+                        v.fare_charged, v.is_transfer, v.transfer_group, v.leg_number,
+                        v.balance, v.version, v.replayed;
 END $$;
 
 -- Reads are plpgsql, not sql: a SECURITY DEFINER sql function is never inlined and

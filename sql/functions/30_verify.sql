@@ -5,8 +5,15 @@ RETURNS TABLE (invariant integer, check_name text, card_id bigint, expected bigi
 LANGUAGE sql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
     -- (invariant 10: how far in the future anything may lie, the clock skew boarding times get)
-    WITH horizon AS (SELECT now() + make_interval(mins => lim.max_future_minutes) AS horizon
-                     FROM public.limits lim)
+    WITH RECURSIVE horizon AS (
+        SELECT now() + make_interval(mins => lim.max_future_minutes) AS horizon
+        FROM public.limits lim
+    ), origins AS (  -- (each card of a chain of replacements, and when the chain's first was issued)
+        SELECT c.card_id, c.issued_at AS first_issued FROM public.cards c
+        WHERE c.replaces IS NULL AND c.replaced_by IS NOT NULL
+        UNION ALL
+        SELECT n.card_id, o.first_issued FROM origins o JOIN public.cards n ON n.replaces = o.card_id
+    )
     -- 1. balance = sum of the card's ledger entries
     SELECT 1, 'balance equals ledger sum', c.card_id, coalesce(l.total, 0), c.balance, NULL
     FROM public.cards c
@@ -78,10 +85,13 @@ LANGUAGE sql
     UNION ALL
     -- 10. time coherence: an owner registers before their card is issued, a card is issued
     --     before any of its movements, and nothing lies in the future (beyond the boarding
-    --     clock skew, limits.max_future_minutes). One pass over each movement table, probing
-    --     an in-memory hash of the cards; one row per card and kind of movement.
-    SELECT 10, CASE WHEN m.at < c.issued_at THEN m.kind || ' before its card was issued'
-                    ELSE m.kind || ' in the future' END,
+    --     clock skew, limits.max_future_minutes). A replacement card may carry a leg boarded
+    --     before it was issued, with the card it replaces (a late tap is charged to the card
+    --     that holds the money), never before the chain's first card. One pass over each
+    --     movement table, probing an in-memory hash of the cards; one row per card and kind
+    --     of movement.
+    SELECT 10, CASE WHEN m.at > h.horizon THEN m.kind || ' in the future'
+                    ELSE m.kind || ' before its card was issued' END,
            m.card_id, NULL, count(*),
            count(*) || ' ' || m.kind || '(s), the first at ' || min(m.at) || ', the last at '
              || max(m.at) || '; card issued at ' || c.issued_at
@@ -92,9 +102,10 @@ LANGUAGE sql
           UNION ALL
           SELECT s.card_id, 'status change', s.changed_at FROM public.card_status_changes s) m
     JOIN public.cards c ON c.card_id = m.card_id
+    LEFT JOIN origins o ON m.kind = 'trip' AND o.card_id = m.card_id
     CROSS JOIN horizon h
-    WHERE m.at < c.issued_at OR m.at > h.horizon
-    GROUP BY m.card_id, m.kind, c.issued_at, m.at < c.issued_at
+    WHERE m.at < coalesce(o.first_issued, c.issued_at) OR m.at > h.horizon
+    GROUP BY m.card_id, m.kind, c.issued_at, m.at > h.horizon
     UNION ALL
     SELECT 10, CASE WHEN c.issued_at < u.registered_at THEN 'card issued before its owner registered'
                     ELSE 'card issued in the future' END,
