@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -23,15 +24,56 @@ INVARIANTS = {
 }
 
 
+# How long a run waits for older transactions to end before it checks what they wrote.
+HORIZON_WAIT_SECONDS = 10.0
+
+
+@dataclass
+class Run:
+    """One verify run: its violations and what it covered."""
+
+    violations: list[dict[str, Any]]
+    full: bool
+    since_entry: int  # entries after this one were checked (0: all)
+    checkpoint: int | None  # where the checkpoint moved to (None: it did not move)
+
+
 def violations(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Every invariant over everything (verify --full's checks, without the checkpoint)."""
     return db.call(conn, "public.verify_ledger")
 
 
-def record(conn: psycopg.Connection[Any], found: list[dict[str, Any]]) -> None:
+def run(conn: psycopg.Connection[Any], full: bool = False) -> Run:
+    """Check what changed since the last clean run (everything with `full`, or when there
+    was none), in one consistent snapshot; a clean run moves the checkpoint to the horizon
+    up to which every entry is final."""
+    horizon = db.call_one(conn, "public.verify_horizon", (HORIZON_WAIT_SECONDS,))
+    last = db.call_one(conn, "public.verify_checkpoint")
+    full = full or last is None
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if full:
+            found = db.call(conn, "public.verify_ledger")
+        else:
+            assert last is not None
+            found = db.call(conn, "public.verify_changes", (last["entry_id"], last["card_id"]))
+        high = horizon and horizon["verify_horizon"]
+        moved = None
+        if not found and high is not None:
+            card = conn.execute("SELECT coalesce(max(card_id), 0) AS top FROM public.cards"
+                                ).fetchone()["top"]
+            db.call(conn, "public.verify_checkpoint_set", (high, card, full))
+            moved = high
+    return Run(found, full, 0 if full else int(last["entry_id"]), moved)
+
+
+def record(conn: psycopg.Connection[Any], found: list[dict[str, Any]],
+           details: dict[str, Any] | None = None) -> None:
     """Keep this run's outcome for `recharge health`."""
     from psycopg.types.json import Jsonb
 
-    db.call(conn, "public.job_record", ("verify", not found, Jsonb({"violations": len(found)})))
+    db.call(conn, "public.job_record", ("verify", not found,
+                                        Jsonb({"violations": len(found), **(details or {})})))
 
 
 def summary(found: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -197,8 +197,9 @@ BEGIN
 END $$;
 
 -- Stored rollups that differ from a recomputation from the base tables (all rolled-up,
--- non-dirty days), read in the time zone the rollups were built in.
-CREATE OR REPLACE FUNCTION verify_rollups()
+-- non-dirty days, or only p_days), read in the time zone the rollups were built in.
+DROP FUNCTION IF EXISTS verify_rollups();  -- (every day before incremental verify)
+CREATE OR REPLACE FUNCTION verify_rollups(p_days date[] DEFAULT NULL)
 RETURNS TABLE (day date, rollup text, stored text, recomputed text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -210,28 +211,37 @@ BEGIN
     PERFORM set_config('TimeZone', (SELECT s.time_zone FROM public.rollup_state s), true);
     RETURN QUERY
     WITH kept AS (SELECT d.day FROM public.rollup_dirty d),
+    ranges AS (  -- what is recomputed: everything rolled up, or the rolled-up part of p_days
+        SELECT '-infinity'::timestamptz AS lo, v_until AS hi WHERE p_days IS NULL
+        UNION ALL
+        SELECT d::timestamptz, least((d + 1)::timestamptz, v_until) FROM unnest(p_days) d
+        WHERE d::timestamptz < v_until
+    ),
     revenue AS (
         SELECT coalesce(s.day, r.day) AS day, 'daily_revenue point ' || coalesce(s.point_id, r.point_id) AS rollup,
                (s.recharged, s.recharges, s.reversed, s.reversals)::text AS stored,
                (r.recharged, r.recharges, r.reversed, r.reversals)::text AS recomputed
-        FROM public.daily_revenue s
-        FULL JOIN public.revenue_rows('-infinity', v_until) r
+        FROM (SELECT * FROM public.daily_revenue s
+              WHERE p_days IS NULL OR s.day = ANY (p_days)) s
+        FULL JOIN (SELECT v.* FROM ranges g, LATERAL public.revenue_rows(g.lo, g.hi) v) r
                ON r.day = s.day AND coalesce(r.point_id, -1) = coalesce(s.point_id, -1)
         WHERE (s.recharged, s.recharges, s.reversed, s.reversals)
               IS DISTINCT FROM (r.recharged, r.recharges, r.reversed, r.reversals)
     ), trip_days AS (
         SELECT coalesce(s.day, r.day), 'daily_trips ' || coalesce(s.dimension, r.dimension) || ' ' || coalesce(s.key, r.key),
                (s.legs, s.journeys, s.transfers, s.fares)::text, (r.legs, r.journeys, r.transfers, r.fares)::text
-        FROM public.daily_trips s
-        FULL JOIN (SELECT t.* FROM unnest(ARRAY['hour', 'locality', 'route']) d (dimension),
-                   LATERAL public.trip_rows('-infinity', v_until, d.dimension) t) r
+        FROM (SELECT * FROM public.daily_trips s
+              WHERE p_days IS NULL OR s.day = ANY (p_days)) s
+        FULL JOIN (SELECT t.* FROM ranges g, unnest(ARRAY['hour', 'locality', 'route']) d (dimension),
+                   LATERAL public.trip_rows(g.lo, g.hi, d.dimension) t) r
                ON r.day = s.day AND r.dimension = s.dimension AND coalesce(r.key, -1) = coalesce(s.key, -1)
         WHERE (s.legs, s.journeys, s.transfers, s.fares) IS DISTINCT FROM (r.legs, r.journeys, r.transfers, r.fares)
     ), riders AS (
         SELECT coalesce(s.day, r.day), 'daily_riders ' || coalesce(s.kind, r.kind) || ' chunk ' || coalesce(s.chunk, r.chunk),
                coalesce(bit_count(s.members), 0) || ' riders', coalesce(bit_count(r.members), 0) || ' riders'
-        FROM public.daily_riders s
-        FULL JOIN public.rider_rows('-infinity', v_until) r
+        FROM (SELECT * FROM public.daily_riders s
+              WHERE p_days IS NULL OR s.day = ANY (p_days)) s
+        FULL JOIN (SELECT v.* FROM ranges g, LATERAL public.rider_rows(g.lo, g.hi) v) r
                ON r.day = s.day AND r.kind = s.kind AND r.chunk = s.chunk
         WHERE s.members IS DISTINCT FROM r.members
     )

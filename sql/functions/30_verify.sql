@@ -173,3 +173,277 @@ LANGUAGE sql
              || ', recomputed ' || coalesce(v.recomputed, 'nothing')
     FROM public.verify_rollups() v
 $$;
+
+-- Incremental verify (`recharge verify`; `--full` runs verify_ledger). The run finds the
+-- checkpoint of the last clean run (verify_checkpoint), the horizon up to which every entry
+-- is final (verify_horizon), then in one REPEATABLE READ snapshot checks what changed since
+-- the checkpoint (verify_changes) and, when nothing is wrong, moves the checkpoint to the
+-- horizon (verify_checkpoint_set).
+
+-- The highest entry id H such that every entry with an id up to H that will ever commit has
+-- committed, as audit_horizon does for audit ids: every writer locks its card (taking a
+-- transaction id) before it draws an entry id, so once every transaction older than this
+-- call's has ended, no entry up to the ids drawn before can still appear. NULL when older
+-- transactions did not end within p_wait seconds (a long transaction somewhere).
+CREATE OR REPLACE FUNCTION verify_horizon(p_wait double precision)
+RETURNS bigint
+LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_xid xid8 := pg_current_xact_id();
+    v_high bigint;
+    v_until timestamptz := clock_timestamp() + make_interval(secs => p_wait);
+BEGIN
+    EXECUTE format('SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM %s',
+                   pg_get_serial_sequence('public.ledger', 'entry_id'))
+    INTO v_high;
+    LOOP
+        IF pg_snapshot_xmin(pg_current_snapshot()) >= v_xid THEN
+            RETURN v_high;
+        END IF;
+        EXIT WHEN clock_timestamp() >= v_until;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION verify_checkpoint()
+RETURNS TABLE (entry_id bigint, card_id bigint, recharged bigint, fares bigint, reversed bigint,
+               transferred bigint, full_run boolean, verified_at timestamptz)
+LANGUAGE sql STABLE
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT v.entry_id, v.card_id, v.recharged, v.fares, v.reversed, v.transferred, v.full_run,
+           v.verified_at
+    FROM public.verify_checkpoint v
+$$;
+
+-- After a clean run: entries up to p_entry and cards up to p_card are verified. The totals
+-- move by the entries after the old checkpoint up to p_entry (all of them for a full run).
+CREATE OR REPLACE FUNCTION verify_checkpoint_set(p_entry bigint, p_card bigint, p_full boolean)
+RETURNS void
+LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_old public.verify_checkpoint;
+BEGIN
+    SELECT * INTO v_old FROM public.verify_checkpoint FOR UPDATE;
+    IF p_full OR v_old.entry_id IS NULL THEN
+        v_old.entry_id := 0;
+        v_old.recharged := 0;
+        v_old.fares := 0;
+        v_old.reversed := 0;
+        v_old.transferred := 0;
+    END IF;
+    INSERT INTO public.verify_checkpoint AS v (entry_id, card_id, recharged, fares, reversed,
+                                               transferred, full_run, verified_at)
+    SELECT p_entry, p_card,
+           v_old.recharged + coalesce(sum(l.amount) FILTER (WHERE l.kind = 'recharge'), 0),
+           v_old.fares - coalesce(sum(l.amount) FILTER (WHERE l.kind = 'fare'), 0),
+           v_old.reversed - coalesce(sum(l.amount) FILTER (WHERE l.kind = 'correction'), 0),
+           v_old.transferred + coalesce(sum(l.amount) FILTER (WHERE l.kind = 'transfer'), 0),
+           p_full, now()
+    FROM public.ledger l
+    WHERE l.entry_id / 65536 >= v_old.entry_id / 65536
+      AND l.entry_id > v_old.entry_id AND l.entry_id <= p_entry
+    ON CONFLICT (singleton) DO UPDATE
+        SET entry_id = excluded.entry_id, card_id = excluded.card_id,
+            recharged = excluded.recharged, fares = excluded.fares,
+            reversed = excluded.reversed, transferred = excluded.transferred,
+            full_run = excluded.full_run, verified_at = excluded.verified_at;
+END $$;
+
+-- The invariants over what changed after the checkpoint (entries after p_entry, cards after
+-- p_card, and the cards and days those touched); one row per violation, as verify_ledger.
+-- Entries after the horizon that are already visible are checked too (a card's entries
+-- commit in the order of their ids, the card's lock orders them); the checkpoint moves only
+-- to the horizon. Balances equal the sum of the entries by induction: every entry chains
+-- to its card's previous one, and the card's balance is its last entry's balance_after.
+CREATE OR REPLACE FUNCTION verify_changes(p_entry bigint, p_card bigint)
+RETURNS TABLE (invariant integer, check_name text, card_id bigint, expected bigint,
+               actual bigint, detail text)
+LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+#variable_conflict use_column
+DECLARE
+    v_check public.verify_checkpoint;
+    v_zone text := (SELECT s.time_zone FROM public.rollup_state s);
+    v_days date[];
+BEGIN
+    SELECT * INTO v_check FROM public.verify_checkpoint;
+    DROP TABLE IF EXISTS pg_temp.verify_new, pg_temp.verify_cards;
+    CREATE TEMP TABLE verify_new ON COMMIT DROP AS
+        SELECT l.* FROM public.ledger l
+        WHERE l.entry_id / 65536 >= p_entry / 65536 AND l.entry_id > p_entry;
+    CREATE TEMP TABLE verify_cards ON COMMIT DROP AS
+        SELECT DISTINCT n.card_id FROM verify_new n
+        UNION SELECT c.card_id FROM public.cards c WHERE c.card_id > p_card;
+    ANALYZE verify_new, verify_cards;
+    SELECT coalesce(array_agg(DISTINCT (coalesce(n.boarding_time, n.created_at)
+                                        AT TIME ZONE v_zone)::date), '{}')
+    INTO v_days FROM verify_new n WHERE n.kind IN ('recharge', 'fare', 'correction');
+
+    RETURN QUERY
+    -- 2. each new entry chains to its card's previous entry
+    WITH before AS (  -- each touched card's last entry up to the checkpoint
+        SELECT t.card_id, p.balance_after FROM verify_cards t
+        CROSS JOIN LATERAL (SELECT l.balance_after FROM public.ledger l
+                            WHERE l.card_id = t.card_id AND l.entry_id <= p_entry
+                            ORDER BY l.entry_id DESC LIMIT 1) p
+    ), chained AS (
+        SELECT n.card_id, n.entry_id, n.kind, n.amount, n.balance_after,
+               coalesce(lag(n.balance_after) OVER (PARTITION BY n.card_id ORDER BY n.entry_id),
+                        b.balance_after, 0) AS before
+        FROM verify_new n LEFT JOIN before b ON b.card_id = n.card_id
+    ), last_entries AS (
+        SELECT t.card_id, p.balance_after FROM verify_cards t
+        LEFT JOIN LATERAL (SELECT l.balance_after FROM public.ledger l
+                           WHERE l.card_id = t.card_id ORDER BY l.entry_id DESC LIMIT 1) p ON true
+    )
+    SELECT 2, 'entry balance chains to the previous entry', x.card_id, x.before + x.amount,
+           x.balance_after, 'entry ' || x.entry_id || ' (' || x.kind || ')'
+    FROM chained x WHERE x.balance_after <> x.before + x.amount
+    UNION ALL
+    SELECT 2, 'entry names an existing ' || x.what, n.card_id, 1, 0,
+           'entry ' || n.entry_id || ' (' || n.kind || ') names a missing ' || x.what
+    FROM verify_new n
+    LEFT JOIN public.cards c ON c.card_id = n.card_id
+    LEFT JOIN public.stations s ON s.station_id = n.station_id
+    LEFT JOIN public.routes r ON r.route_id = n.route_id
+    LEFT JOIN public.fares f ON f.fare_id = n.fare_id
+    LEFT JOIN public.recharge_points p ON p.point_id = n.point_id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN c.card_id IS NULL THEN 'card'
+                    WHEN n.station_id IS NOT NULL AND s.station_id IS NULL THEN 'station'
+                    WHEN n.route_id IS NOT NULL AND r.route_id IS NULL THEN 'route'
+                    WHEN n.fare_id IS NOT NULL AND f.fare_id IS NULL THEN 'fare'
+                    WHEN n.point_id IS NOT NULL AND p.point_id IS NULL THEN 'recharge point'
+               END AS what) x
+    WHERE x.what IS NOT NULL
+    UNION ALL
+    -- 1. a touched card's balance is its last entry's balance_after (0 without entries)
+    SELECT 1, 'balance equals ledger sum', c.card_id, coalesce(e.balance_after, 0), c.balance,
+           NULL
+    FROM last_entries e JOIN public.cards c ON c.card_id = e.card_id
+    WHERE c.balance <> coalesce(e.balance_after, 0)
+    UNION ALL
+    -- 3. touched balances within [-credit allowance (0 anonymous), maximum balance]
+    SELECT 3, 'balance within limits', c.card_id,
+           CASE WHEN c.balance > lim.max_balance THEN lim.max_balance
+                WHEN c.user_id IS NULL THEN 0 ELSE -lim.credit_allowance END,
+           c.balance, NULL
+    FROM verify_cards t JOIN public.cards c ON c.card_id = t.card_id CROSS JOIN public.limits lim
+    WHERE c.balance > lim.max_balance
+       OR c.balance < CASE WHEN c.user_id IS NULL THEN 0 ELSE -lim.credit_allowance END
+    UNION ALL
+    -- 4. keys: the unique index is there; no new key names a status change too
+    SELECT 4, 'movement keys are unique per card', NULL, 1, 0,
+           'the unique index ledger_key is missing or not valid'
+    WHERE NOT EXISTS (SELECT 1 FROM pg_index i
+                      WHERE i.indexrelid = to_regclass('public.ledger_key') AND i.indisunique
+                        AND i.indisvalid)
+    UNION ALL
+    SELECT 4, 'idempotency key names one operation', k.card_id, 1, 2,
+           'key ' || k.idempotency_key || ' names a status change and entry ' || n.entry_id
+    FROM verify_new n
+    JOIN public.idempotency_keys k ON k.card_id = n.card_id AND k.idempotency_key = n.idempotency_key
+    UNION ALL
+    -- 5. totals: the balances equal the checkpoint's totals moved by the new entries
+    SELECT 5, 'total balances equal recharged minus fares minus reversed', NULL, t.expected,
+           t.balances, 'since the checkpoint at entry ' || p_entry
+    FROM (SELECT (coalesce(v_check.recharged - v_check.fares - v_check.reversed
+                           + v_check.transferred, 0)
+                  + (SELECT coalesce(sum(n.amount), 0) FROM verify_new n))::bigint AS expected,
+                 (SELECT coalesce(sum(c.balance), 0) FROM public.cards c)::bigint AS balances) t
+    WHERE t.expected <> t.balances
+    UNION ALL
+    -- 6. counts; the rollups of the days the new entries touched
+    SELECT 6, 'entity count equals recomputation', NULL, x.expected, x.actual, x.what
+    FROM public.entity_counts e,
+         LATERAL (VALUES ('users', (SELECT count(*) FROM public.users), e.users),
+                         ('cards', (SELECT count(*) FROM public.cards), e.cards),
+                         ('active cards', (SELECT count(*) FROM public.cards c
+                                           WHERE c.status = 'active'), e.active_cards))
+                 x (what, expected, actual)
+    WHERE x.expected <> x.actual
+    UNION ALL
+    SELECT 6, 'rollup equals recomputation', NULL, NULL, NULL,
+           v.day || ' ' || v.rollup || ': stored ' || coalesce(v.stored, 'nothing')
+             || ', recomputed ' || coalesce(v.recomputed, 'nothing')
+    FROM public.verify_rollups(v_days) v
+    UNION ALL
+    -- 7. a new reversal reverses one recharge of its card, by its whole amount
+    SELECT 7, 'reversal reverses one recharge', n.card_id, -r.amount, n.amount,
+           'entry ' || n.entry_id || ' corrects entry ' || n.corrects_entry_id
+    FROM verify_new n
+    LEFT JOIN public.ledger r ON r.card_id = n.card_id AND r.entry_id = n.corrects_entry_id
+    WHERE n.kind = 'correction' AND (r.kind IS DISTINCT FROM 'recharge' OR n.amount <> -r.amount)
+    UNION ALL
+    -- 8. new replacement entries come in linked pairs that sum to zero; a replaced card holds 0
+    SELECT 8, 'linked entries sum to zero', n.card_id, -n.amount, o.amount,
+           'entry ' || n.entry_id || ' and card ' || n.counterpart_card_id || ' entry '
+             || n.counterpart_entry_id
+    FROM verify_new n
+    LEFT JOIN public.ledger o ON o.card_id = n.counterpart_card_id
+                             AND o.entry_id = n.counterpart_entry_id
+    WHERE n.kind = 'transfer' AND (o.kind IS DISTINCT FROM 'transfer' OR o.amount <> -n.amount
+                                   OR o.counterpart_entry_id <> n.entry_id)
+    UNION ALL
+    SELECT 8, 'replaced card holds 0', c.card_id, 0, c.balance, 'replaced by ' || c.replaced_by
+    FROM verify_cards t JOIN public.cards c ON c.card_id = t.card_id
+    LEFT JOIN public.cards n ON n.card_id = c.replaced_by
+    WHERE c.replaced_by IS NOT NULL AND (c.balance <> 0 OR n.replaces IS DISTINCT FROM c.card_id)
+    UNION ALL
+    -- 9. every status change since the checkpoint's run has its audit row
+    SELECT 9, 'status change has its audit row', s.card_id, 1, 0,
+           s.old_status || ' -> ' || s.new_status || ' at ' || s.changed_at
+    FROM public.card_status_changes s
+    WHERE s.operator IS NOT NULL
+      AND s.changed_at >= coalesce(v_check.verified_at, '-infinity') - interval '1 day'
+      AND NOT EXISTS (
+        SELECT 1 FROM public.audit_log a
+        WHERE a.card_id = s.card_id AND a.action = 'status' AND a.at = s.changed_at
+          AND a.details ->> 'to' = s.new_status)
+    UNION ALL
+    -- 10. time coherence of the new entries and the new cards
+    SELECT 10, CASE WHEN m.at > now() + make_interval(mins => lim.max_future_minutes)
+                    THEN m.kind || ' in the future'
+                    ELSE m.kind || ' before its card was issued' END,
+           m.card_id, NULL, count(*),
+           count(*) || ' ' || m.kind || '(s), the first at ' || min(m.at) || ', the last at '
+             || max(m.at) || '; card issued at ' || c.issued_at
+    FROM (SELECT n.card_id, CASE n.kind WHEN 'fare' THEN 'trip' WHEN 'recharge' THEN 'recharge'
+                                        ELSE 'ledger entry' END AS kind,
+                 coalesce(n.boarding_time, n.created_at) AS at
+          FROM verify_new n) m
+    JOIN public.cards c ON c.card_id = m.card_id
+    CROSS JOIN public.limits lim
+    LEFT JOIN LATERAL (  -- a late tap of a replaced card, charged to its replacement
+        WITH RECURSIVE chain AS (
+            SELECT p.card_id, p.issued_at, p.replaces FROM public.cards p
+            WHERE p.card_id = c.replaces
+            UNION ALL
+            SELECT p.card_id, p.issued_at, p.replaces FROM chain ch
+            JOIN public.cards p ON p.card_id = ch.replaces)
+        SELECT min(ch.issued_at) AS first_issued FROM chain ch) o
+        ON m.kind = 'trip' AND c.replaces IS NOT NULL
+    WHERE m.at < coalesce(o.first_issued, c.issued_at)
+       OR m.at > now() + make_interval(mins => lim.max_future_minutes)
+    GROUP BY m.card_id, m.kind, c.issued_at,
+             m.at > now() + make_interval(mins => lim.max_future_minutes)
+    UNION ALL
+    SELECT 10, CASE WHEN c.issued_at < u.registered_at THEN 'card issued before its owner registered'
+                    ELSE 'card issued in the future' END,
+           c.card_id, NULL, NULL,
+           'issued at ' || c.issued_at || coalesce(', user ' || u.user_id || ' registered at '
+                                                   || u.registered_at, '')
+    FROM verify_cards t JOIN public.cards c ON c.card_id = t.card_id
+    LEFT JOIN public.users u ON u.user_id = c.user_id
+    CROSS JOIN public.limits lim
+    WHERE c.issued_at < u.registered_at
+       OR c.issued_at > now() + make_interval(mins => lim.max_future_minutes)
+    UNION ALL
+    SELECT 10, 'user registered in the future', NULL, NULL, NULL,
+           'user ' || u.user_id || ' registered at ' || u.registered_at
+    FROM public.users u CROSS JOIN public.limits lim
+    WHERE u.registered_at > now() + make_interval(mins => lim.max_future_minutes);
+END $$;

@@ -15,6 +15,8 @@ GRANT EXECUTE ON FUNCTION
     stats_users_count(), stats_users_active(date, date), stats_users_latest(integer),
     report_top_stations(date, integer), report_recharge_points(date, integer),
     report_card_status(date), verify_ledger(), rollup_build(),
+    verify_horizon(double precision), verify_checkpoint(), verify_changes(bigint, bigint),
+    verify_checkpoint_set(bigint, bigint, boolean),
     cache_identity(), cache_epoch_bump(), cache_data_replaced(), job_record(text, boolean, jsonb), health_jobs(),
     user_add(text, text, text, text), card_issue(bigint, text, text),
     card_set_status(bigint, text, text, text, text), card_replace(bigint, text, text, text),
