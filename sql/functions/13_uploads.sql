@@ -42,7 +42,8 @@ LANGUAGE sql STABLE
         WHERE u.upload_id = p_upload GROUP BY u.card_id
     ), numbered AS (
         SELECT c.card_id, c.taps,
-               (sum(c.taps) OVER (ORDER BY c.card_id) - c.taps) / greatest(p_rows, 1) AS chunk
+               ((sum(c.taps) OVER (ORDER BY c.card_id))::bigint - c.taps) / greatest(p_rows, 1)
+                   AS chunk
         FROM per_card c
     )
     SELECT min(n.card_id), max(n.card_id), sum(n.taps)::bigint
