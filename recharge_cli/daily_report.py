@@ -45,7 +45,7 @@ def gather(conn: psycopg.Connection[Row], day: dt.date) -> Row:
                      if legs.get("legs") else 0.0})
     localities = sorted(db.call(conn, "public.stats_trips", (day, day, "locality")),
                         key=lambda r: (-r["legs"], r["bucket"]))[:TOP]
-    found = verify.violations(conn)
+    found = verify.run(conn).violations  # what changed since the last clean run
     return {
         "date": day.isoformat(), "time_zone": db.time_zone(conn), "days": days,
         "day": days[-1], "previous_mean": {k: sum(d[k] for d in days[:-1]) / PREVIOUS_DAYS
