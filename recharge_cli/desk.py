@@ -15,7 +15,7 @@ from recharge_cli.cache import Cache
 from recharge_cli.cards import Announce, check_id, idempotency_key
 from recharge_cli.errors import InvalidInput
 from recharge_cli.jsonable import Row
-from recharge_cli.lifecycle import MAX_LIMIT, check_email, check_sisben, operator
+from recharge_cli.lifecycle import MAX_LIMIT, check_email, operator, sisben_group
 
 HOTLIST_BATCH = 5_000  # rows fetched from the server-side cursor per round trip
 
@@ -38,10 +38,17 @@ def show_user(conn: psycopg.Connection[Row], user_id: int | None, document: str 
     return row
 
 
+def _printable(text: str | None, option: str) -> None:
+    """No control characters (a NUL cannot even be sent to PostgreSQL)."""
+    if text is not None and any(ord(c) < 32 for c in text):
+        raise InvalidInput(f"{option} must not contain control characters")
+
+
 def find_users(conn: psycopg.Connection[Row], text: str, limit: int) -> list[Row]:
     check_id(limit, "--limit", MAX_LIMIT)
     if len(text) > 200:
         raise InvalidInput("--name is longer than 200 characters")
+    _printable(text, "--name")
     return db.call(conn, "public.users_find", (text, limit))
 
 
@@ -58,9 +65,10 @@ def update_user(conn: psycopg.Connection[Row], user_id: int, who: str | None, *,
                            "--disability/--no-disability")
     email, name = (v.strip() if v is not None else None for v in (email, name))
     check_email(email)
-    check_sisben(sisben)
+    sisben = sisben_group(sisben)
     if name is not None and not 1 <= len(name) <= 200:
         raise InvalidInput("--name must be 1-200 characters")
+    _printable(name, "--name")
     key = idempotency_key(key, announce)
     row = db.write(conn, "public.user_update",
                    (user_id, email, name, birth_date, sisben, disability, operator(who), key), key)

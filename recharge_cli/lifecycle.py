@@ -42,10 +42,14 @@ def _text(value: str | None, what: str, maximum: int = 500) -> str | None:
     return value
 
 
-def check_sisben(group: str | None) -> None:
-    """A Sisbén IV group (A, B, C1-C18, D, case ignored) or none; else exit 2."""
-    if group is not None and group.strip().upper() not in (*SISBEN_GROUPS, "NONE", ""):
+def sisben_group(group: str | None) -> str | None:
+    """A Sisbén IV group (A, B, C1-C18, D, case and blanks ignored) or "NONE", as sent to the
+    database (None: not given); else exit 2."""
+    if group is None:
+        return None
+    if group.strip().upper() not in (*SISBEN_GROUPS, "NONE"):
         raise InvalidInput(f"invalid --sisben {group!r}: use A, B, C1 to C18, D or none")
+    return group.strip().upper()
 
 
 def check_email(email: str | None) -> None:
@@ -61,7 +65,7 @@ def add_user(conn: psycopg.Connection[Row], document: str, name: str, who: str |
     """Register a user, with the eligibility for benefits when known (sisben: a Sisbén IV
     group or none; the stored function checks every value)."""
     _text(name, "--name", 200)
-    check_sisben(sisben)
+    sisben = sisben_group(sisben)
     key = idempotency_key(key, announce)
     row = db.write(conn, "public.user_add", (document.strip(), name, birth_date, sisben,
                                              disability, operator(who), key), key)

@@ -113,7 +113,8 @@ BEGIN
         LEFT JOIN public.benefit_allocations(v_month) a ON a.user_id = v_user.user_id;
 END $$;
 
--- Users whose name holds every word of p_text, accents and case ignored, by name. The longest
+-- Users whose name holds every word of p_text, accents and case ignored, ordered by the name
+-- as searched (so "Íñigo" sorts with "Inigo" under any collation). The longest
 -- word goes through the trigram index (users_name_key_idx); every word is then checked.
 CREATE OR REPLACE FUNCTION users_find(p_text text, p_limit integer)
 RETURNS TABLE (user_id bigint, document text, full_name text, email text,
@@ -138,7 +139,7 @@ BEGIN
         FROM public.users u
         WHERE public.name_key(u.full_name) LIKE v_patterns[1]
           AND public.name_key(u.full_name) LIKE ALL (v_patterns)
-        ORDER BY u.full_name, u.user_id
+        ORDER BY public.name_key(u.full_name), u.full_name, u.user_id
         LIMIT p_limit;
 END $$;
 
