@@ -462,3 +462,22 @@ def test_verify_knows_personalised_cards(cli, conn) -> None:
     assert cli("cards", "personalise", "--card", str(card), "--user", str(user_id)).exit_code == 0
     violations = conn.execute("SELECT * FROM verify_ledger() WHERE card_id = %s", (card,)).fetchall()
     assert violations == []
+
+
+def _nested_plans(conn: psycopg.Connection[Any], query: str, args: tuple[Any, ...]) -> str:
+    """The plans of the statements `query` runs inside its functions (auto_explain, as notices)."""
+    plans: list[str] = []
+    conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+    conn.execute("LOAD 'auto_explain'")
+    for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_level = notice"):
+        conn.execute(f"SET auto_explain.{setting}")
+    conn.execute(query, args)
+    return "\n".join(plans)
+
+
+def test_a_hotlist_delta_reads_only_the_changes_after_since(conn) -> None:
+    delta = _nested_plans(conn, "SELECT count(*) FROM cards_hotlist(now() - interval '1 hour')", ())
+    assert "card_status_changes_time_idx" in delta and "cards_replacement_idx" in delta, delta
+    assert "Seq Scan" not in delta, delta
+    full = _nested_plans(conn, "SELECT count(*) FROM cards_hotlist(NULL)", ())
+    assert "cards_refused_idx" in full and "Seq Scan" not in full, full

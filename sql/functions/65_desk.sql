@@ -246,30 +246,45 @@ BEGIN
                         v_card.version + 1, false;
 END $$;
 
--- The cards validators must refuse: blocked, lost, replaced (a replaced card is blocked or
--- lost too, and says replaced), each with the time of its latest change, in that order.
--- With p_since: every card whose status changed or that was replaced after p_since, with its
+-- A card as the hotlist lists it: a replaced card (blocked or lost too) says replaced; the
+-- time is that of its latest status change or of its replacement, whichever is later.
+CREATE OR REPLACE FUNCTION hotlist_entry(p_card public.cards)
+RETURNS TABLE (card_id bigint, status text, changed_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT p_card.card_id,
+           CASE WHEN p_card.replaced_by IS NOT NULL THEN 'replaced' ELSE p_card.status END,
+           greatest((SELECT n.issued_at FROM public.cards n WHERE n.card_id = p_card.replaced_by),
+                    coalesce((SELECT max(s.changed_at) FROM public.card_status_changes s
+                              WHERE s.card_id = p_card.card_id), p_card.issued_at))
+$$;
+
+-- The cards validators must refuse: blocked, lost, replaced, oldest change first. With
+-- p_since: every card whose status changed or that was replaced after p_since, with its
 -- status now, so a delta also carries the cards that became usable again (an unblock: status
--- active), which a validator removes from its list.
+-- active), which a validator removes from its list. Two queries, each planned for its own
+-- case: the full list reads the partial index of refused cards, a delta the status history's
+-- index on changed_at and the partial index of replacements (cost: the changes after p_since).
 CREATE OR REPLACE FUNCTION cards_hotlist(p_since timestamptz)
 RETURNS TABLE (card_id bigint, status text, changed_at timestamptz)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    WITH touched AS (
-        SELECT c.card_id FROM public.cards c
-        WHERE p_since IS NULL AND (c.status IN ('blocked', 'lost') OR c.replaced_by IS NOT NULL)
-        UNION
-        SELECT s.card_id FROM public.card_status_changes s
-        WHERE p_since IS NOT NULL AND s.changed_at > p_since
-        UNION
-        SELECT n.replaces FROM public.cards n
-        WHERE p_since IS NOT NULL AND n.replaces IS NOT NULL AND n.issued_at > p_since)
-    SELECT c.card_id, CASE WHEN c.replaced_by IS NOT NULL THEN 'replaced' ELSE c.status END,
-           greatest(n.issued_at, coalesce(
-               (SELECT max(s.changed_at) FROM public.card_status_changes s
-                WHERE s.card_id = c.card_id), c.issued_at)) AS changed_at
-    FROM touched t
-    JOIN public.cards c ON c.card_id = t.card_id
-    LEFT JOIN public.cards n ON n.card_id = c.replaced_by
-    ORDER BY 3, 1
-$$;
+#variable_conflict use_column
+BEGIN
+    IF p_since IS NULL THEN
+        RETURN QUERY
+            SELECT h.card_id, h.status, h.changed_at
+            FROM public.cards c, public.hotlist_entry(c) h
+            WHERE c.status IN ('blocked', 'lost') OR c.replaced_by IS NOT NULL
+            ORDER BY 3, 1;
+    ELSE
+        RETURN QUERY
+            SELECT h.card_id, h.status, h.changed_at
+            FROM public.cards c, public.hotlist_entry(c) h
+            WHERE c.card_id IN (SELECT s.card_id FROM public.card_status_changes s
+                                WHERE s.changed_at > p_since
+                                UNION
+                                SELECT n.replaces FROM public.cards n
+                                WHERE n.replaces IS NOT NULL AND n.issued_at > p_since)
+            ORDER BY 3, 1;
+    END IF;
+END $$;
