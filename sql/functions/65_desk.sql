@@ -113,34 +113,34 @@ BEGIN
         LEFT JOIN public.benefit_allocations(v_month) a ON a.user_id = v_user.user_id;
 END $$;
 
--- Users whose name holds every word of p_text, accents and case ignored, ordered by the name
--- as searched (so "Íñigo" sorts with "Inigo" under any collation). The longest
--- word goes through the trigram index (users_name_key_idx); every word is then checked.
+-- Users whose name holds every word of p_text (at most 10 words), accents and case ignored,
+-- ordered by the name as searched (so "Íñigo" sorts with "Inigo" under any collation). Each
+-- word is one condition on the trigram index (users_name_key_idx), which intersects them.
 CREATE OR REPLACE FUNCTION users_find(p_text text, p_limit integer)
 RETURNS TABLE (user_id bigint, document text, full_name text, email text,
                registered_at timestamptz, birth_date date, sisben_group text, disability boolean)
 LANGUAGE plpgsql STABLE
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
-#variable_conflict use_column
 DECLARE
     v_patterns text[];
 BEGIN
-    SELECT array_agg('%' || regexp_replace(w, '([%_\\])', '\\\1', 'g') || '%'
-                     ORDER BY length(w) DESC)
+    SELECT array_agg('%' || regexp_replace(w, '([%_\\])', '\\\1', 'g') || '%')
     INTO v_patterns
-    FROM regexp_split_to_table(public.name_key(btrim(coalesce(p_text, ''))), '\s+') w
+    FROM regexp_split_to_table(public.fold_name(btrim(coalesce(p_text, ''))), '\s+') w
     WHERE w <> '';
     IF v_patterns IS NULL THEN
         RAISE EXCEPTION 'give a name (or part of one) to find' USING ERRCODE = 'RC002';
     END IF;
-    RETURN QUERY
-        SELECT u.user_id, u.document, u.full_name, u.email, u.registered_at, u.birth_date,
-               u.sisben_group, u.disability
-        FROM public.users u
-        WHERE public.name_key(u.full_name) LIKE v_patterns[1]
-          AND public.name_key(u.full_name) LIKE ALL (v_patterns)
-        ORDER BY public.name_key(u.full_name), u.full_name, u.user_id
-        LIMIT p_limit;
+    IF cardinality(v_patterns) > 10 THEN
+        RAISE EXCEPTION 'give at most 10 words to find' USING ERRCODE = 'RC002';
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT u.user_id, u.document, u.full_name, u.email, u.registered_at, u.birth_date, '
+        'u.sisben_group, u.disability FROM public.users u WHERE %s '
+        'ORDER BY u.name_key, u.full_name, u.user_id LIMIT $2',
+        (SELECT string_agg(format('u.name_key LIKE $1[%s]', i), ' AND ')
+         FROM generate_subscripts(v_patterns, 1) i))
+    USING v_patterns, p_limit;
 END $$;
 
 -- Correct a user's email, name or eligibility (NULL: unchanged; p_sisben 'none' clears the
@@ -179,8 +179,8 @@ BEGIN
             disability = coalesce(p_disability, u.disability)
         WHERE u.user_id = p_user_id
         RETURNING * INTO v_after;
-        v_old := to_jsonb(v_before);
-        v_new := to_jsonb(v_after);
+        v_old := to_jsonb(v_before) - 'name_key';
+        v_new := to_jsonb(v_after) - 'name_key';
         SELECT coalesce(array_agg(k ORDER BY k), '{}') INTO v_changed
         FROM jsonb_object_keys(v_new) k WHERE v_new -> k IS DISTINCT FROM v_old -> k;
         IF cardinality(v_changed) > 0 THEN

@@ -82,8 +82,10 @@ WHERE CASE g.band WHEN 'A' THEN r.a WHEN 'B' THEN r.b WHEN 'C1-C9' THEN r.c_low
 -- Spanish ones) and pg_trgm (an index that serves a search for part of a name) are trusted
 -- extensions: the database owner can create them without being a superuser; both ship with
 -- PostgreSQL's contrib (the embedded PostgreSQL 18 and Debian's PostgreSQL 15 have them).
--- unaccent() itself is only STABLE (its dictionary could change), so an index goes through an
--- IMMUTABLE wrapper naming the dictionary; a changed unaccent.rules needs a REINDEX.
+-- unaccent() itself is only STABLE (its dictionary could change), so the key goes through an
+-- IMMUTABLE wrapper naming the dictionary; a changed unaccent.rules needs the keys rebuilt.
+-- Each user keeps the key of their name (computed once per write, like stations.name_key):
+-- a search then compares stored text instead of unaccenting every candidate row again.
 CREATE EXTENSION IF NOT EXISTS unaccent;
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 DO $$
@@ -94,12 +96,14 @@ DECLARE
                     JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm');
 BEGIN
     EXECUTE format($f$
-        CREATE FUNCTION public.name_key(p_text text) RETURNS text
+        CREATE FUNCTION public.fold_name(p_text text) RETURNS text
         LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $b$
             SELECT lower(%1$I.unaccent(%2$L::regdictionary, p_text))
         $b$ $f$, v_unaccent, v_unaccent || '.unaccent');
-    EXECUTE format('CREATE INDEX users_name_key_idx ON public.users USING gin '
-                   '(public.name_key(full_name) %I.gin_trgm_ops)', v_trgm);
+    ALTER TABLE public.users ADD COLUMN name_key text NOT NULL
+        GENERATED ALWAYS AS (public.fold_name(full_name)) STORED;
+    EXECUTE format('CREATE INDEX users_name_key_idx ON public.users USING gin (name_key %I.gin_trgm_ops)',
+                   v_trgm);
 END $$;
 
 -- Personalising an anonymous card gives it an owner from that moment on: an owner's
