@@ -30,8 +30,8 @@ class Format(StrEnum):
 COMMANDS: dict[str, tuple[str, str]] = {
     "recharge": ("cards", "recharge"), "balance": ("cards", "balance"),
     "recharges": ("cards", "recharges"), "reverse": ("lifecycle", "reverse"),
-    "verify": ("verify", "verify"), "users": ("lifecycle", "users"),
-    "cards": ("lifecycle", "cards"), "fares": ("lifecycle", "fares"),
+    "verify": ("verify", "verify"), "users": ("desk", "users"),
+    "cards": ("desk", "cards"), "benefits": ("desk", "benefits"), "fares": ("lifecycle", "fares"),
     "limits": ("lifecycle", "limits"), "audit": ("lifecycle", "audit"),
     "trips": ("trips", "app"), "stats": ("stats", "app"), "cache": ("cache", "app"),
     "db": ("database", "app"), "local": ("local", "app"), "report": ("report", "app"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import re
 import time
 from collections.abc import Iterator
 
@@ -21,6 +22,11 @@ STATUSES = ("active", "inactive", "blocked", "lost")
 MAX_LIMIT = 10_000
 MAX_LIMIT_PESOS = 2**62  # the largest recharge or balance limit accepted
 FOLLOW_INTERVAL = 0.5  # seconds between polls of `audit list --follow` when nothing is new
+SISBEN_GROUPS = ("A", "B", *(f"C{n}" for n in range(1, 19)), "D")
+# The WHATWG HTML standard's "valid e-mail address" (what an <input type="email"> accepts), as
+# public.email_is_valid in sql/ checks it: a malformed email is refused before a key is drawn.
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
 
 def operator(name: str | None) -> str:
@@ -36,11 +42,33 @@ def _text(value: str | None, what: str, maximum: int = 500) -> str | None:
     return value
 
 
+def sisben_group(group: str | None) -> str | None:
+    """A Sisbén IV group (A, B, C1-C18, D, case and blanks ignored) or "NONE", as sent to the
+    database (None: not given); else exit 2."""
+    if group is None:
+        return None
+    if group.strip().upper() not in (*SISBEN_GROUPS, "NONE"):
+        raise InvalidInput(f"invalid --sisben {group!r}: use A, B, C1 to C18, D or none")
+    return group.strip().upper()
+
+
+def check_email(email: str | None) -> None:
+    """An email as public.email_is_valid accepts it (given already stripped); else exit 2."""
+    if email is not None and (len(email) > 254 or not EMAIL.fullmatch(email)):
+        raise InvalidInput(f"invalid --email {email!r}: use name@domain, at most 254 characters")
+
+
 def add_user(conn: psycopg.Connection[Row], document: str, name: str, who: str | None,
-             key: str | None = None, announce: Announce | None = None) -> Row:
+             key: str | None = None, announce: Announce | None = None, *,
+             birth_date: dt.date | None = None, sisben: str | None = None,
+             disability: bool = False) -> Row:
+    """Register a user, with the eligibility for benefits when known (sisben: a Sisbén IV
+    group or none; the stored function checks every value)."""
     _text(name, "--name", 200)
+    sisben = sisben_group(sisben)
     key = idempotency_key(key, announce)
-    row = db.write(conn, "public.user_add", (document.strip(), name, operator(who), key), key)
+    row = db.write(conn, "public.user_add", (document.strip(), name, birth_date, sisben,
+                                             disability, operator(who), key), key)
     return {**row, "idempotency_key": key}
 
 

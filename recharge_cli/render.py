@@ -166,14 +166,25 @@ class Output:
         for name in below:
             self._table(record[name], None, name)
 
-    def start_stream(self) -> None:
-        """Before the rows of an endless list (`audit list --follow`). Off a terminal it
-        streams JSONL unless told otherwise; `--format json` is refused (exit 2), since its
-        one document would never end."""
-        if self.format == "json":
+    def start_stream(self, endless: bool = True) -> None:
+        """Before the rows of a list that is written as it is read. An endless one (`audit
+        list --follow`) streams JSONL off a terminal unless told otherwise, and `--format
+        json` is refused (exit 2), since its one document would never end. A finite one (`cards
+        hotlist`) keeps JSON: one array, written row by row and closed by `end_stream`."""
+        if endless and self.format == "json":
             raise InvalidInput("--format json prints one document, which a stream never ends: "
                                "use --format jsonl, csv or table")
-        self._stream = "jsonl" if self.resolved_format == "json" else self.resolved_format
+        fmt = self.resolved_format
+        self._stream = "jsonl" if endless and fmt == "json" else fmt
+
+    def end_stream(self, columns: Sequence[str] | None = None) -> None:
+        """After the last rows of a finite stream: closes the JSON array (`[]` when there were
+        no rows); a CSV stream without rows still gets its header when `columns` are known."""
+        if self._stream == "json":
+            self.out.write("]\n" if self._stream_header else "[]\n")
+        elif self._stream == "csv" and not self._stream_header and columns:
+            csv.writer(self.out, lineterminator="\n").writerow(list(columns))
+        self.out.flush()
 
     def stream(self, rows: Sequence[Row], columns: Sequence[str] | None = None) -> None:
         """More rows of the stream started by `start_stream`, each flushed as soon as it is
@@ -193,6 +204,9 @@ class Output:
         for row in rows:
             if self._stream == "csv":
                 writer.writerow([_cell(row.get(c)) for c in cols])
+            elif self._stream == "json":  # one array: "[" before the first row, "," between
+                self.out.write(("," if self._stream_header else "[") + _json_line(row))
+                self._stream_header = True
             else:
                 self.out.write(_json_line(row))
             self.out.flush()

@@ -16,7 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from recharge_cli import cards, db, lifecycle
+from recharge_cli import cards, db, desk, lifecycle
 from recharge_cli.cache import Cache
 from recharge_cli.errors import RechargeError
 from tests.conftest import Database, new_card
@@ -362,6 +362,18 @@ class Lifecycle(RuleBasedStateMachine):
             self.cards[row["new_card_id"]] = {"status": "active", "user": True, "replaced": False,
                                               "balance": card["balance"]}
             card.update(replaced=True, balance=0)
+
+    @rule(data=st.data())
+    def personalise(self, data: st.DataObject) -> None:
+        if not self.cards:
+            return
+        card_id = data.draw(st.sampled_from(sorted(self.cards)))
+        card = self.cards[card_id]
+        _, status = self._try(lambda: desk.personalise(self.conn, self.cache, card_id, 1, "model"))
+        allowed = not card["user"] and not card["replaced"] and card["status"] == "active"
+        assert status == (0 if allowed else 4), (card, status)
+        if allowed:
+            card["user"] = True
 
     @rule(data=st.data())
     def reverse(self, data: st.DataObject) -> None:

@@ -15,6 +15,8 @@ VALID_FROM = typer.Option(..., "--from", help="start of the new period, ISO 8601
                           "(e.g. 2027-01-15)")
 KEY = typer.Option(None, "--key", help=KEY_HELP)
 CARD = typer.Option(..., "--card", parser=whole_number, help="card id")
+BIRTH_DATE = typer.Option(None, "--birth-date", help="YYYY-MM-DD (for the older-adult benefit)")
+SISBEN = choice(None, "--sisben", (*lifecycle.SISBEN_GROUPS, "none"), "Sisbén IV group")
 
 users = typer.Typer(no_args_is_help=True, help="Registered users.")
 cards = typer.Typer(no_args_is_help=True, help="Issue, inspect, block, replace cards.")
@@ -27,10 +29,15 @@ audit = typer.Typer(no_args_is_help=True, help="Administrative actions.")
 def users_add(ctx: typer.Context,
               document: str = typer.Option(..., "--document", help="identity document number"),
               name: str = typer.Option(..., "--name", help="full name"),
+              birth_date: str | None = BIRTH_DATE, sisben: str | None = SISBEN,
+              disability: bool = typer.Option(False, "--disability",
+                                              help="a certified disability"),
               operator: str | None = OPERATOR, key: str | None = KEY) -> None:
     """Register a user (example: recharge users add --document CC1020304050 --name "Ana Gómez")."""
     rt = runtime(ctx)
-    rt.output.emit(lifecycle.add_user(rt.db(), document, name, operator, key, announce_key(rt)))
+    rt.output.emit(lifecycle.add_user(rt.db(), document, name, operator, key, announce_key(rt),
+                                      birth_date=parsers.birth_date(birth_date),
+                                      sisben=sisben, disability=disability))
 
 
 @cards.command("issue")

@@ -13,13 +13,15 @@ LATEST_DATE = dt.date(2999, 12, 31)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _in_range(day: dt.date, option: str, value: str) -> None:
-    if not EARLIEST_DATE <= day <= LATEST_DATE:
-        raise InvalidInput(f"invalid {option} {value!r}: give a day between {EARLIEST_DATE} and "
-                           f"{LATEST_DATE}")
+def _in_range(day: dt.date, option: str, value: str, earliest: dt.date = EARLIEST_DATE,
+              latest: dt.date = LATEST_DATE) -> None:
+    if not earliest <= day <= latest:
+        raise InvalidInput(f"invalid {option} {value!r}: give a day between {earliest} and "
+                           f"{latest}")
 
 
-def date(value: str | None, option: str) -> dt.date | None:
+def date(value: str | None, option: str, earliest: dt.date = EARLIEST_DATE,
+         latest: dt.date = LATEST_DATE) -> dt.date | None:
     """A `YYYY-MM-DD` option, said precisely when wrong (format, no such day, range)."""
     if value is None:
         return None
@@ -29,8 +31,25 @@ def date(value: str | None, option: str) -> dt.date | None:
         day = dt.date.fromisoformat(value.strip())
     except ValueError as exc:
         raise InvalidInput(f"invalid {option} {value!r}: there is no such day ({exc})") from exc
-    _in_range(day, option, value)
+    _in_range(day, option, value, earliest, latest)
     return day
+
+
+def birth_date(value: str | None) -> dt.date | None:
+    """`--birth-date YYYY-MM-DD`: a day from 1900-01-01 to today."""
+    return date(value, "--birth-date", dt.date(1900, 1, 1), dt.date.today())
+
+
+def month(value: str | None, option: str = "--month") -> dt.date | None:
+    """A `YYYY-MM` option, as the first day of that month."""
+    if value is None:
+        return None
+    found = re.fullmatch(r"(\d{4})-(\d{2})", value.strip())
+    if not found or not 1 <= int(found[2]) <= 12:
+        raise InvalidInput(f"invalid {option} {value!r}: use YYYY-MM, e.g. 2026-02")
+    first = dt.date(int(found[1]), int(found[2]), 1)
+    _in_range(first, option, value)
+    return first
 
 
 def time(value: str | None, option: str = "--at") -> str | None:

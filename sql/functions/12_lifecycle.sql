@@ -28,13 +28,21 @@ BEGIN
     RETURN v_key.result;
 END $$;
 
-CREATE OR REPLACE FUNCTION user_add(p_document text, p_name text, p_operator text, p_key text)
+-- A new user, with the eligibility for benefits when known (checked by user_fields_check,
+-- sql/functions/65_desk.sql). The request of a key names only what was given, so keys used
+-- before birth date, Sisbén and disability existed still replay.
+CREATE OR REPLACE FUNCTION user_add(p_document text, p_name text, p_birth_date date,
+                                    p_sisben text, p_disability boolean, p_operator text,
+                                    p_key text)
 RETURNS TABLE (user_id bigint, replayed boolean)
 LANGUAGE plpgsql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-    v_request jsonb := jsonb_build_object('document', p_document, 'name', p_name);
+    v_sisben text := public.sisben_group(p_sisben);
+    v_request jsonb := jsonb_build_object('document', p_document, 'name', p_name)
+        || jsonb_strip_nulls(jsonb_build_object('birth_date', p_birth_date, 'sisben', v_sisben,
+                                                'disability', nullif(p_disability, false)));
     v_done jsonb := public.claimed_admin_key(p_key, 'user', v_request);
     v_user_id bigint;
 BEGIN
@@ -46,18 +54,19 @@ BEGIN
         RAISE EXCEPTION 'document % must be 3-32 letters, digits or -', p_document
             USING ERRCODE = 'RC002';
     END IF;
-    IF length(btrim(coalesce(p_name, ''))) NOT BETWEEN 1 AND 200 THEN
-        RAISE EXCEPTION 'name must be 1-200 characters' USING ERRCODE = 'RC002';
-    END IF;
+    PERFORM public.user_fields_check(coalesce(p_name, ''), NULL, p_birth_date);
     IF EXISTS (SELECT 1 FROM public.users u WHERE u.document = p_document) THEN
         RAISE EXCEPTION 'a user with document % is already registered', p_document
             USING ERRCODE = 'RC004';
     END IF;
     v_user_id := nextval('public.user_id_seq');
-    INSERT INTO public.users (user_id, document, full_name, registered_at)
-    VALUES (v_user_id, p_document, btrim(p_name), now());
+    INSERT INTO public.users (user_id, document, full_name, registered_at, birth_date,
+                              sisben_group, disability)
+    VALUES (v_user_id, p_document, btrim(p_name), now(), p_birth_date, v_sisben,
+            coalesce(p_disability, false));
     PERFORM public.audit(0, p_operator, 'user', NULL,
-                         jsonb_build_object('user_id', v_user_id, 'document', p_document));
+                         jsonb_build_object('user_id', v_user_id, 'document', p_document)
+                         || (v_request - 'document' - 'name'));
     INSERT INTO public.admin_keys (idempotency_key, operation, request, result)
     VALUES (p_key, 'user', v_request, jsonb_build_object('user_id', v_user_id));
     RETURN QUERY SELECT v_user_id, false;

@@ -18,7 +18,7 @@ GRANT EXECUTE ON FUNCTION
     verify_horizon(double precision), verify_checkpoint(), verify_changes(bigint, bigint),
     verify_checkpoint_set(bigint, bigint, boolean),
     cache_identity(), cache_epoch_bump(), cache_data_replaced(), job_record(text, boolean, jsonb), health_jobs(),
-    user_add(text, text, text, text), card_issue(bigint, text, text),
+    user_add(text, text, date, text, boolean, text, text), card_issue(bigint, text, text),
     card_set_status(bigint, text, text, text, text), card_replace(bigint, text, text, text),
     recharge_reverse(bigint, bigint, text, text, text), card_show(bigint, integer),
     cards_list(text, bigint, integer, bigint), card_statement(bigint, date, date),
@@ -28,5 +28,8 @@ GRANT EXECUTE ON FUNCTION
     stations_list(text, text, text, integer, integer), station_show(integer),
     routes_list(text, text, integer, integer), route_show(integer),
     points_list(text, integer, integer), localities_list(), transfer_rules_show(),
-    transfer_rule_set(integer, integer, timestamptz, text, text)
+    transfer_rule_set(integer, integer, timestamptz, text, text),
+    benefit_rules_list(date), user_show(bigint, text), users_find(text, integer),
+    user_update(bigint, text, text, date, text, boolean, text, text),
+    card_personalise(bigint, bigint, text, text), cards_hotlist(timestamptz)
 TO recharge_app;
