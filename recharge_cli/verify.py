@@ -56,7 +56,7 @@ def run(conn: psycopg.Connection[Any], full: bool = False) -> Run:
             found = db.call(conn, "public.verify_ledger")
         else:
             assert last is not None
-            found = db.call(conn, "public.verify_changes", (last["entry_id"], last["card_id"]))
+            found = db.call(conn, "public.verify_changes", (last["entry_id"], last["cards_up_to"]))
         high = horizon and horizon["verify_horizon"]
         moved = None
         if not found and high is not None:

@@ -451,9 +451,6 @@ def test_desk_commands_work_as_the_application_role(cli_env: Database, conn,
             admin.execute(f"DROP ROLE {role}")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="verify's invariant 10 compares an owner's registration with the "
-                   "card's issue, not with its personalisation (cards.personalised_at)")
 def test_verify_knows_personalised_cards(cli, conn) -> None:
     card = new_card(conn, balance=1_000)  # issued long before its owner registers
     user_id = cli("users", "add", "--document", f"V{uuid.uuid4().hex[:12]}",

@@ -107,7 +107,8 @@ LANGUAGE sql
     WHERE m.at < coalesce(o.first_issued, c.issued_at) OR m.at > h.horizon
     GROUP BY m.card_id, m.kind, c.issued_at, m.at > h.horizon
     UNION ALL
-    SELECT 10, CASE WHEN c.issued_at < u.registered_at THEN 'card issued before its owner registered'
+    SELECT 10, CASE WHEN coalesce(c.personalised_at, c.issued_at) < u.registered_at
+                    THEN 'card issued before its owner registered'
                     ELSE 'card issued in the future' END,
            c.card_id, NULL, NULL,
            'issued at ' || c.issued_at || coalesce(', user ' || u.user_id || ' registered at '
@@ -115,7 +116,7 @@ LANGUAGE sql
     FROM public.cards c
     LEFT JOIN public.users u ON u.user_id = c.user_id
     CROSS JOIN horizon h
-    WHERE c.issued_at < u.registered_at OR c.issued_at > h.horizon
+    WHERE coalesce(c.personalised_at, c.issued_at) < u.registered_at OR c.issued_at > h.horizon
     UNION ALL
     SELECT 10, 'user registered in the future', NULL, NULL, NULL,
            'user ' || u.user_id || ' registered at ' || u.registered_at
@@ -208,11 +209,11 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION verify_checkpoint()
-RETURNS TABLE (entry_id bigint, card_id bigint, recharged bigint, fares bigint, reversed bigint,
-               transferred bigint, full_run boolean, verified_at timestamptz)
+RETURNS TABLE (entry_id bigint, cards_up_to bigint, recharged bigint, fares bigint,
+               reversed bigint, transferred bigint, full_run boolean, verified_at timestamptz)
 LANGUAGE sql STABLE
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT v.entry_id, v.card_id, v.recharged, v.fares, v.reversed, v.transferred, v.full_run,
+    SELECT v.entry_id, v.cards_up_to, v.recharged, v.fares, v.reversed, v.transferred, v.full_run,
            v.verified_at
     FROM public.verify_checkpoint v
 $$;
@@ -234,7 +235,7 @@ BEGIN
         v_old.reversed := 0;
         v_old.transferred := 0;
     END IF;
-    INSERT INTO public.verify_checkpoint AS v (entry_id, card_id, recharged, fares, reversed,
+    INSERT INTO public.verify_checkpoint AS v (entry_id, cards_up_to, recharged, fares, reversed,
                                                transferred, full_run, verified_at)
     SELECT p_entry, p_card,
            v_old.recharged + coalesce(sum(l.amount) FILTER (WHERE l.kind = 'recharge'), 0),
@@ -246,7 +247,7 @@ BEGIN
     WHERE l.entry_id / 65536 >= v_old.entry_id / 65536
       AND l.entry_id > v_old.entry_id AND l.entry_id <= p_entry
     ON CONFLICT (singleton) DO UPDATE
-        SET entry_id = excluded.entry_id, card_id = excluded.card_id,
+        SET entry_id = excluded.entry_id, cards_up_to = excluded.cards_up_to,
             recharged = excluded.recharged, fares = excluded.fares,
             reversed = excluded.reversed, transferred = excluded.transferred,
             full_run = excluded.full_run, verified_at = excluded.verified_at;
@@ -431,7 +432,8 @@ BEGIN
     GROUP BY m.card_id, m.kind, c.issued_at,
              m.at > now() + make_interval(mins => lim.max_future_minutes)
     UNION ALL
-    SELECT 10, CASE WHEN c.issued_at < u.registered_at THEN 'card issued before its owner registered'
+    SELECT 10, CASE WHEN coalesce(c.personalised_at, c.issued_at) < u.registered_at
+                    THEN 'card issued before its owner registered'
                     ELSE 'card issued in the future' END,
            c.card_id, NULL, NULL,
            'issued at ' || c.issued_at || coalesce(', user ' || u.user_id || ' registered at '
@@ -439,7 +441,7 @@ BEGIN
     FROM verify_cards t JOIN public.cards c ON c.card_id = t.card_id
     LEFT JOIN public.users u ON u.user_id = c.user_id
     CROSS JOIN public.limits lim
-    WHERE c.issued_at < u.registered_at
+    WHERE coalesce(c.personalised_at, c.issued_at) < u.registered_at
        OR c.issued_at > now() + make_interval(mins => lim.max_future_minutes)
     UNION ALL
     SELECT 10, 'user registered in the future', NULL, NULL, NULL,

@@ -4,7 +4,7 @@
 CREATE TABLE verify_checkpoint (
     singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     entry_id    bigint NOT NULL,
-    card_id     bigint NOT NULL,   -- cards up to this id were checked
+    cards_up_to bigint NOT NULL,   -- cards up to this id were checked
     recharged   bigint NOT NULL,
     fares       bigint NOT NULL,
     reversed    bigint NOT NULL,
