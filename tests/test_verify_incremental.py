@@ -72,3 +72,21 @@ def test_verify_cli_reports_its_scope(cli, conn) -> None:
     since = cli("verify")
     assert since.exit_code == 0 and "checked what changed after entry" in since.stderr
     assert [r["holds"] for r in since.json()] == [True] * len(verify.INVARIANTS)
+
+
+def test_the_checkpoint_never_passes_an_entry_still_being_written(
+        empty_database: Database, monkeypatch) -> None:
+    """A recharge whose transaction is still open holds the checkpoint back; once it commits,
+    the next run checks it."""
+    monkeypatch.setattr(verify, "HORIZON_WAIT_SECONDS", 0.3)
+    with empty_database.connect() as conn, empty_database.connect() as writer:
+        card = new_card(conn, balance=1_000)
+        assert verify.run(conn).checkpoint is not None
+        with writer.transaction():
+            writer.execute("SELECT * FROM recharge_card(%s, 5000, NULL, 'open')", (card,))
+            held = verify.run(conn)
+            assert held.violations == [] and held.checkpoint is None
+        after = verify.run(conn)
+        entry = conn.execute("SELECT entry_id FROM ledger WHERE idempotency_key = 'open'"
+                             ).fetchone()["entry_id"]
+        assert after.violations == [] and after.checkpoint >= entry

@@ -182,24 +182,34 @@ $$;
 -- horizon (verify_checkpoint_set).
 
 -- The highest entry id H such that every entry with an id up to H that will ever commit has
--- committed, as audit_horizon does for audit ids: every writer locks its card (taking a
--- transaction id) before it draws an entry id, so once every transaction older than this
--- call's has ended, no entry up to the ids drawn before can still appear. NULL when older
--- transactions did not end within p_wait seconds (a long transaction somewhere).
+-- committed. Every writer locks its card (a row lock: the cards table is then locked in a
+-- row mode by its transaction) before it draws an entry id, so the transactions that may
+-- still write an id up to the last one drawn are among those holding such a lock on cards
+-- or ledger now; once they have ended, that id is the horizon. Only this database's
+-- transactions count (a long transaction elsewhere on the server holds nothing back). NULL
+-- when they did not end within p_wait seconds.
 CREATE OR REPLACE FUNCTION verify_horizon(p_wait double precision)
 RETURNS bigint
 LANGUAGE plpgsql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-    v_xid xid8 := pg_current_xact_id();
     v_high bigint;
+    v_writers text[];
     v_until timestamptz := clock_timestamp() + make_interval(secs => p_wait);
 BEGIN
     EXECUTE format('SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM %s',
                    pg_get_serial_sequence('public.ledger', 'entry_id'))
     INTO v_high;
+    SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}') INTO v_writers
+    FROM pg_catalog.pg_locks l
+    WHERE l.locktype = 'relation' AND l.pid <> pg_backend_pid()
+      AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                        WHERE d.datname = current_database())
+      AND l.relation IN ('public.cards'::regclass, 'public.ledger'::regclass)
+      AND l.mode IN ('RowShareLock', 'RowExclusiveLock');
     LOOP
-        IF pg_snapshot_xmin(pg_current_snapshot()) >= v_xid THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                       WHERE l.locktype = 'virtualxid' AND l.virtualxid = ANY (v_writers)) THEN
             RETURN v_high;
         END IF;
         EXIT WHEN clock_timestamp() >= v_until;
