@@ -18,8 +18,8 @@ PREVIOUS_DAYS = 7
 TOP = 10
 # Each CSV's header, written even when a section has no rows.
 CSV_COLUMNS = {
-    "days": ["day", "recharged", "reversed", "net", "recharges", "fares", "legs", "journeys",
-             "transfers", "transfer_share"],
+    "days": ["day", "recharged", "reversed", "net", "recharges", "fares", "benefit_fares",
+             "legs", "journeys", "transfers", "transfer_share"],
     "stations": ["station_id", "station", "locality", "legs", "transfers", "fares"],
     "localities": ["locality", "legs", "transfers", "fares"],
     "points": ["point_id", "point", "locality", "recharges", "recharged"],
@@ -38,6 +38,7 @@ def gather(conn: psycopg.Connection[Row], day: dt.date) -> Row:
         money, legs = revenue.get(key, {}), trips.get(key, {})
         days.append({"day": key, "recharged": money.get("recharged", 0),
                      "reversed": money.get("reversed", 0), "net": money.get("net", 0),
+                     "benefit_fares": money.get("benefit_fares") or 0,
                      "recharges": money.get("recharges", 0), "fares": legs.get("fares", 0),
                      "legs": legs.get("legs", 0), "journeys": legs.get("journeys", 0),
                      "transfers": legs.get("transfers", 0),
@@ -50,7 +51,7 @@ def gather(conn: psycopg.Connection[Row], day: dt.date) -> Row:
         "date": day.isoformat(), "time_zone": db.time_zone(conn), "days": days,
         "day": days[-1], "previous_mean": {k: sum(d[k] for d in days[:-1]) / PREVIOUS_DAYS
                                            for k in ("recharged", "reversed", "net", "fares",
-                                                     "legs", "journeys")},
+                                                     "benefit_fares", "legs", "journeys")},
         "stations": db.call(conn, "public.report_top_stations", (day, TOP)),
         "localities": [{"locality": r["bucket"], "legs": r["legs"], "transfers": r["transfers"],
                         "fares": r["fares"]} for r in localities],
@@ -100,6 +101,7 @@ def markdown(report: Row, plots: bool) -> list[str]:
         *(f"| {label} | {day[k]:,} | {mean[k]:,.0f} | {change(day[k], mean[k])} |"
           for label, k in (("recharged (pesos)", "recharged"), ("reversed (pesos)", "reversed"),
                            ("net (pesos)", "net"), ("fares (pesos)", "fares"),
+                           ("fares paid by benefit trips (pesos)", "benefit_fares"),
                            ("trip legs", "legs"), ("journeys", "journeys"))),
         f"| transfer share | {percent(day['transfer_share'])} | | |", "",
     ]

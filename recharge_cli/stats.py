@@ -39,7 +39,7 @@ STATISTICS = {
     "revenue": Statistic("revenue", "public.stats_revenue",
                          ("total", "day", "locality", "point", "channel"), 60),
     "trips": Statistic("trips", "public.stats_trips",
-                       ("total", "day", "hour", "locality", "route"), 60),
+                       ("total", "day", "hour", "locality", "route", "beneficiary"), 60),
     "users_count": Statistic("users_count", "public.stats_users_count", (), 300, dated=False),
     "users_active": Statistic("users_active", "public.stats_users_active", (), 300),
     "users_latest": Statistic("users_latest", "public.stats_users_latest", (), 60, dated=False),

@@ -21,6 +21,7 @@ INVARIANTS = {
     9: "every status change has its audit row",
     10: "time coherence: owners register before their cards are issued, cards are issued before "
         "their movements, nothing lies in the future",
+    11: "benefit trips: granted = used + lapsed + left, per card and month",
 }
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import typer
 
+from recharge_cli import benefits as grants
 from recharge_cli import desk, interrupts
-from recharge_cli.commands import announce_key, parsers, runtime, whole_number
+from recharge_cli.commands import WAIT_OPTION, announce_key, lock_option, parsers, runtime, whole_number
 from recharge_cli.commands.lifecycle import (
     BIRTH_DATE,
     CARD,
@@ -16,10 +17,12 @@ from recharge_cli.commands.lifecycle import (
     cards,
     users,
 )
+from recharge_cli.errors import InvalidInput
 
 __all__ = ["benefits", "cards", "users"]
 
-benefits = typer.Typer(no_args_is_help=True, help="Monthly free trips: the allocation table.")
+benefits = typer.Typer(no_args_is_help=True,
+                       help="Monthly free trips: the allocation table and the monthly grant.")
 
 USER = typer.Option(..., "--user", parser=whole_number, help="user id")
 
@@ -97,3 +100,34 @@ def benefits_rules(ctx: typer.Context,
     """The allocation table: trips a month per criterion and Sisbén group, by validity period."""
     rt = runtime(ctx)
     rt.output.emit(desk.benefit_rules(rt.db(), parsers.month(month)))
+
+
+@benefits.command("grant")
+def benefits_grant(
+    ctx: typer.Context,
+    month: str = typer.Option(..., "--month", help="the current month, YYYY-MM"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="say what would be granted and lapse; "
+                                 "change nothing"),
+    lock: str | None = lock_option("benefits-grant"),
+    wait: float = WAIT_OPTION,
+) -> None:
+    """Load the month's free trips onto each eligible user's active personalised card (cron,
+    on the 1st). Trips an earlier month left lapse first, each an entry. Idempotent per user
+    and month: a rerun replays and adds nothing. Eligible users without an active
+    personalised card are counted and listed as skipped (`skipped_users`).
+
+    \b
+    Examples:
+      recharge benefits grant --month 2026-12 --dry-run
+      recharge --metrics-file benefits.prom benefits grant --month $(date +%Y-%m)
+    """
+    rt = runtime(ctx)
+    first = parsers.month(month)
+    if first is None:
+        raise InvalidInput("--month is required (YYYY-MM)")
+    with rt.locked(lock, wait):
+        summary = grants.grant(rt.db(), first, dry_run)
+    if summary["skipped"]:
+        rt.output.message(f"{summary['skipped']:,} eligible user(s) skipped: no active "
+                          "personalised card (skipped_users lists them)")
+    rt.output.emit(summary)

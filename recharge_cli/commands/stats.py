@@ -64,7 +64,8 @@ def revenue(ctx: typer.Context, date_from: str | None = FROM, date_to: str | Non
 @app.command("trips")
 def trips(ctx: typer.Context, date_from: str | None = FROM, date_to: str | None = TO,
           by: str = choice("total", "--by", stats.STATISTICS["trips"].groupings,
-                           "one total, or per day, hour, locality or route"),
+                           "one total, or per day, hour, locality, route or beneficiary "
+                           "(general, older_adult, disability, poverty: who paid the leg)"),
           fresh: bool = FRESH) -> None:
     """Trip legs, journeys, transfers and completed journeys.
 

@@ -142,6 +142,14 @@ LANGUAGE sql IMMUTABLE AS $$
         ELSE 'TRONCAL' END)
 $$;
 
+-- Who paid a leg (its amount and its change of benefit trips): a benefit trip, nothing (a
+-- free transfer) or the rider's balance.
+CREATE OR REPLACE FUNCTION paid_by(p_amount bigint, p_trips integer) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_trips = -1 THEN 'benefit' WHEN p_amount = 0 THEN 'transfer'
+                ELSE 'balance' END
+$$;
+
 -- A boarding tap, judged as of its boarding time (validators forward taps late and in
 -- batches): one row with the leg and its charge, or an error code and message instead
 -- (RC002 invalid, RC003 not found, RC004 refused by a rule, RC005 key reused), having
@@ -155,12 +163,16 @@ $$;
 --   limits.max_tap_age_days is refused.
 -- - A late tap is rated against the legs boarded before it; the legs after it keep what
 --   they were charged (charged history is never rewritten).
-CREATE OR REPLACE FUNCTION tap_core(
+-- - A leg that costs a fare is paid by one of the card's benefit trips when it holds trips
+--   of the boarding's month (the rider's balance is untouched: the city pays that fare);
+--   a free transfer leg spends none. paid_by: benefit, transfer (nothing to pay) or balance.
+DROP FUNCTION IF EXISTS tap_core(bigint, integer, integer, timestamptz, text);  -- (paid_by)
+CREATE FUNCTION tap_core(
     p_card_id bigint, p_station_id integer, p_route_id integer, p_at timestamptz, p_key text)
 RETURNS TABLE (card_id bigint, trip_id bigint, station_id integer, route_id integer,
                boarding_time timestamptz, fare_charged bigint, is_transfer boolean,
                transfer_group bigint, leg_number smallint, balance bigint, version bigint,
-               replayed boolean, error_code text, error text)
+               paid_by text, replayed boolean, error_code text, error text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -184,17 +196,19 @@ DECLARE
     v_group bigint;
     v_leg smallint := 1;
     v_balance bigint;
+    v_month date;
+    v_benefit text;
 BEGIN
     IF NOT coalesce(public.is_idempotency_key(p_key), false) THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC002', 'invalid idempotency key: use 1-128 letters, digits or ._:-';
         RETURN;
     END IF;
     SELECT * INTO v_limits FROM public.limits;
     IF v_at > now() + make_interval(mins => v_limits.max_future_minutes) THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC002', format('boarding time %s is in the future (beyond the allowed clock skew '
                             'of %s minutes)', v_at, v_limits.max_future_minutes);
         RETURN;
@@ -203,7 +217,7 @@ BEGIN
     WHERE s.station_id = p_station_id;
     IF NOT FOUND THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC003', format('station %s not found', p_station_id);
         RETURN;
     END IF;
@@ -212,7 +226,7 @@ BEGIN
         IF NOT FOUND THEN
             RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at,
                 NULL::bigint, NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint,
-                NULL::bigint, false, 'RC003', format('route %s not found', p_route_id);
+                NULL::bigint, NULL::text, false, 'RC003', format('route %s not found', p_route_id);
             RETURN;
         END IF;
     END IF;
@@ -220,7 +234,7 @@ BEGIN
     SELECT * INTO v_card FROM public.cards c WHERE c.card_id = p_card_id FOR UPDATE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC003', format('card %s not found', p_card_id);
         RETURN;
     END IF;
@@ -243,20 +257,21 @@ BEGIN
            OR (p_at IS NOT NULL AND v_done.boarding_time <> p_at) THEN
             RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at,
                 NULL::bigint, NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint,
-                NULL::bigint, false, 'RC005',
+                NULL::bigint, NULL::text, false, 'RC005',
                 format('idempotency key %s was already used with different parameters', p_key);
             RETURN;
         END IF;
         RETURN QUERY SELECT v_done.card_id, v_done.entry_id, v_done.station_id, v_done.route_id,
                             v_done.boarding_time, -v_done.amount, v_done.leg_number > 1,
                             v_done.transfer_group, v_done.leg_number, v_done.balance_after,
-                            NULL::bigint, true, NULL::text, NULL::text;
+                            NULL::bigint, public.paid_by(v_done.amount, v_done.trips), true,
+                            NULL::text, NULL::text;
         RETURN;
     END IF;
     IF EXISTS (SELECT 1 FROM public.idempotency_keys k
                WHERE k.card_id = p_card_id AND k.idempotency_key = p_key) THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC005', format('idempotency key %s was already used with different parameters', p_key);
         RETURN;
     END IF;
@@ -270,21 +285,21 @@ BEGIN
     END IF;
     IF v_status <> 'active' THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC004', CASE WHEN p_at IS NULL THEN format('card %s is %s', p_card_id, v_status)
                           ELSE format('card %s was %s at %s', p_card_id, v_status, v_at) END;
         RETURN;
     END IF;
     IF v_at < v_card.issued_at THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC004', format('boarding time %s is before card %s was issued (%s)', v_at,
                             p_card_id, v_card.issued_at);
         RETURN;
     END IF;
     IF v_at < now() - make_interval(days => v_limits.max_tap_age_days) THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC004', format('boarding time %s is older than %s days: too late to charge', v_at,
                             v_limits.max_tap_age_days);
         RETURN;
@@ -317,23 +332,28 @@ BEGIN
     ORDER BY f.valid_from DESC LIMIT 1;
     IF NOT FOUND THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC004', format('no fare is valid at %s', v_at);
         RETURN;
+    END IF;
+    v_month := date_trunc('month', v_at)::date;
+    IF v_fare > 0 AND v_charged.benefit_trips > 0 AND v_charged.benefit_month = v_month THEN
+        v_benefit := v_charged.benefit_criterion;  -- the city pays this fare
+        v_fare := 0;
     END IF;
     v_balance := v_charged.balance - v_fare;
     -- Trips on credit are for personalised cards only: an anonymous card cannot be traced
     -- to anyone who would pay the debt back.
     IF v_charged.user_id IS NULL AND v_balance < 0 THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC004', format('insufficient balance: %s for a fare of %s (an anonymous card gets '
                             'no credit; register it to a user for up to %s on credit)',
                             v_charged.balance, v_fare, v_limits.credit_allowance);
         RETURN;
     ELSIF v_balance < -v_limits.credit_allowance THEN
         RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, false,
+            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
             'RC004', format('insufficient balance: %s with a credit allowance of %s, fare %s',
                             v_charged.balance, v_limits.credit_allowance, v_fare);
         RETURN;
@@ -341,23 +361,33 @@ BEGIN
     v_entry_id := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
     INSERT INTO public.ledger (card_id, entry_id, kind, amount, balance_after, created_at,
                                station_id, route_id, service, boarding_time, fare_id,
-                               transfer_group, leg_number, idempotency_key)
+                               transfer_group, leg_number, idempotency_key, trips, trips_month,
+                               benefit)
     VALUES (v_charged.card_id, v_entry_id, 'fare', -v_fare, v_balance, now(), p_station_id,
-            p_route_id, v_service, v_at, v_fare_id, coalesce(v_group, v_entry_id), v_leg, p_key);
+            p_route_id, v_service, v_at, v_fare_id, coalesce(v_group, v_entry_id), v_leg, p_key,
+            CASE WHEN v_benefit IS NOT NULL THEN -1 END,
+            CASE WHEN v_benefit IS NOT NULL THEN v_month END,
+            -- (a free transfer leg of a journey a benefit trip paid keeps its beneficiary)
+            coalesce(v_benefit, CASE WHEN v_transfer_fare IS NOT NULL AND v_fare = 0
+                                     THEN v_prev.benefit END));
     UPDATE public.cards c
-    SET balance = v_balance, version = c.version + 1, last_movement_at = now()
+    SET balance = v_balance, version = c.version + 1, last_movement_at = now(),
+        benefit_trips = c.benefit_trips - (v_benefit IS NOT NULL)::integer
     WHERE c.card_id = v_charged.card_id;
     RETURN QUERY SELECT v_charged.card_id, v_entry_id, p_station_id, p_route_id, v_at, v_fare,
                         v_leg > 1, coalesce(v_group, v_entry_id), v_leg, v_balance,
-                        v_charged.version + 1, false, NULL::text, NULL::text;
+                        v_charged.version + 1,
+                        public.paid_by(-v_fare, CASE WHEN v_benefit IS NOT NULL THEN -1 END),
+                        false, NULL::text, NULL::text;
 END $$;
 
-CREATE OR REPLACE FUNCTION record_trip(
+DROP FUNCTION IF EXISTS record_trip(bigint, integer, integer, timestamptz, text);  -- (paid_by)
+CREATE FUNCTION record_trip(
     p_card_id bigint, p_station_id integer, p_route_id integer, p_at timestamptz, p_key text)
 RETURNS TABLE (card_id bigint, trip_id bigint, station_id integer, route_id integer,
                boarding_time timestamptz, fare_charged bigint, is_transfer boolean,
                transfer_group bigint, leg_number smallint, balance bigint, version bigint,
-               replayed boolean)
+               paid_by text, replayed boolean)
 LANGUAGE plpgsql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -369,7 +399,7 @@ BEGIN
     END IF;
     RETURN QUERY SELECT v.card_id, v.trip_id, v.station_id, v.route_id, v.boarding_time,
                         v.fare_charged, v.is_transfer, v.transfer_group, v.leg_number,
-                        v.balance, v.version, v.replayed;
+                        v.balance, v.version, v.paid_by, v.replayed;
 END $$;
 
 -- Reads are plpgsql, not sql: a SECURITY DEFINER sql function is never inlined and

@@ -211,20 +211,25 @@ BEGIN
             p_card_id, v_card.status USING ERRCODE = 'RC004';
     END IF;
     v_new_id := nextval('public.card_id_seq');
+    -- the benefit trips left move with the balance
     INSERT INTO public.cards (card_id, user_id, status, balance, version, issued_at, replaces,
-                              last_movement_at)
-    VALUES (v_new_id, v_card.user_id, 'active', v_card.balance, 1, now(), p_card_id, now());
+                              last_movement_at, benefit_trips, benefit_month, benefit_criterion)
+    VALUES (v_new_id, v_card.user_id, 'active', v_card.balance, 1, now(), p_card_id, now(),
+            v_card.benefit_trips, v_card.benefit_month, v_card.benefit_criterion);
     v_out_entry := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
     v_in_entry := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));
     INSERT INTO public.ledger (card_id, entry_id, kind, amount, created_at, balance_after,
                                counterpart_card_id, counterpart_entry_id, reason,
-                               idempotency_key)
+                               idempotency_key, trips, trips_month)
     VALUES (p_card_id, v_out_entry, 'transfer', -v_card.balance, now(), 0, v_new_id, v_in_entry,
-            p_reason, p_key),
+            p_reason, p_key, -nullif(v_card.benefit_trips, 0),
+            CASE WHEN v_card.benefit_trips > 0 THEN v_card.benefit_month END),
            (v_new_id, v_in_entry, 'transfer', v_card.balance, now(), v_card.balance, p_card_id,
-            v_out_entry, p_reason, NULL);
+            v_out_entry, p_reason, NULL, nullif(v_card.benefit_trips, 0),
+            CASE WHEN v_card.benefit_trips > 0 THEN v_card.benefit_month END);
     UPDATE public.cards c
-    SET balance = 0, version = c.version + 1, replaced_by = v_new_id, last_movement_at = now()
+    SET balance = 0, version = c.version + 1, replaced_by = v_new_id, last_movement_at = now(),
+        benefit_trips = CASE WHEN c.benefit_trips IS NOT NULL THEN 0 END
     WHERE c.card_id = p_card_id;
     PERFORM public.audit(p_card_id, p_operator, 'replace', p_reason,
                          jsonb_build_object('new_card_id', v_new_id, 'amount', v_card.balance));
@@ -294,10 +299,13 @@ BEGIN
                         v_card.version + 1, false;
 END $$;
 
-CREATE OR REPLACE FUNCTION card_show(p_card_id bigint, p_movements integer)
+-- benefit_trips: the benefit trips left this month (0 when the card holds none of this
+-- month's); benefit_expires: the last day they can be used.
+DROP FUNCTION IF EXISTS card_show(bigint, integer);  -- (benefit trips)
+CREATE FUNCTION card_show(p_card_id bigint, p_movements integer)
 RETURNS TABLE (card_id bigint, user_id bigint, status text, balance bigint, version bigint,
                issued_at timestamptz, last_movement_at timestamptz, replaced_by bigint,
-               replaces bigint, movements jsonb)
+               replaces bigint, benefit_trips integer, benefit_expires date, movements jsonb)
 LANGUAGE plpgsql STABLE
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
@@ -306,10 +314,14 @@ BEGIN
     RETURN QUERY
         SELECT c.card_id, c.user_id, c.status, c.balance, c.version, c.issued_at,
                c.last_movement_at, c.replaced_by, c.replaces,
-               coalesce((SELECT jsonb_agg(jsonb_build_object(
+               CASE WHEN c.benefit_month = date_trunc('month', now())::date
+                    THEN c.benefit_trips::integer ELSE 0 END,
+               CASE WHEN c.benefit_month = date_trunc('month', now())::date AND c.benefit_trips > 0
+                    THEN (c.benefit_month + interval '1 month' - interval '1 day')::date END,
+               coalesce((SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                             'entry_id', l.entry_id, 'kind', l.kind, 'amount', l.amount,
-                            'balance_after', l.balance_after, 'created_at', l.created_at)
-                            ORDER BY l.entry_id DESC)
+                            'balance_after', l.balance_after, 'created_at', l.created_at,
+                            'trips', l.trips)) ORDER BY l.entry_id DESC)
                          FROM (SELECT * FROM public.ledger l WHERE l.card_id = p_card_id
                                ORDER BY l.entry_id DESC LIMIT p_movements) l), '[]'::jsonb)
         FROM public.cards c WHERE c.card_id = p_card_id;

@@ -392,8 +392,8 @@ BEGIN
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
       AND c.relname NOT IN ('localities', 'station_names', 'fares', 'transfer_rules',
-                            'transfer_windows', 'limits', 'schema_migrations', 'entity_counts',
-                            'rollup_state', 'cache_state');
+                            'transfer_windows', 'limits', 'benefit_rules', 'schema_migrations',
+                            'entity_counts', 'rollup_state', 'cache_state');
     ALTER TABLE public.ledger DISABLE TRIGGER ledger_no_truncate;
     EXECUTE 'TRUNCATE ' || v_tables || ' RESTART IDENTITY';
     ALTER TABLE public.ledger ENABLE TRIGGER ledger_no_truncate;

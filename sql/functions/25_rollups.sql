@@ -65,50 +65,68 @@ LANGUAGE sql STABLE AS $$
     GROUP BY 1, 2
 $$;
 
--- Legs per day along one dimension: hour of day, station locality or route. `completed`
--- counts journeys whose transfer window has closed.
-CREATE OR REPLACE FUNCTION trip_rows(p_lo timestamptz, p_hi timestamptz, p_dimension text)
+-- Legs per day along one dimension: hour of day, station locality, route or beneficiary
+-- (0 general, 1 older adult, 2 disability, 3 poverty: the criterion of the benefit trip
+-- that paid the leg). `completed` counts journeys whose transfer window has closed;
+-- `fares` is what riders paid, `benefit_fares` the fares the city paid through benefit
+-- trips (the fare of each such leg).
+CREATE OR REPLACE FUNCTION beneficiary_key(p_benefit text) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE p_benefit WHEN 'older_adult' THEN 1 WHEN 'disability' THEN 2
+                          WHEN 'poverty' THEN 3 ELSE 0 END
+$$;
+
+DROP FUNCTION IF EXISTS trip_rows(timestamptz, timestamptz, text);  -- (benefit fares, 0023)
+CREATE FUNCTION trip_rows(p_lo timestamptz, p_hi timestamptz, p_dimension text)
 RETURNS TABLE (day date, dimension text, key integer, legs bigint, journeys bigint,
-               transfers bigint, completed bigint, fares bigint)
+               transfers bigint, completed bigint, fares bigint, benefit_fares bigint)
 LANGUAGE sql STABLE AS $$
     SELECT tr.boarding_time::date, p_dimension,
            CASE p_dimension WHEN 'hour' THEN extract(hour FROM tr.boarding_time)::integer
                             WHEN 'locality' THEN s.locality_id::integer
+                            WHEN 'beneficiary' THEN public.beneficiary_key(tr.benefit)
                             ELSE tr.route_id END,
            count(*), count(*) FILTER (WHERE NOT tr.is_transfer),
            count(*) FILTER (WHERE tr.is_transfer),
            count(*) FILTER (WHERE NOT tr.is_transfer AND tr.boarding_time  -- (one lookup)
                                       + make_interval(mins => (SELECT public.longest_transfer_window()))
                                       < now()),
-           sum(tr.fare_charged)::bigint
+           sum(tr.fare_charged)::bigint, coalesce(sum(f.amount), 0)::bigint
     FROM public.trips tr
     LEFT JOIN public.stations s ON p_dimension = 'locality' AND s.station_id = tr.station_id
+    LEFT JOIN public.fares f ON tr.paid_by = 'benefit' AND f.fare_id = tr.fare_id
     CROSS JOIN public.limits lim
     WHERE tr.boarding_time >= p_lo AND tr.boarding_time < p_hi
     GROUP BY 1, 3
 $$;
 
--- trip_rows() of the three dimensions at once, in one pass over the trips (the build's
+-- trip_rows() of the four dimensions at once, in one pass over the trips (the build's
 -- form: the same rows, without `completed`, which is not stored)
-CREATE OR REPLACE FUNCTION trip_rows_all(p_lo timestamptz, p_hi timestamptz)
+DROP FUNCTION IF EXISTS trip_rows_all(timestamptz, timestamptz);  -- (benefit fares, 0023)
+CREATE FUNCTION trip_rows_all(p_lo timestamptz, p_hi timestamptz)
 RETURNS TABLE (day date, dimension text, key integer, legs bigint, journeys bigint,
-               transfers bigint, fares bigint)
+               transfers bigint, fares bigint, benefit_fares bigint)
 LANGUAGE sql STABLE AS $$
     SELECT g.day,
-           CASE grouping(g.hour, g.locality, g.route) WHEN 3 THEN 'hour' WHEN 5 THEN 'locality'
-                                                      ELSE 'route' END,
-           coalesce(g.hour, g.locality, g.route),
+           CASE grouping(g.hour, g.locality, g.route, g.beneficiary)
+               WHEN 7 THEN 'hour' WHEN 11 THEN 'locality' WHEN 13 THEN 'route'
+               ELSE 'beneficiary' END,
+           coalesce(g.hour, g.locality, g.route, g.beneficiary),
            count(*), count(*) FILTER (WHERE NOT g.is_transfer),
-           count(*) FILTER (WHERE g.is_transfer), sum(g.fare_charged)::bigint
+           count(*) FILTER (WHERE g.is_transfer), sum(g.fare_charged)::bigint,
+           coalesce(sum(g.benefit_fare), 0)::bigint
     FROM (SELECT tr.boarding_time::date AS day,
                  date_part('hour', tr.boarding_time)::integer AS hour,  -- (no numeric)
                  s.locality_id::integer AS locality, tr.route_id AS route,
-                 tr.is_transfer, tr.fare_charged
+                 public.beneficiary_key(tr.benefit) AS beneficiary,
+                 tr.is_transfer, tr.fare_charged, f.amount AS benefit_fare
           FROM public.trips tr
           LEFT JOIN public.stations s ON s.station_id = tr.station_id
+          LEFT JOIN public.fares f ON tr.paid_by = 'benefit' AND f.fare_id = tr.fare_id
           WHERE tr.boarding_time >= p_lo AND tr.boarding_time < p_hi
             AND EXISTS (SELECT FROM public.limits)) g  -- (trip_rows' join with the one row)
-    GROUP BY GROUPING SETS ((g.day, g.hour), (g.day, g.locality), (g.day, g.route))
+    GROUP BY GROUPING SETS ((g.day, g.hour), (g.day, g.locality), (g.day, g.route),
+                            (g.day, g.beneficiary))
 $$;
 
 CREATE OR REPLACE FUNCTION rider_rows(p_lo timestamptz, p_hi timestamptz)
@@ -185,8 +203,9 @@ BEGIN
     DELETE FROM public.daily_riders WHERE day = ANY (v_days);
     INSERT INTO public.daily_revenue (day, point_id, recharged, recharges, reversed, reversals)
     SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.revenue_rows(lower(g), upper(g)) r;
-    INSERT INTO public.daily_trips (day, dimension, key, legs, journeys, transfers, fares)
-    SELECT t.day, t.dimension, t.key, t.legs, t.journeys, t.transfers, t.fares
+    INSERT INTO public.daily_trips (day, dimension, key, legs, journeys, transfers, fares,
+                                    benefit_fares)
+    SELECT t.day, t.dimension, t.key, t.legs, t.journeys, t.transfers, t.fares, t.benefit_fares
     FROM unnest(v_ranges) g, LATERAL public.trip_rows_all(lower(g), upper(g)) t;
     INSERT INTO public.daily_riders
     SELECT r.* FROM unnest(v_ranges) g CROSS JOIN LATERAL public.rider_rows(lower(g), upper(g)) r;
@@ -229,13 +248,16 @@ BEGIN
               IS DISTINCT FROM (r.recharged, r.recharges, r.reversed, r.reversals)
     ), trip_days AS (
         SELECT coalesce(s.day, r.day), 'daily_trips ' || coalesce(s.dimension, r.dimension) || ' ' || coalesce(s.key, r.key),
-               (s.legs, s.journeys, s.transfers, s.fares)::text, (r.legs, r.journeys, r.transfers, r.fares)::text
+               (s.legs, s.journeys, s.transfers, s.fares, s.benefit_fares)::text,
+               (r.legs, r.journeys, r.transfers, r.fares, r.benefit_fares)::text
         FROM (SELECT * FROM public.daily_trips s
               WHERE p_days IS NULL OR s.day = ANY (p_days)) s
-        FULL JOIN (SELECT t.* FROM ranges g, unnest(ARRAY['hour', 'locality', 'route']) d (dimension),
+        FULL JOIN (SELECT t.* FROM ranges g,
+                          unnest(ARRAY['hour', 'locality', 'route', 'beneficiary']) d (dimension),
                    LATERAL public.trip_rows(g.lo, g.hi, d.dimension) t) r
                ON r.day = s.day AND r.dimension = s.dimension AND coalesce(r.key, -1) = coalesce(s.key, -1)
-        WHERE (s.legs, s.journeys, s.transfers, s.fares) IS DISTINCT FROM (r.legs, r.journeys, r.transfers, r.fares)
+        WHERE (s.legs, s.journeys, s.transfers, s.fares, s.benefit_fares)
+              IS DISTINCT FROM (r.legs, r.journeys, r.transfers, r.fares, r.benefit_fares)
     ), riders AS (
         SELECT coalesce(s.day, r.day), 'daily_riders ' || coalesce(s.kind, r.kind) || ' chunk ' || coalesce(s.chunk, r.chunk),
                coalesce(bit_count(s.members), 0) || ' riders', coalesce(bit_count(r.members), 0) || ' riders'

@@ -123,6 +123,23 @@ LANGUAGE sql
     FROM public.users u
     WHERE u.registered_at > (SELECT h.horizon FROM horizon h)
     UNION ALL
+    -- 11. benefit trips: per card and month, granted = used + lapsed + left (a card's rows of
+    --     a month add up to what it holds of that month now; 0 for any other month)
+    SELECT 11, 'benefit trips add up', x.card_id, x.held, x.total, 'month ' || x.trips_month
+    FROM (SELECT l.card_id, l.trips_month, sum(l.trips)::bigint AS total,
+                 (CASE WHEN c.benefit_month = l.trips_month THEN coalesce(c.benefit_trips, 0)
+                       ELSE 0 END)::bigint AS held
+          FROM public.ledger l JOIN public.cards c ON c.card_id = l.card_id
+          WHERE l.trips IS NOT NULL
+          GROUP BY l.card_id, l.trips_month, c.benefit_month, c.benefit_trips) x
+    WHERE x.total <> x.held
+    UNION ALL
+    SELECT 11, 'benefit trips add up', c.card_id, 0, c.benefit_trips,
+           'holds trips of ' || c.benefit_month || ' without their entries'
+    FROM public.cards c
+    WHERE c.benefit_trips > 0 AND NOT EXISTS (
+        SELECT 1 FROM public.ledger l WHERE l.card_id = c.card_id AND l.trips_month = c.benefit_month)
+    UNION ALL
     -- 3. balances within [-credit allowance (0 for an anonymous card), maximum balance]
     SELECT 3, 'balance within limits', c.card_id,
            CASE WHEN c.balance > lim.max_balance THEN lim.max_balance
@@ -336,6 +353,16 @@ BEGIN
            NULL
     FROM last_entries e JOIN public.cards c ON c.card_id = e.card_id
     WHERE c.balance <> coalesce(e.balance_after, 0)
+    UNION ALL
+    -- 11. benefit trips of the touched cards add up, per month
+    SELECT 11, 'benefit trips add up', x.card_id, x.held, x.total, 'month ' || x.trips_month
+    FROM (SELECT l.card_id, l.trips_month, sum(l.trips)::bigint AS total,
+                 (CASE WHEN c.benefit_month = l.trips_month THEN coalesce(c.benefit_trips, 0)
+                       ELSE 0 END)::bigint AS held
+          FROM verify_cards t JOIN public.cards c ON c.card_id = t.card_id
+          JOIN public.ledger l ON l.card_id = t.card_id AND l.trips IS NOT NULL
+          GROUP BY l.card_id, l.trips_month, c.benefit_month, c.benefit_trips) x
+    WHERE x.total <> x.held
     UNION ALL
     -- 3. touched balances within [-credit allowance (0 anonymous), maximum balance]
     SELECT 3, 'balance within limits', c.card_id,

@@ -11,7 +11,7 @@
 DROP FUNCTION IF EXISTS stats_revenue(date, date, text);  -- (without reversals before 0019)
 CREATE FUNCTION stats_revenue(p_from date, p_to date, p_by text)
 RETURNS TABLE (bucket text, recharged bigint, reversed bigint, net bigint, fares bigint,
-               recharges bigint, reversals bigint, legs bigint)
+               benefit_fares bigint, recharges bigint, reversals bigint, legs bigint)
 LANGUAGE plpgsql STABLE SET jit = off
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
@@ -32,17 +32,18 @@ BEGIN
         FROM public.live_ranges(p_from, p_to) g CROSS JOIN LATERAL public.revenue_rows(g.lo, g.hi) v
     ), movements AS (
         SELECT r.day, p.locality_id::integer AS locality_id, r.point_id, p.channel, r.recharged,
-               r.reversed, 0::bigint AS fares, r.recharges, r.reversals, 0::bigint AS legs
+               r.reversed, 0::bigint AS fares, 0::bigint AS benefit_fares, r.recharges,
+               r.reversals, 0::bigint AS legs
         FROM recharged r LEFT JOIN public.recharge_points p ON p.point_id = r.point_id
         UNION ALL
-        SELECT d.day, d.key, NULL, NULL, 0, 0, d.fares, 0, 0, d.legs
+        SELECT d.day, d.key, NULL, NULL, 0, 0, d.fares, d.benefit_fares, 0, 0, d.legs
         FROM public.rollup_window(p_from, p_to) w
         JOIN public.daily_trips d ON d.dimension = 'locality' AND d.day >= w.first_day
                                  AND d.day <= w.last_day
                                  AND d.day <> ALL (w.dirty)
         WHERE NOT v_money_only
         UNION ALL
-        SELECT v.day, v.key, NULL, NULL, 0, 0, v.fares, 0, 0, v.legs
+        SELECT v.day, v.key, NULL, NULL, 0, 0, v.fares, v.benefit_fares, 0, 0, v.legs
         FROM public.live_ranges(p_from, p_to) g,
              LATERAL public.trip_rows(g.lo, g.hi, 'locality') v
         WHERE NOT v_money_only
@@ -56,14 +57,16 @@ BEGIN
            sum(m.recharged)::bigint, sum(m.reversed)::bigint,
            (sum(m.recharged) - sum(m.reversed))::bigint,
            CASE WHEN NOT v_money_only THEN sum(m.fares)::bigint END,
+           CASE WHEN NOT v_money_only THEN sum(m.benefit_fares)::bigint END,
            sum(m.recharges)::bigint, sum(m.reversals)::bigint,
            CASE WHEN NOT v_money_only THEN sum(m.legs)::bigint END
     FROM movements m
     LEFT JOIN public.localities l ON p_by = 'locality' AND l.locality_id = m.locality_id
     GROUP BY 1
     UNION ALL
-    SELECT 'all', 0, 0, 0, 0, 0, 0, 0 WHERE p_by = 'total' AND NOT EXISTS (SELECT 1 FROM movements)
-    ) o (bucket, recharged, reversed, net, fares, recharges, reversals, legs)
+    SELECT 'all', 0, 0, 0, 0, 0, 0, 0, 0
+    WHERE p_by = 'total' AND NOT EXISTS (SELECT 1 FROM movements)
+    ) o (bucket, recharged, reversed, net, fares, benefit_fares, recharges, reversals, legs)
     ORDER BY CASE WHEN p_by = 'point' THEN lpad(o.bucket, 12, '0') ELSE o.bucket END;  -- ids as numbers
 END $$;
 
@@ -74,10 +77,10 @@ LANGUAGE plpgsql STABLE SET jit = off
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-    v_dimension text := CASE p_by WHEN 'hour' THEN 'hour' WHEN 'route' THEN 'route'
-                                  ELSE 'locality' END;
+    v_dimension text := CASE WHEN p_by IN ('hour', 'route', 'beneficiary') THEN p_by
+                             ELSE 'locality' END;
 BEGIN
-    IF p_by NOT IN ('total', 'day', 'hour', 'locality', 'route') THEN
+    IF p_by NOT IN ('total', 'day', 'hour', 'locality', 'route', 'beneficiary') THEN
         RAISE EXCEPTION 'unknown grouping %', p_by USING ERRCODE = 'RC002';
     END IF;
     RETURN QUERY
@@ -97,6 +100,8 @@ BEGIN
                      WHEN 'day' THEN to_char(t.day, 'YYYY-MM-DD')
                      WHEN 'hour' THEN lpad(t.key::text, 2, '0')
                      WHEN 'locality' THEN l.name
+                     WHEN 'beneficiary' THEN (ARRAY['general', 'older_adult', 'disability',
+                                                    'poverty'])[t.key + 1]
                      ELSE coalesce(rt.code, 'none') END,
            sum(t.legs)::bigint, sum(t.journeys)::bigint, sum(t.transfers)::bigint,
            sum(t.completed)::bigint, sum(t.fares)::bigint

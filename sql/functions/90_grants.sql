@@ -14,7 +14,7 @@ GRANT EXECUTE ON FUNCTION
     stats_revenue(date, date, text), stats_trips(date, date, text),
     stats_users_count(), stats_users_active(date, date), stats_users_latest(integer),
     report_top_stations(date, integer), report_recharge_points(date, integer),
-    report_card_status(date), verify_ledger(), rollup_build(),
+    report_card_status(date), verify_ledger(), rollup_build(), benefits_grant(date),
     verify_horizon(double precision), verify_checkpoint(), verify_changes(bigint, bigint),
     verify_checkpoint_set(bigint, bigint, boolean),
     cache_identity(), cache_epoch_bump(), cache_data_replaced(), job_record(text, boolean, jsonb), health_jobs(),
