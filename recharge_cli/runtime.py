@@ -189,7 +189,7 @@ class Runtime:
         self._others.clear()
 
     def _start_embedded(self) -> Settings:
-        from recharge_cli import local
+        from recharge_cli import embedded
 
-        return local.ready(self.settings, self.output)
+        return embedded.ready(self.settings, self.output)
 

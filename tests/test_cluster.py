@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from recharge_cli import valkey_cluster
 from recharge_cli.cache import Cache
+from recharge_cli.local import cluster as valkey_cluster
 from tests.conftest import Database, new_card, run_cli
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from recharge_cli import local
+from recharge_cli import embedded, local
 from recharge_cli.commands import YES_OPTION, confirm, runtime
 from recharge_cli.errors import ExitStatus
 
@@ -25,7 +25,7 @@ def start(
     rt = runtime(ctx)
     if local.running(rt.settings.home):
         rt.output.message(f"the embedded servers of {rt.settings.home} were already running")
-    local.ready(rt.settings, rt.output, start_all=True, replica=replica, cluster=cluster)
+    embedded.ready(rt.settings, rt.output, start_all=True, replica=replica, cluster=cluster)
     rt.output.emit(_summary(local.status(rt.settings.home)))
 
 
