@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer vendors click
 from typer.core import TyperGroup
 
 from recharge_cli import interrupts
-from recharge_cli.errors import EXIT_CODES_HELP, ExitStatus, RechargeError, redact
+from recharge_cli.errors import EXIT_CODES_HELP, ExitStatus, redact, translate
 from recharge_cli.render import Output
 from recharge_cli.runtime import Runtime
 
@@ -125,15 +126,14 @@ class RechargeGroup(TyperGroup):
                 raise
             _silence_stdout()
             status = ExitStatus.OK
+        except NoArgsIsHelpError as exc:  # `recharge`, `recharge stats`, …
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            status = ExitStatus.OK
+        except ClickException as exc:  # usage errors carry their own message and exit code
+            Output().error(_usage_message(exc))
+            status = exc.exit_code
         except Exception as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # `recharge`, `recharge stats`, …
-                sys.stdout.write(exc.ctx.get_help() + "\n")  # type: ignore[attr-defined]
-                status = ExitStatus.OK
-            elif _is_usage_error(exc):
-                Output().error(_usage_message(exc))
-                status = exc.exit_code  # type: ignore[attr-defined]
-            else:
-                status = handle(exc, debug="--debug" in argv)
+            status = handle(exc, debug="--debug" in argv)
         finally:
             if RechargeGroup.runtime is not None:
                 RechargeGroup.runtime.close()
@@ -172,11 +172,6 @@ def global_options_first(argv: list[str]) -> list[str]:
     return moved + rest
 
 
-def _is_usage_error(exc: BaseException) -> bool:
-    """Typer's (vendored click) usage errors carry their own message and exit code."""
-    return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
-
-
 def _usage_message(exc: Any) -> str:
     """A usage error in one line; a mistyped option says which ones it may have meant."""
     if getattr(exc, "option_name", None) and getattr(exc, "possibilities", None):
@@ -208,14 +203,8 @@ def _output() -> Output:
 
 def handle(exc: BaseException, debug: bool) -> int:
     """Map an exception to its exit status, printing one line (and a traceback with --debug)."""
-    from recharge_cli.errors import from_database, from_redis
-
     output = _output()
-    error: RechargeError | None = exc if isinstance(exc, RechargeError) else None
-    if error is None and type(exc).__module__.startswith("psycopg"):
-        error = from_database(exc)
-    if error is None and type(exc).__module__.startswith("redis"):
-        error = from_redis(exc)
+    error = translate(exc)
     if debug:
         import traceback
 

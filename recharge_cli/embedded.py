@@ -4,6 +4,7 @@ migrated when the SQL changed and the demo data loaded once (announced on stderr
 from __future__ import annotations
 
 from recharge_cli import local
+from recharge_cli.errors import translate
 from recharge_cli.render import Output
 from recharge_cli.settings import Settings
 
@@ -23,7 +24,10 @@ def ready(settings: Settings, output: Output, *, start_all: bool = False, replic
         state = local.start(settings.home, output.message, replica, cluster)
         lay = local.layout(settings.home)
     else:
-        state, lay = local.ensure_running(settings.home, output.message)
+        try:
+            state, lay = local.ensure_running(settings.home, output.message)
+        except OSError as exc:
+            raise translate(exc, reaching="the embedded servers") from exc
     resolved = settings_for(settings, lay, state)
     _prepare(resolved, state, output)
     return resolved

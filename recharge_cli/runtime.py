@@ -7,17 +7,14 @@ migrated, and loaded with the demo data once (announced on stderr).
 from __future__ import annotations
 
 import contextlib
-import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recharge_cli.errors import InvalidInput, ServiceUnavailable, first_line
+from recharge_cli.errors import ServiceUnavailable, first_line, translate
 from recharge_cli.render import Output
 from recharge_cli.settings import Settings
-
-_MISSING_DATABASE = re.compile(r'FATAL: +database "(.*?)" does not exist')
 
 if TYPE_CHECKING:
     import psycopg
@@ -58,21 +55,14 @@ class Runtime:
         import psycopg
 
         from recharge_cli import db
-        from recharge_cli.errors import redact
 
         try:
             conn = db.connect(dsn)
-        except psycopg.ProgrammingError as exc:  # libpq could not parse the conninfo
-            raise InvalidInput(f"invalid PostgreSQL DSN: {redact(first_line(str(exc)))} (use "
-                               "key=value pairs or a postgresql:// URL)") from exc
-        except psycopg.OperationalError as exc:
-            missing = _MISSING_DATABASE.search(str(exc))
-            if missing:  # the server answered: the setting names the wrong database
-                raise InvalidInput(f'database "{missing.group(1)}" does not exist on that '
-                                   "PostgreSQL server: check the DSN, or create the database"
-                                   ) from exc
-            raise ServiceUnavailable(
-                f"PostgreSQL is unreachable: {redact(first_line(str(exc)))}") from exc
+        except psycopg.Error as exc:
+            error = translate(exc, reaching="PostgreSQL")
+            if error is None:
+                raise
+            raise error from exc
         self._closers.append(conn)
         return conn
 

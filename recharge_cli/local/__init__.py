@@ -15,7 +15,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from recharge_cli.errors import ServiceUnavailable
 from recharge_cli.local import cluster as valkey_cluster
 from recharge_cli.local import postgres
 from recharge_cli.local.binaries import (
@@ -203,10 +202,7 @@ def ensure_running(home: Path, say: Callable[[str], None]) -> tuple[LocalState, 
     lay = layout(home)
     state = read_state(lay.home)
     if state is None or not _answers(lay, state):
-        try:
-            state = start(home, say)
-        except OSError as exc:
-            raise ServiceUnavailable(f"cannot start the embedded servers: {exc}") from exc
+        state = start(home, say)
         lay = layout(home)
     return state, lay
 
