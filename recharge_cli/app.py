@@ -103,7 +103,7 @@ class RechargeGroup(TyperGroup):
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         RechargeGroup.runtime = None
         started = time.perf_counter()
-        argv = global_options_first(list(sys.argv[1:] if args is None else args))
+        argv = global_options_first(list(sys.argv[1:] if args is None else args), self.params)
         interrupts.reset()
         try:
             result = super().main(argv, prog_name or "recharge", complete_var,
@@ -143,14 +143,14 @@ class RechargeGroup(TyperGroup):
         return int(status)
 
 
-GLOBAL_WITH_VALUE = ("--dsn", "--admin-dsn", "--read-dsn", "--redis-url", "--max-replica-lag",
-                     "--config", "--format", "--metrics-file")
-GLOBAL_FLAGS = ("--redis-cluster", "--no-cache", "--quiet", "-q", "--debug")
-
-
-def global_options_first(argv: list[str]) -> list[str]:
-    """Global options are accepted anywhere (`recharge stats revenue --format csv`,
-    `recharge balance --card 1 --no-cache`): they are moved before the command."""
+def global_options_first(argv: list[str], params: list[Any]) -> list[str]:
+    """Global options (the root callback's, `params`) are accepted anywhere (`recharge stats
+    revenue --format csv`, `recharge balance --card 1 --no-cache`): they are moved before
+    the command."""
+    # the callback's own options (Typer's completion options pass no value to it: not moved)
+    options = [param for param in params if param.expose_value]
+    with_value = {name for param in options if not param.is_flag for name in param.opts}
+    flags = {name for param in options if param.is_flag for name in param.opts}
     moved: list[str] = []
     rest: list[str] = []
     command_seen = False
@@ -161,8 +161,8 @@ def global_options_first(argv: list[str]) -> list[str]:
             rest.extend(argv[i:])
             break
         name = token.split("=", 1)[0]
-        takes_value = name in GLOBAL_WITH_VALUE and "=" not in token
-        if name in GLOBAL_WITH_VALUE or token in GLOBAL_FLAGS:
+        takes_value = name in with_value and "=" not in token
+        if name in with_value or token in flags:
             (moved if command_seen else rest).extend(argv[i:i + 1 + takes_value])
             i += 1 + takes_value
             continue
