@@ -9,8 +9,8 @@ import psycopg
 
 from recharge_cli import db
 from recharge_cli.cache import Cache
-from recharge_cli.cards import check_id
 from recharge_cli.errors import NotFound
+from recharge_cli.inputs import check_id
 from recharge_cli.jsonable import to_jsonable
 
 MEMORY_SAMPLE = 2000

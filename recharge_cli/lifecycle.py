@@ -12,8 +12,8 @@ import psycopg
 
 from recharge_cli import db
 from recharge_cli.cache import Cache
-from recharge_cli.cards import MAX_BIGINT, MAX_INTEGER, Announce, check_id, idempotency_key
 from recharge_cli.errors import InvalidInput
+from recharge_cli.inputs import MAX_BIGINT, MAX_INTEGER, Announce, check_id, idempotency_key
 from recharge_cli.jsonable import Row
 
 STATUS_ACTIONS = ("block", "unblock", "lost")

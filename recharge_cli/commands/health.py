@@ -7,7 +7,7 @@ import datetime as dt
 import typer
 
 from recharge_cli import health
-from recharge_cli.commands import runtime
+from recharge_cli.commands.shared import runtime
 from recharge_cli.errors import ExitStatus
 
 

@@ -6,15 +6,18 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import interrupts, lifecycle
-from recharge_cli.commands import announce_key, choice, parsers, runtime, whole_number
-from recharge_cli.commands.cards import KEY_HELP
-
-OPERATOR = typer.Option(None, "--operator", help="who acts, for the audit (default: the OS user)")
-REASON = typer.Option(None, "--reason", help="why, for the audit")
-VALID_FROM = typer.Option(..., "--from", help="start of the new period, ISO 8601 "
-                          "(e.g. 2027-01-15)")
-KEY = typer.Option(None, "--key", help=KEY_HELP)
-CARD = typer.Option(..., "--card", parser=whole_number, help="card id")
+from recharge_cli.commands import parsers
+from recharge_cli.commands.options import (
+    CARD,
+    KEY,
+    OPERATOR,
+    REASON,
+    VALID_FROM,
+    card_option,
+    choice,
+    whole_number,
+)
+from recharge_cli.commands.shared import announce_key, runtime
 
 users = typer.Typer(no_args_is_help=True, help="Registered users.")
 cards = typer.Typer(no_args_is_help=True, help="Issue, inspect, block, replace cards.")
@@ -158,7 +161,7 @@ def limits_set(ctx: typer.Context,
 
 @audit.command("list")
 def audit_list(ctx: typer.Context,
-               card: int | None = typer.Option(None, "--card", parser=whole_number),
+               card: int | None = card_option(None, help=None),
                limit: int = typer.Option(50, "--limit", parser=whole_number,
                                          help="rows per page; with --follow and no --after, "
                                               "how many of the newest rows come first"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import embedded, local
-from recharge_cli.commands import YES_OPTION, confirm, runtime
+from recharge_cli.commands.options import YES_OPTION
+from recharge_cli.commands.shared import confirm, runtime
 from recharge_cli.errors import ExitStatus
 
 app = typer.Typer(no_args_is_help=True, help="The embedded PostgreSQL and Valkey.")
