@@ -261,13 +261,14 @@ def root(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print errors only on stderr"),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks of internal errors"),
 ) -> None:
+    # --debug is read from the command line by `handle`: a failure can come before this runs
     from recharge_cli.settings import resolve
 
     output = Output(format=output_format.value if output_format else None, quiet=quiet)
     settings = resolve(dsn=dsn, admin_dsn=admin_dsn, read_dsn=read_dsn, redis_url=redis_url,
                        redis_cluster=redis_cluster, max_replica_lag=max_replica_lag,
                        no_cache=no_cache, config=config)
-    ctx.obj = RechargeGroup.runtime = Runtime(settings=settings, output=output, debug=debug)
+    ctx.obj = RechargeGroup.runtime = Runtime(settings=settings, output=output)
     ctx.obj.command = ctx.invoked_subcommand
     if metrics_file is not None:
         from recharge_cli import metrics

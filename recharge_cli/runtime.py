@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 class Runtime:
     settings: Settings
     output: Output
-    debug: bool = False
     _conn: Any = None
     _others: dict[str, Any] = field(default_factory=dict)
     _cache: Any = None
@@ -36,20 +35,23 @@ class Runtime:
     command: str | None = None  # the sub-command run (for --metrics-file)
     metrics_file: Path | None = None
 
-    def servers(self) -> Settings:
-        """Settings with a concrete DSN (starting the embedded servers when needed)."""
+    def ensure_servers(self) -> Settings:
+        """Settings with a concrete DSN. With the embedded default this starts the servers
+        that are down, migrates and loads the demo data on first use (`embedded.ready`)."""
         if self._resolved is None:
-            self._resolved = self._start_embedded() if self.settings.embedded else self.settings
+            self._resolved = self._ready_embedded() if self.settings.embedded else self.settings
         return self._resolved
+
+    servers = ensure_servers  # the name commands/bench.py calls it by
 
     def db(self) -> psycopg.Connection[dict[str, Any]]:
         if self._conn is None:
-            self._conn = self._connect(self.servers().dsn or "")
+            self._conn = self._connect(self.ensure_servers().dsn or "")
         return self._conn
 
     def more_db(self) -> psycopg.Connection[dict[str, Any]]:
         """One more connection to the primary, for work done side by side (bulk chunks)."""
-        return self._connect(self.servers().dsn or "")
+        return self._connect(self.ensure_servers().dsn or "")
 
     def _connect(self, dsn: str) -> psycopg.Connection[dict[str, Any]]:
         import psycopg
@@ -75,13 +77,13 @@ class Runtime:
     def admin_db(self) -> psycopg.Connection[dict[str, Any]]:
         """A connection as the schema owner (`--admin-dsn`) for migrations, seeding and bench;
         the application connection when no admin DSN is set."""
-        return self._other("admin", self.servers().admin_dsn)
+        return self._other("admin", self.ensure_servers().admin_dsn)
 
     def read_db(self) -> psycopg.Connection[dict[str, Any]]:
         """A connection for statistics: the read replica when one is set and no further
         behind than --max-replica-lag, else the primary (with a warning). Card balances,
         trips lists and writes always use the primary (read-your-writes)."""
-        servers = self.servers()
+        servers = self.ensure_servers()
         if not servers.read_dsn or self._replica_too_far:
             return self.db()
         replica = self._other("read", servers.read_dsn)
@@ -115,7 +117,7 @@ class Runtime:
         if self._cache is None:
             from recharge_cli.cache import Cache
 
-            servers = self.servers()
+            servers = self.ensure_servers()
             url = servers.redis_url if servers.cache_enabled else None
 
             def warn(text: str) -> None:
@@ -178,7 +180,7 @@ class Runtime:
         self._conn = self._cache = None
         self._others.clear()
 
-    def _start_embedded(self) -> Settings:
+    def _ready_embedded(self) -> Settings:
         from recharge_cli import embedded
 
         return embedded.ready(self.settings, self.output)

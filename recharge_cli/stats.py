@@ -17,32 +17,38 @@ from recharge_cli.jsonable import Row
 
 @dataclass(frozen=True)
 class Statistic:
-    """A named statistic: its stored function, how it is grouped, and how long it stays fresh."""
+    """A named statistic: its stored function and the parameters it takes (in order), how it
+    is grouped, whether it lists rows, and how long it stays fresh."""
 
     name: str
     function: str
     groupings: tuple[str, ...]
     ttl: int
-    dated: bool = True
+    parameters: tuple[str, ...] = ("from", "to")
+    listing: bool = False  # a list of rows even without --by (else one row, shown as an object)
+
+    @property
+    def dated(self) -> bool:
+        return "from" in self.parameters
 
     def arguments(self, params: Row) -> tuple[Any, ...]:
         """The stored function's arguments for these parameters."""
-        if self.name == "users_latest":
-            return (params["limit"],)
-        if not self.dated:
-            return ()
-        dates = (params.get("from"), params.get("to"))
-        return (*dates, params["by"]) if self.groupings else dates
+        return tuple(params.get(name) for name in self.parameters)
+
+    def one_object(self, params: Row) -> bool:
+        """Whether the result is one row, shown as an object (a total, or a single count)."""
+        return params.get("by") == "total" or not (self.groupings or self.listing)
 
 
 STATISTICS = {
     "revenue": Statistic("revenue", "public.stats_revenue",
-                         ("total", "day", "locality", "point", "channel"), 60),
+                         ("total", "day", "locality", "point", "channel"), 60, ("from", "to", "by")),
     "trips": Statistic("trips", "public.stats_trips",
-                       ("total", "day", "hour", "locality", "route"), 60),
-    "users_count": Statistic("users_count", "public.stats_users_count", (), 300, dated=False),
+                       ("total", "day", "hour", "locality", "route"), 60, ("from", "to", "by")),
+    "users_count": Statistic("users_count", "public.stats_users_count", (), 300, ()),
     "users_active": Statistic("users_active", "public.stats_users_active", (), 300),
-    "users_latest": Statistic("users_latest", "public.stats_users_latest", (), 60, dated=False),
+    "users_latest": Statistic("users_latest", "public.stats_users_latest", (), 60, ("limit",),
+                              listing=True),
 }
 # What `cache warm` precomputes: the statistics operators and reports read all day.
 COMMON = [("revenue", {"by": "total"}), ("revenue", {"by": "day"}),
@@ -70,7 +76,7 @@ def get(conn: psycopg.Connection[Row], cache: Cache, name: str, params: Row,
                                                 fresh=fresh)
     result: Row = {"statistic": name, **params}
     rows = data["rows"]
-    if params.get("by") == "total" or (not stat.groupings and name != "users_latest"):
+    if stat.one_object(params):
         result.update({k: v for k, v in rows[0].items() if k != "bucket"})
     else:
         result["rows"] = rows

@@ -9,8 +9,6 @@ demo data on first use is not done here (see `recharge_cli.embedded`).
 from __future__ import annotations
 
 import contextlib
-import os
-import pwd
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +21,6 @@ from recharge_cli.local.binaries import (
     installed_pg_bin,
     last_line,
     pg_bin,
-    run_user,
     valkey_binary,
     version,
 )
@@ -70,9 +67,7 @@ def start(home: Path, say: Callable[[str], None] = lambda _msg: None, replica: b
     streaming read replica and `cluster` a Valkey Cluster, which stay part of this home."""
     lay = layout(home)
     home.mkdir(parents=True, exist_ok=True)
-    state = read_state(lay.home) or LocalState(0, 0, str(lay.server_dir), "")
-    user = run_user()
-    state.run_user = user.pw_name if user else pwd.getpwuid(os.geteuid()).pw_name
+    state = read_state(lay.home) or LocalState(0, 0, str(lay.server_dir))
     bin_dir = pg_bin(lay.server_dir)
     if not postgres.running(lay.pg_data, bin_dir):
         if not postgres.initialised(lay.pg_data):

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,11 +24,13 @@ class LocalState:
     pg_port: int
     valkey_port: int
     server_dir: str
-    run_user: str
     seeded: bool = False
     migrations: str = ""
     replica_port: int = 0  # a streaming read replica runs (local start --replica)
     cluster: bool = False  # a Valkey Cluster replaces the single Valkey (--cluster)
+
+
+_STATE_FIELDS = {f.name for f in fields(LocalState)}
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,10 @@ def read_state(home: Path) -> LocalState | None:
     if not path.exists():
         return None
     try:
-        return LocalState(**json.loads(path.read_text()))
-    except (ValueError, TypeError):
+        recorded = json.loads(path.read_text())
+        # a field an older version recorded and this one no longer keeps is dropped
+        return LocalState(**{k: v for k, v in recorded.items() if k in _STATE_FIELDS})
+    except (ValueError, TypeError, AttributeError):
         return None
 
 
