@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from recharge_cli import db
+from recharge_cli.aggregates import Aggregates
 from recharge_cli.cache import Cache
 from recharge_cli.errors import InvalidInput
 from recharge_cli.jsonable import Row
@@ -71,9 +72,9 @@ def get(conn: psycopg.Connection[Row], cache: Cache, name: str, params: Row,
     stat = STATISTICS[name]
     if stat.groupings and params.get("by") not in stat.groupings:
         raise InvalidInput(f"--by must be one of {', '.join(stat.groupings)}")
-    data, source, computed_at = cache.aggregate(cache.stats_key(name, params),
-                                                partial(compute, conn, name, params), stat.ttl,
-                                                fresh=fresh)
+    data, source, computed_at = Aggregates(cache).get(cache.stats_key(name, params),
+                                                      partial(compute, conn, name, params),
+                                                      stat.ttl, fresh=fresh)
     result: Row = {"statistic": name, **params}
     rows = data["rows"]
     if stat.one_object(params):
