@@ -143,14 +143,19 @@ class RechargeGroup(TyperGroup):
         return int(status)
 
 
+def _global_names(params: list[Any]) -> tuple[set[str], set[str]]:
+    """The names of the root callback's options that take a value, and of its flags
+    (Typer's completion options pass no value to the callback: they are not moved)."""
+    options = [param for param in params if param.expose_value]
+    return ({name for param in options if not param.is_flag for name in param.opts},
+            {name for param in options if param.is_flag for name in param.opts})
+
+
 def global_options_first(argv: list[str], params: list[Any]) -> list[str]:
     """Global options (the root callback's, `params`) are accepted anywhere (`recharge stats
     revenue --format csv`, `recharge balance --card 1 --no-cache`): they are moved before
     the command."""
-    # the callback's own options (Typer's completion options pass no value to it: not moved)
-    options = [param for param in params if param.expose_value]
-    with_value = {name for param in options if not param.is_flag for name in param.opts}
-    flags = {name for param in options if param.is_flag for name in param.opts}
+    with_value, flags = _global_names(params)
     moved: list[str] = []
     rest: list[str] = []
     command_seen = False

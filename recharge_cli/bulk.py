@@ -36,13 +36,7 @@ from psycopg.rows import tuple_row
 
 from recharge_cli import cards, interrupts
 from recharge_cli.cache import Cache
-from recharge_cli.errors import (
-    ExitStatus,
-    InvalidInput,
-    RechargeError,
-    from_database,
-    sqlstate_status,
-)
+from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database, sqlstate_status
 from recharge_cli.render import Output, Progress
 
 REJECT_COLUMNS = ["line", "card_id", "amount", "key", "exit_code", "error"]
