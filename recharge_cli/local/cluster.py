@@ -77,7 +77,9 @@ def start(folder: Path, password: str, nodes: int = 6, replicas: int = 1) -> Clu
             node.start(password, maxmemory="256mb", args=NODE_OPTIONS, masterauth=True)
     (folder / STATE).write_text(json.dumps(asdict(cluster)))
     _wait(lambda: all(_ping(port, password) for port in cluster.ports), "the nodes to answer")
-    if not cluster_ok(cluster):
+    if _formed(cluster):  # nodes restarted from their nodes.conf: they find each other again
+        _wait(lambda: cluster_ok(cluster), "the cluster to report ok")
+    elif not cluster_ok(cluster):
         result = subprocess.run(
             [str(valkey_binary("valkey-cli")), "--cluster", "create",
              *(f"127.0.0.1:{p}" for p in cluster.ports), "--cluster-replicas", str(replicas),
@@ -102,6 +104,20 @@ def _ping(port: int, password: str) -> bool:
         return bool(_client(port, password).ping())
     except redis.RedisError:
         return False
+
+
+def _formed(cluster: Cluster) -> bool:
+    """Whether a node already knows the others (the cluster was created before)."""
+    import redis
+
+    for port in cluster.ports:
+        try:
+            info = _client(port, cluster.password).execute_command("CLUSTER INFO")
+        except redis.RedisError:
+            continue
+        if int(info.get("cluster_known_nodes", 1)) > 1:
+            return True
+    return False
 
 
 def cluster_ok(cluster: Cluster) -> bool:
