@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer vendors click
 from typer.core import TyperGroup
 
 from recharge_cli import interrupts
-from recharge_cli.errors import EXIT_CODES_HELP, ExitStatus, RechargeError, redact
+from recharge_cli.errors import EXIT_CODES_HELP, ExitStatus, redact, translate
 from recharge_cli.render import Output
 from recharge_cli.runtime import Runtime
 
@@ -30,8 +31,8 @@ class Format(StrEnum):
 COMMANDS: dict[str, tuple[str, str]] = {
     "recharge": ("cards", "recharge"), "balance": ("cards", "balance"),
     "recharges": ("cards", "recharges"), "reverse": ("lifecycle", "reverse"),
-    "verify": ("verify", "verify"), "users": ("desk", "users"),
-    "cards": ("desk", "cards"), "benefits": ("desk", "benefits"), "fares": ("lifecycle", "fares"),
+    "verify": ("verify", "verify"), "users": ("lifecycle", "users"),
+    "cards": ("lifecycle", "cards"), "benefits": ("lifecycle", "benefits"), "fares": ("lifecycle", "fares"),
     "limits": ("lifecycle", "limits"), "audit": ("lifecycle", "audit"),
     "trips": ("trips", "app"), "stats": ("stats", "app"), "cache": ("cache", "app"),
     "db": ("database", "app"), "local": ("local", "app"), "report": ("report", "app"),
@@ -102,7 +103,7 @@ class RechargeGroup(TyperGroup):
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         RechargeGroup.runtime = None
         started = time.perf_counter()
-        argv = global_options_first(list(sys.argv[1:] if args is None else args))
+        argv = global_options_first(list(sys.argv[1:] if args is None else args), self.params)
         interrupts.reset()
         try:
             result = super().main(argv, prog_name or "recharge", complete_var,
@@ -125,15 +126,14 @@ class RechargeGroup(TyperGroup):
                 raise
             _silence_stdout()
             status = ExitStatus.OK
+        except NoArgsIsHelpError as exc:  # `recharge`, `recharge stats`, …
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            status = ExitStatus.OK
+        except ClickException as exc:  # usage errors carry their own message and exit code
+            Output().error(_usage_message(exc))
+            status = exc.exit_code
         except Exception as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # `recharge`, `recharge stats`, …
-                sys.stdout.write(exc.ctx.get_help() + "\n")  # type: ignore[attr-defined]
-                status = ExitStatus.OK
-            elif _is_usage_error(exc):
-                Output().error(_usage_message(exc))
-                status = exc.exit_code  # type: ignore[attr-defined]
-            else:
-                status = handle(exc, debug="--debug" in argv)
+            status = handle(exc, debug="--debug" in argv)
         finally:
             if RechargeGroup.runtime is not None:
                 RechargeGroup.runtime.close()
@@ -143,14 +143,19 @@ class RechargeGroup(TyperGroup):
         return int(status)
 
 
-GLOBAL_WITH_VALUE = ("--dsn", "--admin-dsn", "--read-dsn", "--redis-url", "--max-replica-lag",
-                     "--config", "--format", "--metrics-file")
-GLOBAL_FLAGS = ("--redis-cluster", "--no-cache", "--quiet", "-q", "--debug")
+def _global_names(params: list[Any]) -> tuple[set[str], set[str]]:
+    """The names of the root callback's options that take a value, and of its flags
+    (Typer's completion options pass no value to the callback: they are not moved)."""
+    options = [param for param in params if param.expose_value]
+    return ({name for param in options if not param.is_flag for name in param.opts},
+            {name for param in options if param.is_flag for name in param.opts})
 
 
-def global_options_first(argv: list[str]) -> list[str]:
-    """Global options are accepted anywhere (`recharge stats revenue --format csv`,
-    `recharge balance --card 1 --no-cache`): they are moved before the command."""
+def global_options_first(argv: list[str], params: list[Any]) -> list[str]:
+    """Global options (the root callback's, `params`) are accepted anywhere (`recharge stats
+    revenue --format csv`, `recharge balance --card 1 --no-cache`): they are moved before
+    the command."""
+    with_value, flags = _global_names(params)
     moved: list[str] = []
     rest: list[str] = []
     command_seen = False
@@ -161,8 +166,8 @@ def global_options_first(argv: list[str]) -> list[str]:
             rest.extend(argv[i:])
             break
         name = token.split("=", 1)[0]
-        takes_value = name in GLOBAL_WITH_VALUE and "=" not in token
-        if name in GLOBAL_WITH_VALUE or token in GLOBAL_FLAGS:
+        takes_value = name in with_value and "=" not in token
+        if name in with_value or token in flags:
             (moved if command_seen else rest).extend(argv[i:i + 1 + takes_value])
             i += 1 + takes_value
             continue
@@ -170,11 +175,6 @@ def global_options_first(argv: list[str]) -> list[str]:
         rest.append(token)
         i += 1
     return moved + rest
-
-
-def _is_usage_error(exc: BaseException) -> bool:
-    """Typer's (vendored click) usage errors carry their own message and exit code."""
-    return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
 
 
 def _usage_message(exc: Any) -> str:
@@ -208,14 +208,8 @@ def _output() -> Output:
 
 def handle(exc: BaseException, debug: bool) -> int:
     """Map an exception to its exit status, printing one line (and a traceback with --debug)."""
-    from recharge_cli.errors import from_database, from_redis
-
     output = _output()
-    error: RechargeError | None = exc if isinstance(exc, RechargeError) else None
-    if error is None and type(exc).__module__.startswith("psycopg"):
-        error = from_database(exc)
-    if error is None and type(exc).__module__.startswith("redis"):
-        error = from_redis(exc)
+    error = translate(exc)
     if debug:
         import traceback
 
@@ -272,13 +266,14 @@ def root(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print errors only on stderr"),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks of internal errors"),
 ) -> None:
+    # --debug is read from the command line by `handle`: a failure can come before this runs
     from recharge_cli.settings import resolve
 
     output = Output(format=output_format.value if output_format else None, quiet=quiet)
     settings = resolve(dsn=dsn, admin_dsn=admin_dsn, read_dsn=read_dsn, redis_url=redis_url,
                        redis_cluster=redis_cluster, max_replica_lag=max_replica_lag,
                        no_cache=no_cache, config=config)
-    ctx.obj = RechargeGroup.runtime = Runtime(settings=settings, output=output, debug=debug)
+    ctx.obj = RechargeGroup.runtime = Runtime(settings=settings, output=output)
     ctx.obj.command = ctx.invoked_subcommand
     if metrics_file is not None:
         from recharge_cli import metrics

@@ -36,7 +36,7 @@ from psycopg.rows import tuple_row
 
 from recharge_cli import cards, interrupts
 from recharge_cli.cache import Cache
-from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database
+from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database, sqlstate_status
 from recharge_cli.render import Output, Progress
 
 REJECT_COLUMNS = ["line", "card_id", "amount", "key", "exit_code", "error"]
@@ -46,8 +46,6 @@ THOUSANDS = re.compile(r"[0-9]{3}")
 CHUNK_ROWS = 5000
 # Connections applying chunks side by side (PostgreSQL runs each chunk on one core).
 WORKERS = 2
-SQLSTATE_STATUS = {"RC002": ExitStatus.USAGE, "RC003": ExitStatus.NOT_FOUND,
-                   "RC004": ExitStatus.REJECTED, "RC005": ExitStatus.IDEMPOTENCY_CONFLICT}
 
 
 @dataclass
@@ -385,7 +383,7 @@ class _Applying:
         for line, card_id, amount, _, balance, version, at, replayed, code, error in results:
             if code is not None:
                 key = chunk.keys[bisect.bisect_left(chunk.lines, line)]  # lines ascend
-                failed.append((line, card_id, amount, key, int(SQLSTATE_STATUS[code]), error))
+                failed.append((line, card_id, amount, key, int(sqlstate_status(code)), error))
             elif replayed:
                 summary.replayed += 1
             else:

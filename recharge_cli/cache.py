@@ -1,5 +1,6 @@
-"""Cache-aside on Redis or a Redis Cluster: key schema, coherent card keys, stampede-safe
-aggregates. Any Redis failure degrades to PostgreSQL; it never fails a command.
+"""Cache-aside on Redis or a Redis Cluster: the guarded client, key schema, coherence and the
+card keys (statistics are in `aggregates`, inspection in `cache_admin`). Any Redis failure
+degrades to PostgreSQL; it never fails a command.
 
 Keys: `<prefix>{card:<id>}:balance|trips|ver|fill` and `<prefix>stats:<name>:<params>`; the
 `{…}` hash tag keeps a card's keys in one Cluster slot, so every script touches one slot.
@@ -24,15 +25,14 @@ Why a cached balance is never older than PostgreSQL's (see README "Cache and fre
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import secrets
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from recharge_cli import cache_scripts as scripts
 from recharge_cli.errors import first_line
 from recharge_cli.jsonable import dumps, to_jsonable
 
@@ -40,61 +40,10 @@ BALANCE_TTL = 300
 TRIPS_TTL = 300
 VERSION_TTL = 86_400
 FILL_TTL_MS = 10_000
-LOCK_SECONDS = 10
-POLL_SECONDS = 0.02
 SCAN_BATCH = 1000
 
-# Before a reader asks PostgreSQL: a fill ticket in the card's slot.
-_RESERVE = """
-redis.call('HSET', KEYS[1], ARGV[1], 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-# Store what a reader got from PostgreSQL, if its ticket survived and no newer version
-# was written meanwhile.
-_FILL = """
-if redis.call('HDEL', KEYS[3], ARGV[4]) == 0 then return 0 end
-local newest = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) < newest then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-return 1
-"""
-# After committed writes, for each card (KEYS: its ver, balance and trips keys; ARGV after
-# the balance and version TTLs: its version, balance and whether a trip was added): record
-# the version, write the balance through, and drop the trip list when the write added a
-# trip. Older versions arriving late change nothing.
-_CARDS_WRITTEN = """
-for card = 0, #KEYS / 3 - 1 do
-    local ver, balance, trips = KEYS[3 * card + 1], KEYS[3 * card + 2], KEYS[3 * card + 3]
-    local version = ARGV[3 * card + 3]
-    if tonumber(version) > tonumber(redis.call('GET', ver) or '-1') then
-        redis.call('SET', ver, version, 'EX', ARGV[2])
-        redis.call('SET', balance, ARGV[3 * card + 4], 'EX', ARGV[1])
-        if ARGV[3 * card + 5] == '1' then redis.call('DEL', trips) end
-    end
-end
-return 1
-"""
 WRITE_BATCH = 500  # cards per script call on a single node
 CARD_KINDS = ("balance", "trips", "ver", "fill")
-# The database's history as far as the cache has seen it (KEYS: the history hash; ARGV:
-# the WAL position and the sequences' sum now): 0 when either went back since, else raise
-# what was seen and return 1.
-_HISTORY = """
-local seen = redis.call('HMGET', KEYS[1], 'wal', 'history')
-if (seen[1] and tonumber(seen[1]) > tonumber(ARGV[1]))
-        or (seen[2] and tonumber(seen[2]) > tonumber(ARGV[2])) then return 0 end
-redis.call('HSET', KEYS[1], 'wal', ARGV[1], 'history', ARGV[2])
-return 1
-"""
-# Drop a card's cached data (status changes, replacements, `cache evict`): readers refill
-# from PostgreSQL; the version stays (raised to the card's), so a late write-through of an
-# older version cannot come back. Returns how many data keys were deleted.
-_CARD_INVALIDATED = """
-local newest = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > newest then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
-return redis.call('DEL', KEYS[2], KEYS[3])
-"""
 
 
 def _quiet(_message: str) -> None:
@@ -115,8 +64,6 @@ class Identity:
         return cls(f"{row['epoch']}:{row['generation']}:{row['system_identifier']}:"
                    f"{row['database_oid']}:{row['timeline']}", int(row["wal_position"]),
                    int(row["history"]))
-
-
 
 
 class Cache:
@@ -179,7 +126,7 @@ class Cache:
         return f"{self.prefix}stats:{name}:{encoded or 'all'}"
 
     # plumbing ---------------------------------------------------------------
-    def _guard(self, action: Callable[[], Any], default: Any = None, writing: bool = False) -> Any:
+    def guard(self, action: Callable[[], Any], default: Any = None, writing: bool = False) -> Any:
         """Run a Redis call. On any Redis failure warn once, go on without the cache, and
         after a failed write-through make sure no process trusts the cache unchecked."""
         if self.client is None or not self._ready():
@@ -260,7 +207,7 @@ class Cache:
     def _history_holds(self, identity: Identity) -> bool:
         """Whether the database's history is no shorter than the cache has seen (and if so,
         record it as seen)."""
-        return bool(self._script(_HISTORY)(keys=[f"{self.prefix}history"],
+        return bool(self._script(scripts.HISTORY)(keys=[f"{self.prefix}history"],
                                            args=[identity.wal_position, identity.history]))
 
     def coherence(self, identity: Identity) -> str:
@@ -269,7 +216,7 @@ class Cache:
 
     def record_history(self, identity: Identity) -> None:
         """As a process that wrote finishes: the history its writes reached, as seen."""
-        self._guard(lambda: self._history_holds(identity))
+        self.guard(lambda: self._history_holds(identity))
 
     def _markers(self, database: str) -> list[tuple[str, str]]:
         """(marker key, expected value) per primary: the database's identity and that
@@ -305,48 +252,48 @@ class Cache:
             self._history_holds(identity)
             return True, deleted
         finally:
-            _release(lock)
+            release(lock)
 
     def _script(self, source: str) -> Any:
         if source not in self._scripts:
             self._scripts[source] = self.client.register_script(source)
         return self._scripts[source]
 
-    def _reading(self) -> bool:
+    def reading(self) -> bool:
         """Whether reads may use the cache now (after the first-use check)."""
         return self.client is not None and self._ready() and not self._reads_off
 
     def get(self, key: str) -> Any:
-        if not self._reading():
+        if not self.reading():
             return None
-        raw = self._guard(lambda: self.client.get(key))
+        raw = self.guard(lambda: self.client.get(key))
         return None if raw is None else orjson.loads(raw)
 
     # cards ------------------------------------------------------------------
     def card_lookup(self, card_ids: list[int], kind: str) -> tuple[dict[int, Any], dict[int, str]]:
         """Cached values of the cards' `kind` key, and a fill ticket for each miss (taken
         before the caller reads PostgreSQL)."""
-        if not card_ids or not self._reading():
+        if not card_ids or not self.reading():
             return {}, {}
         keys = [self.card_key(card_id, kind) for card_id in card_ids]
         if len(keys) == 1:
-            raw = [self._guard(lambda: self.client.get(keys[0]))]
+            raw = [self.guard(lambda: self.client.get(keys[0]))]
         elif self.is_cluster:
-            raw = self._guard(lambda: self.client.mget_nonatomic(keys), [None] * len(keys))
+            raw = self.guard(lambda: self.client.mget_nonatomic(keys), [None] * len(keys))
         else:
-            raw = self._guard(lambda: self.client.mget(keys), [None] * len(keys))
+            raw = self.guard(lambda: self.client.mget(keys), [None] * len(keys))
         found = {c: orjson.loads(v) for c, v in zip(card_ids, raw, strict=True) if v is not None}
         missing = [c for c in card_ids if c not in found]
         if not missing or self.client is None:
             return found, {}
         tickets = {card_id: secrets.token_hex(8) for card_id in missing}
-        script = self._script(_RESERVE)
+        script = self._script(scripts.RESERVE)
 
         def reserve() -> None:
             for card_id, ticket in tickets.items():  # one slot each
                 script(keys=[self.card_key(card_id, "fill")], args=[ticket, FILL_TTL_MS])
 
-        self._guard(reserve)
+        self.guard(reserve)
         return found, tickets if self.client is not None else {}
 
     def card_fill(self, items: Iterable[tuple[int, str, int, Any]], tickets: dict[int, str],
@@ -355,7 +302,7 @@ class Cache:
         items = [item for item in items if item[0] in tickets]
         if not items or self.client is None:
             return
-        script = self._script(_FILL)
+        script = self._script(scripts.FILL)
 
         def store() -> None:
             for card_id, kind, version, payload in items:
@@ -363,12 +310,12 @@ class Cache:
                              self.card_key(card_id, "fill")],
                        args=[version, dumps(payload), ttl, tickets[card_id]])
 
-        self._guard(store)
+        self.guard(store)
 
     def card_written(self, card_id: int, version: int, balance: dict[str, Any],
                      trips_changed: bool) -> None:
         """After COMMIT: write the new balance through and drop stale trip lists."""
-        self._guard(lambda: self._write_cards([(card_id, version, balance)], trips_changed),
+        self.guard(lambda: self._write_cards([(card_id, version, balance)], trips_changed),
                     writing=True)
 
     def cards_written(self, items: list[tuple[int, int, dict[str, Any]]],
@@ -377,11 +324,11 @@ class Cache:
         script call per WRITE_BATCH cards on a single node; card by card (one slot each)
         on a Cluster."""
         if items:
-            self._guard(lambda: self._write_cards(items, trips_changed), writing=True)
+            self.guard(lambda: self._write_cards(items, trips_changed), writing=True)
 
     def _write_cards(self, items: list[tuple[int, int, dict[str, Any]]],
                      trips_changed: bool) -> None:
-        script = self._script(_CARDS_WRITTEN)
+        script = self._script(scripts.CARDS_WRITTEN)
         batch = 1 if self.is_cluster else WRITE_BATCH
         for start in range(0, len(items), batch):
             keys: list[str] = []
@@ -395,86 +342,19 @@ class Cache:
     def card_invalidated(self, card_id: int, version: int) -> int:
         """After COMMIT of a change that is not a plain balance movement (or to evict a
         card): drop the card's data keys (readers refill from PostgreSQL); how many."""
-        return int(self._guard(lambda: self._script(_CARD_INVALIDATED)(
+        return int(self.guard(lambda: self._script(scripts.CARD_INVALIDATED)(
             keys=[self.card_key(card_id, "ver"), self.card_key(card_id, "balance"),
                   self.card_key(card_id, "trips")],
             args=[version, VERSION_TTL]), 0, writing=True))
 
-    def card_entries(self, card_id: int) -> dict[str, tuple[int, Any]]:
-        """Each cached key kind of a card: (seconds to live, value) for `cache show`."""
-        entries: dict[str, tuple[int, Any]] = {}
-        for kind in CARD_KINDS:
-            key = self.card_key(card_id, kind)
-            raw = (self.client.hgetall(key) if kind == "fill" else self.client.get(key))
-            if raw:
-                value = (len(raw) if kind == "fill" else int(raw) if kind == "ver"
-                         else orjson.loads(raw))
-                entries[kind] = (int(self.client.ttl(key)), value)
-        return entries
-
-    # aggregates ---------------------------------------------------------------
-    def aggregate(self, key: str, compute: Callable[[], Any], ttl: int,
-                  fresh: bool = False) -> tuple[Any, str, str]:
-        """(data, source, computed_at) with one recomputation per expiry across processes.
-
-        Values live for ttl seconds plus a grace period; during the grace period one
-        process recomputes while the others serve the old value. On a cold miss the
-        others wait for the one that holds the lock.
-        """
-        if not self._reading():
-            return self._computed(key, compute, ttl, store=False)
-        if fresh:
-            return self._computed(key, compute, ttl)
-        cached = self.get(key)
-        if cached is not None and cached["expires_at"] > time.time():
-            return cached["data"], "cache", cached["computed_at"]
-        lock = self._guard(lambda: self.client.lock(f"{key}:lock", timeout=LOCK_SECONDS,
-                                                    blocking=False))
-        if lock is not None and self._guard(lambda: lock.acquire(blocking=False), False):
-            try:
-                # the holder before us may have stored a fresh value and released the lock
-                # between our GET and our acquire: look again before recomputing
-                cached = self.get(key)
-                if cached is not None and cached["expires_at"] > time.time():
-                    return cached["data"], "cache", cached["computed_at"]
-                return self._computed(key, compute, ttl)
-            finally:
-                self._guard(lambda: _release(lock))
-        if cached is None and lock is not None:
-            cached = self._wait_for(key)
-        if cached is not None:
-            return cached["data"], "cache", cached["computed_at"]
-        return self._computed(key, compute, ttl)
-
-    def _wait_for(self, key: str) -> Any:
-        deadline = time.monotonic() + LOCK_SECONDS
-        while time.monotonic() < deadline and self.client is not None:
-            time.sleep(POLL_SECONDS)
-            cached = self.get(key)
-            if cached is not None:
-                return cached
-            if not self._guard(lambda: self.client.exists(f"{key}:lock"), 0):
-                return self.get(key)
-        return None
-
-    def _computed(self, key: str, compute: Callable[[], Any], ttl: int,
-                  store: bool = True) -> tuple[Any, str, str]:
-        data = to_jsonable(compute())
-        computed_at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        if store and self.client is not None:
-            value = dumps({"data": data, "computed_at": computed_at,
-                           "expires_at": time.time() + ttl})
-            self._guard(lambda: self.client.set(key, value, ex=ttl * 2))
-        return data, "db", computed_at
-
-    # benchmarks -----------------------------------------------------------------
+    # the benchmark's baselines ----------------------------------------------------------
     def delete(self, *keys: str) -> None:
         """Delete keys (each card's keys share a slot; stats keys are deleted one by one)."""
         for key in keys:
-            self._guard(lambda key=key: self.client.delete(key))
+            self.guard(lambda key=key: self.client.delete(key))
 
     def raw_set(self, key: str, value: bytes) -> None:
-        self._guard(lambda: self.client.set(key, value))
+        self.guard(lambda: self.client.set(key, value))
 
     def raw_get(self, key: str) -> Any:
         """A plain GET: the baseline that the cached read paths are compared with."""
@@ -483,15 +363,12 @@ class Cache:
     def ping(self) -> Any:
         return self.client.ping()
 
-    # administration -------------------------------------------------------------
+    # the prefix and its server: the coherence reset and `cache flush` delete alike -------
     def scan_keys(self) -> Iterable[bytes]:
         """Every key under the prefix (on every primary of a Cluster)."""
         if self.client is None:
             return []
         return self.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=SCAN_BATCH)
-
-    def memory_usage(self, key: bytes) -> int:
-        return self.client.memory_usage(key) or 0
 
     def server_info(self) -> dict[str, Any]:
         """INFO of the server (summed counters of a Cluster's primaries)."""
@@ -572,7 +449,7 @@ def _database_of(marker: str) -> list[str]:
     return marker.split(":")[1:5]
 
 
-def _release(lock: Any) -> None:
+def release(lock: Any) -> None:
     """Release a lock we hold; one that expired meanwhile is simply gone."""
     from redis.exceptions import LockError
 

@@ -1,16 +1,18 @@
-"""What `recharge cache stats` reports about a prefix and its server; one card's keys next
-to PostgreSQL's values (`cache show`) and their safe removal (`cache evict`)."""
+"""Looking into the cache: what `recharge cache stats` reports about a prefix and its
+server; one card's keys next to PostgreSQL's values (`cache show`) and their safe removal
+(`cache evict`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import psycopg
 
 from recharge_cli import db
-from recharge_cli.cache import Cache
-from recharge_cli.cards import check_id
+from recharge_cli.cache import CARD_KINDS, Cache
 from recharge_cli.errors import NotFound
+from recharge_cli.inputs import check_id
 from recharge_cli.jsonable import to_jsonable
 
 MEMORY_SAMPLE = 2000
@@ -23,7 +25,7 @@ def describe(cache: Cache) -> dict[str, Any]:
     for key in cache.scan_keys():
         keys += 1
         if keys <= MEMORY_SAMPLE:
-            sampled_bytes += cache.memory_usage(key)
+            sampled_bytes += cache.client.memory_usage(key) or 0
     memory = sampled_bytes if keys <= MEMORY_SAMPLE else round(sampled_bytes / MEMORY_SAMPLE * keys)
     info = cache.server_info()
     hits, misses = info.get("keyspace_hits", 0), info.get("keyspace_misses", 0)
@@ -40,6 +42,20 @@ def describe(cache: Cache) -> dict[str, Any]:
         "used_memory": info.get("used_memory_human"),
         "connected_clients": info.get("connected_clients"),
     }
+
+
+def _card_entries(cache: Cache, card_id: int) -> dict[str, tuple[int, Any]]:
+    """Each cached key kind of a card: (seconds to live, value)."""
+    client = cache.client
+    entries: dict[str, tuple[int, Any]] = {}
+    for kind in CARD_KINDS:
+        key = cache.card_key(card_id, kind)
+        raw = client.hgetall(key) if kind == "fill" else client.get(key)
+        if raw:
+            value = (len(raw) if kind == "fill" else int(raw) if kind == "ver"
+                     else orjson.loads(raw))
+            entries[kind] = (int(client.ttl(key)), value)
+    return entries
 
 
 def _current(conn: psycopg.Connection[Any], card_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -65,7 +81,7 @@ def show(conn: psycopg.Connection[Any], cache: Cache,
         if card_id not in current:
             continue
         pg = current[card_id]
-        for kind, (ttl, value) in cache.card_entries(card_id).items():
+        for kind, (ttl, value) in _card_entries(cache, card_id).items():
             if kind == "balance":
                 truth: Any = {k: pg[k] for k in ("balance", "status", "version")}
                 agrees = all(value.get(k) == to_jsonable(v) for k, v in truth.items() if k in value)

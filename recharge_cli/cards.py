@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
-import uuid
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -13,28 +10,9 @@ import psycopg
 from recharge_cli import db
 from recharge_cli.cache import BALANCE_TTL, TRIPS_TTL, Cache
 from recharge_cli.errors import InvalidInput, NotFound, Rejected
+from recharge_cli.inputs import MAX_BIGINT, MAX_INTEGER, Announce, check_id, idempotency_key
+from recharge_cli.inputs import whole_number as whole_number  # bulk reads CSV numbers here
 from recharge_cli.jsonable import Row
-
-MAX_BIGINT = 2**63 - 1
-MAX_INTEGER = 2**31 - 1
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-WHOLE_NUMBER = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also accepts "¹"
-
-
-def whole_number(text: str) -> int | None:
-    """`text` (surrounding blanks allowed) as an integer, or None if it is not ASCII digits."""
-    text = text.strip()
-    return int(text) if WHOLE_NUMBER.fullmatch(text) else None
-
-
-def check_id(value: int, what: str, maximum: int = MAX_BIGINT) -> int:
-    """`value` if it is from 1 to `maximum`; else exit 2 stating the range."""
-    if not 0 < value <= maximum:
-        raise InvalidInput(f"{what} must be between 1 and {maximum:,}, got {value}")
-    return value
-
-
-Announce = Callable[[str], None]
 
 
 class CardsNotFound(NotFound):
@@ -45,19 +23,6 @@ class CardsNotFound(NotFound):
         super().__init__(f"card {names} not found" if len(absent) == 1 else
                          f"cards {names} not found")
         self.found = found
-
-
-def idempotency_key(key: str | None, announce: Announce | None = None) -> str:
-    """The user's key, checked, or a fresh UUID handed to `announce` (which prints it before
-    the write is sent, so that an unclear outcome can always be retried with it)."""
-    if key is None:
-        key = str(uuid.uuid4())
-        if announce is not None:
-            announce(key)
-        return key
-    if not KEY_PATTERN.match(key):
-        raise InvalidInput("invalid idempotency key: use 1-128 letters, digits or ._:-")
-    return key
 
 
 def balance_payload(row: Row) -> Row:

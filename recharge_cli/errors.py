@@ -1,8 +1,11 @@
-"""The exception hierarchy and the one place that maps failures to exit codes."""
+"""The exception hierarchy and the one place that maps failures to exit codes:
+`translate` for any exception (SQLSTATEs, connection errors, Redis, OS errors while
+starting a server), `sqlstate_status` for a rule failure reported as a code."""
 
 from __future__ import annotations
 
 import re
+import sys
 from enum import IntEnum
 
 
@@ -92,6 +95,7 @@ _RETRYABLE = {"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "08
 # Failures after which PostgreSQL certainly rolled the statement back.
 ROLLED_BACK = {"40001", "40P01", "55P03", "57014"}
 
+_MISSING_DATABASE = re.compile(r'FATAL: +database "(.*?)" does not exist')
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
 _PASSWORD_IN_CONNINFO = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
@@ -100,6 +104,44 @@ def redact(text: str) -> str:
     """Hide passwords in URLs (`user:secret@`) and conninfo strings (`password=secret`)."""
     text = _PASSWORD_IN_URL.sub(r"\1***\3", text)
     return _PASSWORD_IN_CONNINFO.sub(r"\1***", text)
+
+
+def translate(exc: BaseException, *, reaching: str | None = None) -> RechargeError | None:
+    """What the user sees of a failure, or None when it is a bug. `reaching` names what was
+    being connected to or started when `exc` came ("PostgreSQL", "the embedded servers"):
+    failing to reach it is exit 69 (a DSN libpq cannot parse, or one naming a database the
+    server does not have, is exit 2)."""
+    if isinstance(exc, RechargeError):
+        return exc
+    psycopg = sys.modules.get("psycopg")  # not imported: not a psycopg exception
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        return _connect_failure(exc, reaching) if reaching else from_database(exc)
+    redis = sys.modules.get("redis")
+    if redis is not None and isinstance(exc, redis.RedisError):
+        return from_redis(exc)
+    if reaching and isinstance(exc, OSError):
+        return ServiceUnavailable(f"cannot start {reaching}: {exc}")
+    return None
+
+
+def _connect_failure(exc: BaseException, reaching: str) -> RechargeError | None:
+    import psycopg
+
+    if isinstance(exc, psycopg.ProgrammingError):  # libpq could not parse the conninfo
+        return InvalidInput(f"invalid PostgreSQL DSN: {redact(first_line(str(exc)))} (use "
+                            "key=value pairs or a postgresql:// URL)")
+    if isinstance(exc, psycopg.OperationalError):
+        missing = _MISSING_DATABASE.search(str(exc))
+        if missing:  # the server answered: the setting names the wrong database
+            return InvalidInput(f'database "{missing.group(1)}" does not exist on that '
+                                "PostgreSQL server: check the DSN, or create the database")
+        return ServiceUnavailable(f"{reaching} is unreachable: {redact(first_line(str(exc)))}")
+    return from_database(exc)
+
+
+def sqlstate_status(sqlstate: str) -> ExitStatus:
+    """The exit status of a rule failure a stored function reports as a code (RC00x)."""
+    return _SQLSTATE_ERRORS[sqlstate].status
 
 
 def from_database(exc: BaseException) -> RechargeError | None:

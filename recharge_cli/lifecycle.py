@@ -13,8 +13,8 @@ import psycopg
 
 from recharge_cli import db
 from recharge_cli.cache import Cache
-from recharge_cli.cards import MAX_BIGINT, MAX_INTEGER, Announce, check_id, idempotency_key
 from recharge_cli.errors import InvalidInput
+from recharge_cli.inputs import MAX_BIGINT, MAX_INTEGER, SISBEN_GROUPS, Announce, check_id, idempotency_key
 from recharge_cli.jsonable import Row
 
 STATUS_ACTIONS = ("block", "unblock", "lost")
@@ -22,7 +22,6 @@ STATUSES = ("active", "inactive", "blocked", "lost")
 MAX_LIMIT = 10_000
 MAX_LIMIT_PESOS = 2**62  # the largest recharge or balance limit accepted
 FOLLOW_INTERVAL = 0.5  # seconds between polls of `audit list --follow` when nothing is new
-SISBEN_GROUPS = ("A", "B", *(f"C{n}" for n in range(1, 19)), "D")
 # The WHATWG HTML standard's "valid e-mail address" (what an <input type="email"> accepts), as
 # public.email_is_valid in sql/ checks it: a malformed email is refused before a key is drawn.
 EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

@@ -68,7 +68,8 @@ def available() -> list[Migration]:
 
 
 def fingerprint() -> str:
-    """One checksum over every migration file (compared to skip work when nothing changed)."""
+    """One checksum over every migration file (the embedded default keeps the last one it
+    applied in local.json and migrates again only when this changes)."""
     return hashlib.sha256("".join(m.checksum for m in available()).encode()).hexdigest()
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 
 from recharge_cli import db
-from recharge_cli.cards import Announce, check_id, idempotency_key
 from recharge_cli.errors import InvalidInput
+from recharge_cli.inputs import Announce, check_id, idempotency_key
 from recharge_cli.jsonable import Row
 from recharge_cli.lifecycle import MAX_LIMIT, operator
 

@@ -129,8 +129,7 @@ class Output:
     def color(self) -> bool:
         return not os.environ.get("NO_COLOR") and _isatty(self.out)
 
-    def emit(self, data: Row | Sequence[Row], columns: Sequence[str] | None = None,
-             title: str | None = None) -> None:
+    def emit(self, data: Row | Sequence[Row]) -> None:
         """Render one object or a list of rows in the chosen format."""
         fmt = self.resolved_format
         self.rows = (self.rows or 0) + (1 if isinstance(data, dict) else len(data))
@@ -144,27 +143,27 @@ class Output:
             return
         rows = [data] if isinstance(data, dict) else list(data)
         if fmt == "csv":
-            _write_csv(self.out, rows, columns)
+            _write_csv(self.out, rows)
         elif isinstance(data, dict):
-            self._record(data, title)
+            self._record(data)
         else:
-            self._table(rows, columns, title)
+            self._table(rows)
 
-    def _record(self, record: Row, title: str | None) -> None:
+    def _record(self, record: Row) -> None:
         """One object: a field/value table whose labels keep their width (the values wrap);
         each list of objects in it (e.g. movements) follows as a table of its own."""
         below = [k for k, v in record.items() if _is_rows(v)]
         cells = [[k, f"{len(v):,} rows, below" if k in below else _human_cell(v, k)]
                  for k, v in record.items()]
         if _isatty(self.out):
-            table = _rich_table(title)
+            table = _rich_table()
             table.add_column("field", no_wrap=True)
             table.add_column("value", overflow="fold")
             self._print(table, cells)
         else:
-            self._plain(["field", "value"], cells, title)
+            self._plain(["field", "value"], cells)
         for name in below:
-            self._table(record[name], None, name)
+            self._table(record[name], name)
 
     def start_stream(self, endless: bool = True) -> None:
         """Before the rows of a list that is written as it is read. An endless one (`audit
@@ -186,17 +185,17 @@ class Output:
             csv.writer(self.out, lineterminator="\n").writerow(list(columns))
         self.out.flush()
 
-    def stream(self, rows: Sequence[Row], columns: Sequence[str] | None = None) -> None:
+    def stream(self, rows: Sequence[Row]) -> None:
         """More rows of the stream started by `start_stream`, each flushed as soon as it is
         written (a log shipper sees every row at once). CSV writes its header once; a table
         is printed per batch."""
         assert self._stream is not None, "start_stream first"
         self.rows = (self.rows or 0) + len(rows)
         if self._stream == "table":
-            self._table(list(rows), columns, None)
+            self._table(list(rows))
             self.out.flush()
             return
-        cols = list(columns or _columns(rows))
+        cols = _columns(rows)
         writer = csv.writer(self.out, lineterminator="\n")
         if self._stream == "csv" and not self._stream_header:
             writer.writerow(cols)
@@ -211,8 +210,8 @@ class Output:
                 self.out.write(_json_line(row))
             self.out.flush()
 
-    def _table(self, rows: list[Row], columns: Sequence[str] | None, title: str | None) -> None:
-        cols = list(columns or _columns(rows))
+    def _table(self, rows: list[Row], title: str | None = None) -> None:
+        cols = _columns(rows)
         cells = [[_human_cell(r.get(c), c) for c in cols] for r in rows]
         if not _isatty(self.out):
             self._plain(cols, cells, title)
@@ -237,7 +236,7 @@ class Output:
                       "its right part is cut; --format csv (or json) shows every column", "cut")
         console.print(table)
 
-    def _plain(self, cols: list[str], cells: list[list[str]], title: str | None) -> None:
+    def _plain(self, cols: list[str], cells: list[list[str]], title: str | None = None) -> None:
         from tabulate import tabulate
 
         if title:
@@ -302,7 +301,7 @@ class Progress:
                 self.bar.update(self.task, rate=f"{task.completed / task.elapsed:,.0f}")
 
 
-def _rich_table(title: str | None) -> Any:
+def _rich_table(title: str | None = None) -> Any:
     from rich.table import Table
 
     return Table(title=title, show_lines=False, header_style="bold")

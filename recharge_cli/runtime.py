@@ -7,17 +7,14 @@ migrated, and loaded with the demo data once (announced on stderr).
 from __future__ import annotations
 
 import contextlib
-import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recharge_cli.errors import InvalidInput, ServiceUnavailable, first_line
+from recharge_cli.errors import ServiceUnavailable, first_line, translate
 from recharge_cli.render import Output
 from recharge_cli.settings import Settings
-
-_MISSING_DATABASE = re.compile(r'FATAL: +database "(.*?)" does not exist')
 
 if TYPE_CHECKING:
     import psycopg
@@ -29,7 +26,6 @@ if TYPE_CHECKING:
 class Runtime:
     settings: Settings
     output: Output
-    debug: bool = False
     _conn: Any = None
     _others: dict[str, Any] = field(default_factory=dict)
     _cache: Any = None
@@ -39,40 +35,36 @@ class Runtime:
     command: str | None = None  # the sub-command run (for --metrics-file)
     metrics_file: Path | None = None
 
-    def servers(self) -> Settings:
-        """Settings with a concrete DSN (starting the embedded servers when needed)."""
+    def ensure_servers(self) -> Settings:
+        """Settings with a concrete DSN. With the embedded default this starts the servers
+        that are down, migrates and loads the demo data on first use (`embedded.ready`)."""
         if self._resolved is None:
-            self._resolved = self._start_embedded() if self.settings.embedded else self.settings
+            self._resolved = self._ready_embedded() if self.settings.embedded else self.settings
         return self._resolved
+
+    servers = ensure_servers  # the name commands/bench.py calls it by
 
     def db(self) -> psycopg.Connection[dict[str, Any]]:
         if self._conn is None:
-            self._conn = self._connect(self.servers().dsn or "")
+            self._conn = self._connect(self.ensure_servers().dsn or "")
         return self._conn
 
     def more_db(self) -> psycopg.Connection[dict[str, Any]]:
         """One more connection to the primary, for work done side by side (bulk chunks)."""
-        return self._connect(self.servers().dsn or "")
+        return self._connect(self.ensure_servers().dsn or "")
 
     def _connect(self, dsn: str) -> psycopg.Connection[dict[str, Any]]:
         import psycopg
 
         from recharge_cli import db
-        from recharge_cli.errors import redact
 
         try:
             conn = db.connect(dsn)
-        except psycopg.ProgrammingError as exc:  # libpq could not parse the conninfo
-            raise InvalidInput(f"invalid PostgreSQL DSN: {redact(first_line(str(exc)))} (use "
-                               "key=value pairs or a postgresql:// URL)") from exc
-        except psycopg.OperationalError as exc:
-            missing = _MISSING_DATABASE.search(str(exc))
-            if missing:  # the server answered: the setting names the wrong database
-                raise InvalidInput(f'database "{missing.group(1)}" does not exist on that '
-                                   "PostgreSQL server: check the DSN, or create the database"
-                                   ) from exc
-            raise ServiceUnavailable(
-                f"PostgreSQL is unreachable: {redact(first_line(str(exc)))}") from exc
+        except psycopg.Error as exc:
+            error = translate(exc, reaching="PostgreSQL")
+            if error is None:
+                raise
+            raise error from exc
         self._closers.append(conn)
         return conn
 
@@ -85,13 +77,13 @@ class Runtime:
     def admin_db(self) -> psycopg.Connection[dict[str, Any]]:
         """A connection as the schema owner (`--admin-dsn`) for migrations, seeding and bench;
         the application connection when no admin DSN is set."""
-        return self._other("admin", self.servers().admin_dsn)
+        return self._other("admin", self.ensure_servers().admin_dsn)
 
     def read_db(self) -> psycopg.Connection[dict[str, Any]]:
         """A connection for statistics: the read replica when one is set and no further
         behind than --max-replica-lag, else the primary (with a warning). Card balances,
         trips lists and writes always use the primary (read-your-writes)."""
-        servers = self.servers()
+        servers = self.ensure_servers()
         if not servers.read_dsn or self._replica_too_far:
             return self.db()
         replica = self._other("read", servers.read_dsn)
@@ -125,7 +117,7 @@ class Runtime:
         if self._cache is None:
             from recharge_cli.cache import Cache
 
-            servers = self.servers()
+            servers = self.ensure_servers()
             url = servers.redis_url if servers.cache_enabled else None
 
             def warn(text: str) -> None:
@@ -188,8 +180,8 @@ class Runtime:
         self._conn = self._cache = None
         self._others.clear()
 
-    def _start_embedded(self) -> Settings:
-        from recharge_cli import local
+    def _ready_embedded(self) -> Settings:
+        from recharge_cli import embedded
 
-        return local.ready(self.settings, self.output)
+        return embedded.ready(self.settings, self.output)
 

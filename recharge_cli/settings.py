@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ class Settings:
     max_replica_lag: float = 30.0
     cache_enabled: bool = True
     cache_prefix: str = DEFAULT_PREFIX
-    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:
@@ -98,25 +97,20 @@ def resolve(
     unknown = set(file_values) - set(CONFIG_TYPES)
     if unknown:
         raise InvalidInput(f"unknown setting(s) in config file: {', '.join(sorted(unknown))}")
-    sources: dict[str, str] = {}
 
     def pick(name: str, flag: Any, env_names: tuple[str, ...]) -> Any:
         if flag not in (None, False):
-            sources[name] = "flag"
             return flag
         for env_name in env_names:
             if env.get(env_name):
-                sources[name] = f"env {env_name}"
                 return env[env_name]
         if name in file_values:
-            sources[name] = "config"
             return file_values[name]
         return None
 
     chosen_dsn = pick("dsn", dsn, ("RECHARGE_DSN", "DATABASE_URL"))
     if chosen_dsn is None and any(env.get(var) for var in LIBPQ_SERVER_VARS):
         chosen_dsn = ""  # libpq reads PG* variables, ~/.pgpass and service files itself
-        sources["dsn"] = "libpq environment"
     chosen_redis = pick("redis_url", redis_url, ("RECHARGE_REDIS_URL", "REDIS_URL"))
     if chosen_redis is not None:
         validate_redis_url(str(chosen_redis))
@@ -134,7 +128,6 @@ def resolve(
         max_replica_lag=_seconds(lag_value, "max replica lag", Settings.max_replica_lag),
         cache_enabled=not _truthy(no_cache_value),
         cache_prefix=str(prefix),
-        sources=sources,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from recharge_cli import db
+from recharge_cli.aggregates import Aggregates
 from recharge_cli.cache import Cache
 from recharge_cli.errors import InvalidInput
 from recharge_cli.jsonable import Row
@@ -17,32 +18,39 @@ from recharge_cli.jsonable import Row
 
 @dataclass(frozen=True)
 class Statistic:
-    """A named statistic: its stored function, how it is grouped, and how long it stays fresh."""
+    """A named statistic: its stored function and the parameters it takes (in order), how it
+    is grouped, whether it lists rows, and how long it stays fresh."""
 
     name: str
     function: str
     groupings: tuple[str, ...]
     ttl: int
-    dated: bool = True
+    parameters: tuple[str, ...] = ("from", "to")
+    listing: bool = False  # a list of rows even without --by (else one row, shown as an object)
+
+    @property
+    def dated(self) -> bool:
+        return "from" in self.parameters
 
     def arguments(self, params: Row) -> tuple[Any, ...]:
         """The stored function's arguments for these parameters."""
-        if self.name == "users_latest":
-            return (params["limit"],)
-        if not self.dated:
-            return ()
-        dates = (params.get("from"), params.get("to"))
-        return (*dates, params["by"]) if self.groupings else dates
+        return tuple(params.get(name) for name in self.parameters)
+
+    def one_object(self, params: Row) -> bool:
+        """Whether the result is one row, shown as an object (a total, or a single count)."""
+        return params.get("by") == "total" or not (self.groupings or self.listing)
 
 
 STATISTICS = {
     "revenue": Statistic("revenue", "public.stats_revenue",
-                         ("total", "day", "locality", "point", "channel"), 60),
+                         ("total", "day", "locality", "point", "channel"), 60, ("from", "to", "by")),
     "trips": Statistic("trips", "public.stats_trips",
-                       ("total", "day", "hour", "locality", "route", "beneficiary"), 60),
-    "users_count": Statistic("users_count", "public.stats_users_count", (), 300, dated=False),
+                       ("total", "day", "hour", "locality", "route", "beneficiary"), 60,
+                       ("from", "to", "by")),
+    "users_count": Statistic("users_count", "public.stats_users_count", (), 300, ()),
     "users_active": Statistic("users_active", "public.stats_users_active", (), 300),
-    "users_latest": Statistic("users_latest", "public.stats_users_latest", (), 60, dated=False),
+    "users_latest": Statistic("users_latest", "public.stats_users_latest", (), 60, ("limit",),
+                              listing=True),
 }
 # What `cache warm` precomputes: the statistics operators and reports read all day.
 COMMON = [("revenue", {"by": "total"}), ("revenue", {"by": "day"}),
@@ -65,12 +73,12 @@ def get(conn: psycopg.Connection[Row], cache: Cache, name: str, params: Row,
     stat = STATISTICS[name]
     if stat.groupings and params.get("by") not in stat.groupings:
         raise InvalidInput(f"--by must be one of {', '.join(stat.groupings)}")
-    data, source, computed_at = cache.aggregate(cache.stats_key(name, params),
-                                                partial(compute, conn, name, params), stat.ttl,
-                                                fresh=fresh)
+    data, source, computed_at = Aggregates(cache).get(cache.stats_key(name, params),
+                                                      partial(compute, conn, name, params),
+                                                      stat.ttl, fresh=fresh)
     result: Row = {"statistic": name, **params}
     rows = data["rows"]
-    if params.get("by") == "total" or (not stat.groupings and name != "users_latest"):
+    if stat.one_object(params):
         result.update({k: v for k, v in rows[0].items() if k != "bucket"})
     else:
         result["rows"] = rows

@@ -23,11 +23,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from recharge_cli import cards, interrupts
-from recharge_cli.bulk import SQLSTATE_STATUS, WORKERS, BulkSummary, Rejects, checked, fields_of, integer
+from recharge_cli import cards, interrupts, parsers
+from recharge_cli.bulk import WORKERS, BulkSummary, Rejects, checked, fields_of, integer
 from recharge_cli.cache import Cache
-from recharge_cli.commands import parsers
-from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database
+from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError, from_database, sqlstate_status
+from recharge_cli.inputs import MAX_INTEGER, check_id, idempotency_key
 from recharge_cli.render import Output
 
 COLUMNS = "card_id,station_id,route_id,boarding_time[,key]"
@@ -59,17 +59,17 @@ def read(fields: list[str], line: int = 0) -> Tap:
     return Tap(line, integer(card_text, "card_id"), integer(station_text, "station_id"),
                integer(route_text, "route_id") if route_text else None,
                parsers.time(at_text, "boarding_time") or "",
-               cards.idempotency_key(key) if key else None)
+               idempotency_key(key) if key else None)
 
 
 def _checked_tap(line: int, fields: list[str], digest: str) -> Tap:
     """A checked line as a tap to stage; its values checked as a single tap checks them (a
     failure rejects this row only)."""
     tap = read(fields, line)
-    cards.check_id(tap.card_id, "card id")
-    cards.check_id(tap.station_id, "station id", cards.MAX_INTEGER)
+    check_id(tap.card_id, "card id")
+    check_id(tap.station_id, "station id", MAX_INTEGER)
     if tap.route_id is not None:
-        cards.check_id(tap.route_id, "route id", cards.MAX_INTEGER)
+        check_id(tap.route_id, "route id", MAX_INTEGER)
     tap.key = tap.key or f"csv-{digest}-{line}"
     return tap
 
@@ -207,6 +207,6 @@ def _account(results: list[tuple[Any, ...]], cache: Cache, summary: BulkSummary,
                  "boarding_time": at}))
     for line, card_id, station_id, route_id, at, key, code, error in sorted(failed):
         rejects.add(summary, line, card_id, station_id, route_id, at.isoformat(), key,
-                    int(SQLSTATE_STATUS[code]), error)
+                    int(sqlstate_status(code)), error)
     if not dry_run:
         cache.cards_written(list(written.values()), trips_changed=True)

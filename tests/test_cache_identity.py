@@ -20,6 +20,7 @@ from psycopg import conninfo
 
 from recharge_cli import db, local, migrations
 from recharge_cli.cache import Cache
+from recharge_cli.local import binaries
 from tests.faults import cli, cli_env
 
 CARDS = (1, 2, 3)
@@ -194,14 +195,14 @@ def test_restored_from_a_base_backup(tmp_path: Path) -> None:
         env = _env(folder, dsn, "recharge:test:basebackup:", tmp_path)
         _warm(env, 1000)
         backup = lay.pg_root / "base-backup"
-        local._owned_dir(backup, 0o700)
-        bin_dir = local._pg_bin(lay)
-        taken = local._as_server_user([
+        binaries.owned_dir(backup, 0o700)
+        bin_dir = binaries.pg_bin(lay.server_dir)
+        taken = binaries.as_server_user([
             str(bin_dir / "pg_basebackup"), "-D", str(backup), "-h", str(lay.pg_socket_dir),
             "-p", str(state.pg_port), "-U", local.SUPERUSER, "-X", "stream", "-c", "fast"])
         assert taken.returncode == 0, taken.stderr
         stale = _warm(env, 1000)  # committed after the backup
-        stopped = local._as_server_user([str(bin_dir / "pg_ctl"), "stop", "-D", str(lay.pg_data),
+        stopped = binaries.as_server_user([str(bin_dir / "pg_ctl"), "stop", "-D", str(lay.pg_data),
                                          "-m", "fast", "-w"])
         assert stopped.returncode == 0, stopped.stderr
         shutil.rmtree(lay.pg_data)
@@ -238,10 +239,10 @@ def test_failover_to_a_standby_that_missed_the_last_writes(tmp_path: Path) -> No
                 assert time.monotonic() < deadline, "the standby kept receiving"
                 time.sleep(0.05)
         stale = _warm(env, 1000)  # never reaches the standby
-        bin_dir = local._pg_bin(lay)
+        bin_dir = binaries.pg_bin(lay.server_dir)
         for command in (["stop", "-D", str(lay.pg_data), "-m", "immediate"],
                         ["promote", "-D", str(lay.replica_data), "-w"]):
-            done = local._as_server_user([str(bin_dir / "pg_ctl"), *command])
+            done = binaries.as_server_user([str(bin_dir / "pg_ctl"), *command])
             assert done.returncode == 0, done.stderr
         _agrees({**env, "RECHARGE_DSN": standby}, standby, stale)
     finally:

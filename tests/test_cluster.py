@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from recharge_cli import valkey_cluster
 from recharge_cli.cache import Cache
+from recharge_cli.local import cluster as valkey_cluster
 from tests.conftest import Database, new_card, run_cli
 
 
@@ -99,3 +99,24 @@ def test_cluster_folder_and_password_stay_private(cluster: valkey_cluster.Cluste
     assert folder.stat().st_mode & 0o777 == 0o700
     config = folder / str(cluster.ports[0]) / "valkey.conf"
     assert config.stat().st_mode & 0o777 == 0o600
+
+
+
+def test_a_stopped_cluster_starts_again(tmp_path: Path) -> None:
+    """`local stop` then `local start`: the nodes come back from their nodes.conf and find
+    each other again (creating the cluster a second time would fail: the nodes are not
+    empty), and the cache works on it."""
+    folder, password = tmp_path / "cluster", secrets.token_urlsafe(16)
+    first = valkey_cluster.start(folder, password)
+    try:
+        assert sorted(valkey_cluster.stop(folder)) == sorted(first.ports)
+        again = valkey_cluster.start(folder, password)
+        assert again.ports == first.ports and valkey_cluster.cluster_ok(again)
+        cache = Cache.from_url(again.url, "recharge:test:restart:", cluster=True)
+        key = cache.card_key(1, "ver")
+        cache.client.set(key, b"7")
+        assert cache.client.get(key) == b"7"
+        cache.client.delete(key)
+        cache.close()
+    finally:
+        valkey_cluster.stop(folder)

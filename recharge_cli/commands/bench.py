@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from recharge_cli import parsers
 from recharge_cli.bench.runner import ALL_TARGETS
-from recharge_cli.commands import choice, parsers, runtime, writable_folder
+from recharge_cli.commands import choice, runtime, writable_folder
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError
 from recharge_cli.runtime import Runtime
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import cache_admin, stats
-from recharge_cli.commands import WAIT_OPTION, lock_option, runtime, whole_number
+from recharge_cli.commands.options import CARDS, WAIT_OPTION, lock_option
+from recharge_cli.commands.shared import runtime
 
 app = typer.Typer(no_args_is_help=True, help="Cache statistics, flush, warm-up, and one card's "
                   "keys.")
-CARDS_OPTION = typer.Option(..., "--card", parser=whole_number, help="card id; repeat for several")
 
 
 def _require_cache(ctx: typer.Context):
@@ -64,7 +64,7 @@ def warm(ctx: typer.Context, lock: str | None = lock_option("cache-warm"),
 
 
 @app.command("show")
-def show(ctx: typer.Context, card: list[int] = CARDS_OPTION) -> None:
+def show(ctx: typer.Context, card: list[int] = CARDS) -> None:
     """Each cached key of the cards with its TTL and value, next to PostgreSQL's value and
     whether they agree (exit 3 after the others when a card does not exist).
 
@@ -80,7 +80,7 @@ def show(ctx: typer.Context, card: list[int] = CARDS_OPTION) -> None:
 
 
 @app.command("evict")
-def evict(ctx: typer.Context, card: list[int] = CARDS_OPTION) -> None:
+def evict(ctx: typer.Context, card: list[int] = CARDS) -> None:
     """Remove the cards' cached balance and trips; readers refill from PostgreSQL (the
     version key stays, so no older write can come back).
 

@@ -7,28 +7,27 @@ from pathlib import Path
 import typer
 
 from recharge_cli import bulk, cards
-from recharge_cli.commands import (
+from recharge_cli.commands.options import (
+    CARD,
+    CARDS,
+    KEY,
     WAIT_OPTION,
-    announce_key,
-    finish_bulk,
+    card_option,
     lock_option,
-    runtime,
     whole_number,
-    writable_file,
 )
+from recharge_cli.commands.shared import announce_key, finish_bulk, runtime
 from recharge_cli.errors import InvalidInput
-
-CARD_HELP = "card id"
-KEY_HELP = "idempotency key (1-128 of A-Z a-z 0-9 . _ : -); a UUID is generated when omitted"
+from recharge_cli.inputs import writable_file
 
 
 def recharge(
     ctx: typer.Context,
-    card: int | None = typer.Option(None, "--card", parser=whole_number, help=CARD_HELP),
+    card: int | None = card_option(None),
     amount: int | None = typer.Option(None, "--amount", parser=whole_number,
                                       help="pesos, a positive integer"),
     point: int | None = typer.Option(None, "--point", parser=whole_number, help="recharge point id"),
-    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
+    key: str | None = KEY,
     from_csv: Path | None = typer.Option(None, "--from-csv", help="bulk: a CSV file with "
                                          "columns card_id,amount[,key]; - reads stdin"),
     rejects: Path | None = typer.Option(None, "--rejects", help="bulk: write rejected rows "
@@ -70,7 +69,7 @@ def recharge(
 
 def balance(
     ctx: typer.Context,
-    card: list[int] = typer.Option(..., "--card", parser=whole_number, help="card id; repeat for several"),
+    card: list[int] = CARDS,
 ) -> None:
     """Card balances (cache-aside; --no-cache reads PostgreSQL).
 
@@ -94,7 +93,7 @@ def balance(
 
 def recharges(
     ctx: typer.Context,
-    card: int = typer.Option(..., "--card", parser=whole_number, help=CARD_HELP),
+    card: int = CARD,
     limit: int = typer.Option(20, "--limit", parser=whole_number, help="how many, newest first"),
 ) -> None:
     """A card's latest recharges.

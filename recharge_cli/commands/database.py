@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from recharge_cli import demo, migrations, stats
-from recharge_cli.commands import (
-    WAIT_OPTION,
-    YES_OPTION,
-    confirm,
-    database_named,
-    lock_option,
-    parsers,
-    runtime,
-)
+from recharge_cli import demo, migrations, parsers, stats
+from recharge_cli.commands.options import WAIT_OPTION, YES_OPTION, lock_option
+from recharge_cli.commands.shared import confirm, database_named, runtime
 from recharge_cli.errors import ExitStatus
 
 app = typer.Typer(no_args_is_help=True, help="Schema migrations and demo data.")

@@ -7,7 +7,7 @@ import datetime as dt
 import typer
 
 from recharge_cli import health
-from recharge_cli.commands import runtime
+from recharge_cli.commands.shared import runtime
 from recharge_cli.errors import ExitStatus
 
 
@@ -31,12 +31,12 @@ def health_command(
     settings = rt.settings
     not_started = "no PostgreSQL is configured"
     if settings.embedded:  # check the embedded servers as they are: never start them
-        from recharge_cli import local
+        from recharge_cli import embedded, local
 
         state = local.read_state(settings.home)
         not_started = "the embedded servers were never started: run `recharge local start`"
         if state is not None:
-            settings = local.settings_for(settings, local.layout(settings.home), state)
+            settings = embedded.settings_for(settings, local.layout(settings.home), state)
     targets = health.Targets(
         settings.dsn, settings.read_dsn,
         settings.redis_url if settings.cache_enabled else None, settings.redis_cluster,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from recharge_cli import local
-from recharge_cli.commands import YES_OPTION, confirm, runtime
+from recharge_cli import embedded, local
+from recharge_cli.commands.options import YES_OPTION
+from recharge_cli.commands.shared import confirm, runtime
 from recharge_cli.errors import ExitStatus
 
 app = typer.Typer(no_args_is_help=True, help="The embedded PostgreSQL and Valkey.")
@@ -25,7 +26,7 @@ def start(
     rt = runtime(ctx)
     if local.running(rt.settings.home):
         rt.output.message(f"the embedded servers of {rt.settings.home} were already running")
-    local.ready(rt.settings, rt.output, start_all=True, replica=replica, cluster=cluster)
+    embedded.ready(rt.settings, rt.output, start_all=True, replica=replica, cluster=cluster)
     rt.output.emit(_summary(local.status(rt.settings.home)))
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import typer
 
-from recharge_cli import reference
-from recharge_cli.commands import announce_key, choice, parsers, runtime, whole_number
-from recharge_cli.commands.lifecycle import KEY, OPERATOR, VALID_FROM
+from recharge_cli import parsers, reference
+from recharge_cli.commands.options import KEY, OPERATOR, VALID_FROM, choice, whole_number
+from recharge_cli.commands.shared import announce_key, runtime
 
 stations = typer.Typer(no_args_is_help=True, help="Stations: search by name, type, locality.")
 routes = typer.Typer(no_args_is_help=True, help="Routes: trunk, feeder, zonal, cable.")

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import typer
 
-from recharge_cli.commands import WAIT_OPTION, lock_option, parsers, runtime, writable_folder
+from recharge_cli import parsers
+from recharge_cli.commands.options import WAIT_OPTION, lock_option
+from recharge_cli.commands.shared import runtime
 from recharge_cli.errors import ExitStatus
+from recharge_cli.inputs import writable_folder
 
 app = typer.Typer(no_args_is_help=True, help="The daily operations report (for cron).")
 

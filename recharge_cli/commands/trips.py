@@ -6,37 +6,42 @@ from pathlib import Path
 
 import typer
 
-from recharge_cli import cards, uploads
-from recharge_cli.commands import (
+from recharge_cli import cards, parsers, uploads
+from recharge_cli.commands.options import (
+    CARD,
+    DAY_FROM,
+    DAY_TO,
+    FRESH,
+    KEY,
     WAIT_OPTION,
-    announce_key,
-    finish_bulk,
+    card_option,
     lock_option,
-    parsers,
-    runtime,
     whole_number,
-    writable_file,
 )
-from recharge_cli.commands.cards import KEY_HELP
-from recharge_cli.commands.stats import trips_total
+from recharge_cli.commands.shared import announce_key, finish_bulk, runtime, show_statistic
 from recharge_cli.errors import InvalidInput
+from recharge_cli.inputs import writable_file
 
 app = typer.Typer(no_args_is_help=True, help="Record, list and total trips.")
-app.command("total")(trips_total)
 
 
-
+@app.command("total")
+def total(ctx: typer.Context, date_from: str | None = DAY_FROM, date_to: str | None = DAY_TO,
+          fresh: bool = FRESH) -> None:
+    """Trip totals (legs, journeys, transfers, completed, fares)."""
+    show_statistic(runtime(ctx), "trips", {**parsers.window(date_from, date_to), "by": "total"},
+                   fresh)
 
 
 @app.command("record")
 def record(
     ctx: typer.Context,
-    card: int | None = typer.Option(None, "--card", parser=whole_number, help="card id"),
+    card: int | None = card_option(None),
     station: int | None = typer.Option(None, "--station", parser=whole_number,
                                        help="boarding station id"),
     route: int | None = typer.Option(None, "--route", parser=whole_number, help="route id"),
     at: str | None = typer.Option(None, "--at", help="boarding time, ISO 8601 (default: now)"),
-    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
+    key: str | None = KEY,
     from_csv: Path | None = typer.Option(None, "--from-csv", help="validator upload: a CSV file "
                                          f"with columns {uploads.COLUMNS}; - reads stdin"),
     rejects: Path | None = typer.Option(None, "--rejects", help="upload: write rejected rows "
@@ -84,7 +89,7 @@ def record(
 @app.command("list")
 def list_trips(
     ctx: typer.Context,
-    card: int = typer.Option(..., "--card", parser=whole_number, help="card id"),
+    card: int = CARD,
     limit: int = typer.Option(20, "--limit", parser=whole_number, help="how many legs, newest first"),
 ) -> None:
     """A card's latest trip legs (cache-aside).

