@@ -80,7 +80,7 @@ def main() -> None:
                       f"pgbench TPC-B 8 clients {tps:,.0f} tps; ratio {rate / tps:.2f} "
                       f"(budget ≥ 5): {'pass' if rate / tps >= 5 else 'FAIL'}")
     finally:
-        Cache.from_url(args.redis_url, prefix).flush()
+        Cache.from_url(args.redis_url, prefix).flush(everything=True)
         with psycopg.connect(args.dsn, autocommit=True) as admin:
             for name in names.values():
                 admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
