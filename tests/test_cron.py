@@ -141,7 +141,7 @@ def test_readme_cron_lines_run_as_cron_would(database: Database, tmp_path: Path)
     node_exporter textfile directory is a temporary one."""
     script = Path(sys.executable).parent / "recharge"
     lines = _cron_lines()
-    assert len(lines) == 3
+    assert len(lines) == 4 and any("verify --full" in line for line in lines)  # nightly, weekly
     for line in lines:
         command = line.split(None, 5)[5].replace("\\%", "%")
         command = command.replace("/opt/recharge/.venv/bin/recharge", str(script))
