@@ -1,5 +1,6 @@
 """A seeded, replayable chaos test in the spirit of Jepsen's bank test: clients make random
-recharges, taps, status changes and reversals with fresh and repeated keys while an
+recharges, taps, validator uploads, status changes, reversals, personalisations and benefit
+grants with fresh and repeated keys while an
 injector kills backends, restarts PostgreSQL, kills, pauses and restores Redis and flushes
 the cache. Afterwards every
 invariant holds, every reported success exists exactly once, every 75 converges when
@@ -117,6 +118,11 @@ def test_chaos(chaos_servers: tuple[Servers, Valkey]) -> None:
             conn.execute("INSERT INTO localities VALUES (99, 'Test') ON CONFLICT DO NOTHING")
             conn.execute("INSERT INTO stations VALUES (1, 'Portal', 'PORTAL', 99)")
             conn.execute("INSERT INTO cards (card_id) SELECT generate_series(1, %s)", (CARDS,))
+            # two users a personalisation can give a card to, both with monthly free trips
+            conn.execute("INSERT INTO users (user_id, document, full_name, registered_at, "
+                         "disability, sisben_group) VALUES (1, 'CC1', 'Uno', now() - interval "
+                         "'1 year', true, 'A'), (2, 'CC2', 'Dos', now() - interval '1 year', "
+                         "false, 'B')")
         card_ids = list(range(1, CARDS + 1))
         prefix = database.prefix
         os.environ["RECHARGE_CACHE_PREFIX"] = prefix
@@ -134,7 +140,10 @@ def test_chaos(chaos_servers: tuple[Servers, Valkey]) -> None:
             outcomes = [o for f in futures for o in f.result(timeout=seconds + 120)]
         del os.environ["RECHARGE_CACHE_PREFIX"]
         statuses = Counter(o["status"] for o in outcomes)
-        print(f"operations {len(outcomes)}: statuses {dict(statuses)}; faults {dict(injected)}")
+        succeeded = Counter(o["kind"] for o in outcomes if o["status"] == 0)
+        print(f"operations {len(outcomes)}: statuses {dict(statuses)}; succeeded "
+              f"{dict(succeeded)}; faults {dict(injected)}")
+        assert succeeded["upload"] and succeeded["grant"]
         assert set(statuses) <= {0, 4, 69, 75}, [o for o in outcomes if o["status"] not in
                                                   (0, 4, 69, 75)][:3]
         assert statuses[0] > 0
@@ -156,6 +165,8 @@ def test_chaos(chaos_servers: tuple[Servers, Valkey]) -> None:
         assert conn.execute("SELECT count(*) AS n FROM verify_ledger()").fetchone()["n"] == 0
         # every reported success exists exactly once, under its key
         for outcome in (o for o in outcomes if o["status"] == 0):
+            if outcome["kind"] in ("personalise", "grant"):  # no movement of the card's money
+                continue
             if outcome["kind"] in ("block", "unblock"):  # a status change's key: its own table
                 key = conn.execute("SELECT * FROM idempotency_keys WHERE card_id = %s AND "
                                    "idempotency_key = %s", (outcome["card_id"], outcome["key"])
@@ -166,9 +177,10 @@ def test_chaos(chaos_servers: tuple[Servers, Valkey]) -> None:
             entries = conn.execute("SELECT entry_id, kind FROM ledger WHERE card_id = %s AND "
                                    "idempotency_key = %s", (outcome["card_id"], outcome["key"])
                                    ).fetchall()
-            column = {"recharge": "recharge_id", "trip": "trip_id", "reverse": "entry_id"}[
-                outcome["kind"]]
-            kind = {"recharge": "recharge", "trip": "fare", "reverse": "correction"}[outcome["kind"]]
+            column = {"recharge": "recharge_id", "trip": "trip_id", "upload": "trip_id",
+                      "reverse": "entry_id"}[outcome["kind"]]
+            kind = {"recharge": "recharge", "trip": "fare", "upload": "fare",
+                    "reverse": "correction"}[outcome["kind"]]
             assert [(e["entry_id"], e["kind"]) for e in entries] == \
                 [(outcome[column], kind)], outcome
         # every cached balance equals PostgreSQL (through the read path, then raw)

@@ -83,10 +83,15 @@ def chaos_client(dsn: str, redis_url: str, prefix: str, card_ids: list[int], see
         if used and rng.random() < 0.2:
             key, kind, card_id, amount = rng.choice(used)
         else:
-            kind = rng.choice(["recharge"] * 8 + ["trip"] * 4 + ["block", "unblock", "unblock",
-                                                                 "reverse"])
+            kind = rng.choice(["recharge"] * 8 + ["trip"] * 4 + ["upload"] * 2
+                              + ["block", "unblock", "unblock", "reverse", "personalise",
+                                 "grant"])
             key, card_id = f"c{seed}-w{worker}-{n}", rng.choice(card_ids)
             amount = rng.randrange(1000, 30001, 1000)
+            if kind == "upload":  # the tap's boarding time, a second ago, as a Unix time
+                amount = int(time.time()) - 1
+            elif kind == "personalise":  # to one of the two users the test registered
+                amount = 1 + rng.randrange(2)
             if kind == "reverse":  # one of this worker's recharges that succeeded
                 done = [o for o in outcomes if o["kind"] == "recharge" and o["status"] == 0]
                 if not done:
@@ -111,9 +116,35 @@ def chaos_client(dsn: str, redis_url: str, prefix: str, card_ids: list[int], see
 
 
 def chaos_operation(rt: Any, kind: str, card_id: int, amount: int, key: str) -> dict[str, Any]:
-    """One operation; for a reversal `amount` holds the recharge_id to reverse."""
-    from recharge_cli import lifecycle
+    """One operation; for a reversal `amount` holds the recharge_id to reverse, for an upload
+    the tap's boarding time (a Unix time), for a personalisation the user."""
+    import datetime as dt
+    import tempfile
+    from pathlib import Path
 
+    from recharge_cli import benefits, desk, lifecycle, uploads
+    from recharge_cli.render import Output
+
+    if kind == "upload":  # a validator's upload of one tap, with its key
+        at = dt.datetime.fromtimestamp(amount, dt.UTC).isoformat()
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{key}.csv"
+            path.write_text(f"{card_id},1,,{at},{key}\n")
+            summary = uploads.record_file(rt.more_db, rt.cache(), path, None, Output(quiet=True))
+        if summary.stopped is not None:
+            raise summary.stopped
+        if summary.rejected:
+            raise RechargeError("the upload's tap was rejected", summary.first_failure)
+        row = rt.db().execute("SELECT entry_id FROM ledger WHERE card_id = %s AND "
+                              "idempotency_key = %s", (card_id, key)).fetchone()
+        return {"trip_id": row["entry_id"], "replayed": summary.replayed == 1}
+    if kind == "personalise":
+        row = desk.personalise(rt.db(), rt.cache(), card_id, amount, "chaos", key)
+        return {"user_id": row["user_id"], "replayed": row["replayed"]}
+    if kind == "grant":  # the month's benefit trips (idempotent per user and month)
+        month = dt.date.today().replace(day=1)
+        summary = benefits.grant(rt.db(), month)
+        return {"granted": summary["granted"], "replayed": summary["replayed"] > 0}
     if kind == "recharge":
         row = cards.recharge(rt.db(), rt.cache(), card_id, amount, key=key)
         return {"recharge_id": row["recharge_id"], "replayed": row["replayed"]}
