@@ -61,9 +61,7 @@ def run(conn: psycopg.Connection[Any], full: bool = False) -> Run:
         high = horizon and horizon["verify_horizon"]
         moved = None
         if not found and high is not None:
-            card = conn.execute("SELECT coalesce(max(card_id), 0) AS top FROM public.cards"
-                                ).fetchone()["top"]
-            db.call(conn, "public.verify_checkpoint_set", (high, card, full))
+            db.call(conn, "public.verify_checkpoint_set", (high, full))
             moved = high
     return Run(found, full, 0 if full else int(last["entry_id"]), moved)
 

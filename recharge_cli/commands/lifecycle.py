@@ -264,7 +264,7 @@ def cards_hotlist(ctx: typer.Context,
     rt.output.start_stream(endless=False)
     for rows in desk.hotlist(rt.db(), start):
         with interrupts.deferred():  # whole rows only, even on Ctrl-C
-            rt.output.stream(rows, columns)
+            rt.output.stream(rows)
         if interrupts.pending():
             return
     rt.output.end_stream(columns)

@@ -245,9 +245,11 @@ LANGUAGE sql STABLE
     FROM public.verify_checkpoint v
 $$;
 
--- After a clean run: entries up to p_entry and cards up to p_card are verified. The totals
--- move by the entries after the old checkpoint up to p_entry (all of them for a full run).
-CREATE OR REPLACE FUNCTION verify_checkpoint_set(p_entry bigint, p_card bigint, p_full boolean)
+-- After a clean run: entries up to p_entry and the cards the run saw are verified. The
+-- totals move by the entries after the old checkpoint up to p_entry (all of them for a full
+-- run). Called in the run's snapshot.
+DROP FUNCTION IF EXISTS verify_checkpoint_set(bigint, bigint, boolean);
+CREATE OR REPLACE FUNCTION verify_checkpoint_set(p_entry bigint, p_full boolean)
 RETURNS void
 LANGUAGE plpgsql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -264,7 +266,7 @@ BEGIN
     END IF;
     INSERT INTO public.verify_checkpoint AS v (entry_id, cards_up_to, recharged, fares, reversed,
                                                transferred, full_run, verified_at)
-    SELECT p_entry, p_card,
+    SELECT p_entry, (SELECT coalesce(max(c.card_id), 0) FROM public.cards c),
            v_old.recharged + coalesce(sum(l.amount) FILTER (WHERE l.kind = 'recharge'), 0),
            v_old.fares - coalesce(sum(l.amount) FILTER (WHERE l.kind = 'fare'), 0),
            v_old.reversed - coalesce(sum(l.amount) FILTER (WHERE l.kind = 'correction'), 0),

@@ -16,7 +16,7 @@ GRANT EXECUTE ON FUNCTION
     report_top_stations(date, integer), report_recharge_points(date, integer),
     report_card_status(date), verify_ledger(), rollup_build(), benefits_grant(date),
     verify_horizon(double precision), verify_checkpoint(), verify_changes(bigint, bigint),
-    verify_checkpoint_set(bigint, bigint, boolean),
+    verify_checkpoint_set(bigint, boolean),
     cache_identity(), cache_epoch_bump(), cache_data_replaced(), job_record(text, boolean, jsonb), health_jobs(),
     user_add(text, text, date, text, boolean, text, text), card_issue(bigint, text, text),
     card_set_status(bigint, text, text, text, text), card_replace(bigint, text, text, text),
