@@ -9,6 +9,8 @@ from typing import Any
 
 from recharge_cli.bench import analysis
 from recharge_cli.bench.load import LoadRun
+from recharge_cli.bench.mix import MixResult, Ratio
+from recharge_cli.bench.model import to_json
 from recharge_cli.bench.session import RunResult
 from recharge_cli.render import write_csv
 from recharge_cli.report_folder import markdown_table, save_figure, write_json, write_markdown
@@ -34,6 +36,16 @@ def per_second_rows(result: RunResult) -> list[dict[str, Any]]:
             for run in result.loads for second, operations, p99_us in run.per_second()]
 
 
+def mix_rows(mix: MixResult) -> list[dict[str, Any]]:
+    """One row per run (rate and mode) and operation, "mix" for the whole mix: numbers."""
+    rows = []
+    for run in mix.runs():
+        for op, s in {"mix": run.whole, **run.operations}.items():
+            rows.append({"offered_per_second": run.offered_per_second, "mode": run.mode,
+                         "operation": op, "kept_up": run.kept_up, **to_json(s)})
+    return rows
+
+
 def results_json(out: Path, result: RunResult) -> list[Path]:
     a = result.analysis
     return [write_json(out / "results.json", {
@@ -44,11 +56,14 @@ def results_json(out: Path, result: RunResult) -> list[Path]:
             for row, run in zip(a.loads, result.loads, strict=True)],
         "saturation": a.saturation, "per_second": per_second_rows(result),
         "write_check": result.write_check, "warnings": a.warnings,
+        "mix": result.mix.to_json() if result.mix else None,
         "samples_ns": result.samples.values,
         "trial_order": [series for series, _ in result.samples.order]})]
 
 
 def summary_csv(out: Path, result: RunResult) -> list[Path]:
+    if result.mix:
+        return [write_csv(out / "summary.csv", mix_rows(result.mix))]
     return [write_csv(out / "summary.csv", analysis.summary_rows(result.analysis))]
 
 
@@ -71,6 +86,8 @@ def load_files(out: Path, result: RunResult) -> list[Path]:
 def figures(out: Path, result: RunResult) -> list[Path]:
     from recharge_cli.bench import plots
 
+    if result.mix:
+        return [save_figure(plots.mix_curve(result), out / "curve-mix.png")]
     written = [save_figure(plots.ecdf(result), out / "ecdf.png"),
                save_figure(plots.box(result), out / "box.png"),
                save_figure(plots.timeline(result), out / "timeline.png")]
@@ -125,7 +142,79 @@ def _partial_note(result: RunResult) -> list[str]:
             "interrupt returns at once).", ""]
 
 
+def _ratio_of(r: Ratio) -> str:
+    return f"{r.ratio:.2f}× [{r.ci_low:.2f}, {r.ci_high:.2f}]"
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def _mix_table(mix: MixResult) -> str:
+    rows = []
+    for run in mix.runs():
+        for op, s in {"whole mix": run.whole, **run.operations}.items():
+            rows.append({
+                "offered/s": f"{run.offered_per_second:,.0f}", "mode": run.mode.replace("_", " "),
+                "operation": op, "ops": s.operations, "achieved/s": f"{s.achieved_per_second:,.0f}",
+                "p50 µs": _us(s.p50_us), "p99 µs": _us(s.p99_us), "p99.9 µs": _us(s.p99_9_us),
+                "hit ratio": _share(s.hit_ratio),
+                "PG calls/s": _us(s.pg_calls_per_second),
+                "PG ms/op": "" if s.pg_cpu_seconds_per_op is None
+                else f"{s.pg_cpu_seconds_per_op * 1000:.3f}",
+                "kept up": "yes" if run.kept_up else "no"})
+    return markdown_table(rows)
+
+
+def mix_report(result: RunResult, images: list[Path]) -> list[str]:
+    mix, env, spec = result.mix, result.environment, result.spec
+    assert mix is not None
+    ttls = ", ".join(f"{op} {ttl:,} s" for op, ttl in mix.statistics_ttl_seconds.items())
+    lines = [
+        "# recharge bench report: operation mix", "",
+        f"Mix {', '.join(f'{k}={v}' for k, v in mix.weights.items())} (weights), open loop "
+        f"at {', '.join(f'{r:,.0f}' for r in spec.rates)} operations/s, {spec.processes} "
+        f"processes × {spec.duration:g} s per run; reads choose among {mix.cards:,} cards by "
+        f"the {mix.distribution} distribution"
+        + (f" (θ = {mix.zipf_theta:g})" if mix.distribution in ("zipfian", "latest") else "")
+        + f"; statistics expire after {mix.ttl_scale:g} × their TTLs ({ttls or 'none read'}). "
+        f"PostgreSQL {env['postgresql']}, {env['redis_server_kind']} {env['redis_server']}, "
+        f"{env['cpu_count']} CPUs.", "",
+        *_partial_note(result),
+        "*cached* runs the application's read paths with the cache; *no cache* the same paths "
+        "with the cache disabled, in turn at each rate, with the same operations on the same "
+        "cards at the same intended times. Latency is from each operation's intended start. "
+        f"PostgreSQL calls and server time come from {mix.pg_source} deltas over each run"
+        + (f"; per operation from {mix.pg_per_operation_source} (each operation's own stored "
+           "function)" if mix.pg_per_operation_source else "; per operation they are not "
+           "available (track_functions is off)") + ".", ""]
+    lines += [f"![Throughput–latency of the mix]({i.name})" for i in images] + [""]
+    if mix.saving:
+        lines += ["## What the cache saved (no cache / cached, bootstrap 95% interval)", "",
+                  markdown_table([{"offered/s": f"{s.offered_per_second:,.0f}",
+                                   "p50 latency": _ratio_of(s.latency_p50),
+                                   "p99 latency": _ratio_of(s.latency_p99),
+                                   "PG calls/s": _ratio_of(s.pg_calls),
+                                   "PG server time/s": _ratio_of(s.pg_cpu),
+                                   "PG calls removed": _share(s.pg_load_removed)}
+                                  for s in mix.saving]), ""]
+    lines += ["## Per operation and for the whole mix", "", _mix_table(mix), ""]
+    if mix.write_check:
+        w = mix.write_check
+        lines += ["## Write check", "",
+                  f"{w.recharges_reported:,} recharges and {w.taps_reported:,} taps reported "
+                  f"success on {w.scratch_cards} scratch cards ({w.funding_recharges} more "
+                  f"recharges funded the tap cards); found {w.recharges_found:,} recharges and "
+                  f"{w.taps_found:,} trips, {w.missing_or_duplicated} reported writes missing or "
+                  f"duplicated, {w.balance_mismatches} cards whose balance is not their "
+                  f"recharges less their fares — {'**ok**' if w.ok else '**FAILED**'}. The cards "
+                  "were then set inactive.", ""]
+    return lines
+
+
 def report_md(result: RunResult, images: list[Path]) -> list[str]:
+    if result.mix:
+        return mix_report(result, images)
     a, env, spec = result.analysis, result.environment, result.spec
     lines = [
         "# recharge bench report", "",

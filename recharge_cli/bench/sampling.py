@@ -49,3 +49,46 @@ def warnings_for(label: str, samples_ns: list[int]) -> list[str]:
         found.append(f"{label}: {outliers / n:.0%} of samples are far outliers "
                      "(other load on the machine?)")
     return found
+
+
+def histogram_buckets(hist: Any) -> tuple[np.ndarray, np.ndarray]:
+    """An HDR histogram's recorded values and their counts."""
+    steps = [(s.value_iterated_to, s.count_added_in_this_iter_step)
+             for s in hist.get_recorded_iterator()]
+    values, counts = zip(*steps, strict=True) if steps else ((), ())
+    return np.asarray(values, dtype=np.float64), np.asarray(counts, dtype=np.int64)
+
+
+def _boot_quantiles(hist: Any, q: float, rng: np.random.Generator, resamples: int
+                    ) -> tuple[float, np.ndarray]:
+    values, counts = histogram_buckets(hist)
+    n = int(counts.sum())
+    point = values[np.searchsorted(np.cumsum(counts), q * n)]
+    boot = np.cumsum(rng.multinomial(n, counts / n, size=resamples), axis=1)
+    at = (boot < q * n).sum(axis=1)  # the first bucket whose cumulative count reaches q·n
+    return float(point), values[np.minimum(at, values.size - 1)]
+
+
+def histogram_ratio(slow: Any, fast: Any, q: float = 0.5, seed: int = 0,
+                    resamples: int = 2000) -> dict[str, float]:
+    """Ratio of the q-quantiles slow/fast of two HDR histograms with a percentile-bootstrap
+    95% interval (each resample a multinomial draw of the same number of operations)."""
+    rng = np.random.default_rng(seed)
+    slow_point, slow_boot = _boot_quantiles(slow, q, rng, resamples)
+    fast_point, fast_boot = _boot_quantiles(fast, q, rng, resamples)
+    low, high = np.percentile(slow_boot / fast_boot, [2.5, 97.5])
+    return {"ratio": slow_point / fast_point, "ci_low": float(low), "ci_high": float(high)}
+
+
+def mean_ratio(slow: list[float], fast: list[float], seed: int = 0,
+               resamples: int = 2000) -> dict[str, float]:
+    """Ratio of means slow/fast (e.g. per-interval rates) with a percentile-bootstrap 95%
+    interval."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(slow, dtype=np.float64), np.asarray(fast, dtype=np.float64)
+    point = float(a.mean() / b.mean()) if b.mean() else float("inf")
+    boot_a = rng.choice(a, (resamples, a.size)).mean(axis=1)
+    boot_b = rng.choice(b, (resamples, b.size)).mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = np.percentile(boot_a / boot_b, [2.5, 97.5])
+    return {"ratio": point, "ci_low": float(low), "ci_high": float(high)}
