@@ -251,7 +251,7 @@ def report_md(result: RunResult, images: list[Path]) -> list[str]:
         lines += ["## Write check", "",
                   f"{w['writes']:,} recharges of 1,000 on {w['scratch_cards']} scratch cards: "
                   f"balances sum to {w['balance']:,} (expected {w['expected_balance']:,}), "
-                  f"{w['ledger_mismatches']} cards whose balance differs from their ledger — "
+                  f"{w['balance_mismatches']} cards whose balance is not the sum of their recharges — "
                   f"{'**ok**' if w['ok'] else '**FAILED**'}. The cards were then set inactive.", ""]
     if a.warnings:
         lines += ["## Warnings", "", *(f"- {w}" for w in a.warnings), ""]

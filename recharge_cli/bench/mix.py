@@ -277,7 +277,8 @@ class PgLoad:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = self.conn.execute("SELECT count(*) AS n FROM pg_stat_activity "
-                                    "WHERE application_name LIKE %s", (f"{APPLICATION}%",)
+                                    "WHERE datname = current_database() AND application_name LIKE %s",
+                                    (f"{APPLICATION}%",)
                                     ).fetchone()
             if row is None or not row["n"]:
                 return

@@ -104,21 +104,24 @@ class ScratchCards:
                          "WHERE card_id = ANY(%s) AND status <> 'inactive'", (self.card_ids,))
 
     def check(self, conn: psycopg.Connection[Any], writes: int) -> dict[str, Any]:
-        """The database holds exactly the writes that reported success: balances, recharge
-        rows and ledger sums agree. Then retire the cards (inactive) so later runs skip them."""
+        """The database holds exactly the writes that reported success: balances and recharge
+        rows agree, and each card's balance is the sum of its recharges. Then retire the
+        cards (inactive) so later runs skip them."""
         row = conn.execute(
             "SELECT coalesce(sum(c.balance), 0) AS balance, "
             "       (SELECT count(*) FROM public.recharges r WHERE r.card_id = ANY(%(ids)s)) AS recharges, "
-            "       count(*) FILTER (WHERE c.balance <> coalesce(l.total, 0)) AS ledger_mismatches "
-            "FROM public.cards c LEFT JOIN (SELECT card_id, sum(amount) AS total FROM public.ledger "
-            "     WHERE card_id = ANY(%(ids)s) GROUP BY card_id) l ON l.card_id = c.card_id "
+            "       count(*) FILTER (WHERE c.balance <> coalesce(r.total, 0)) AS balance_mismatches "
+            "FROM public.cards c LEFT JOIN (SELECT card_id, sum(amount) AS total "
+            "     FROM public.recharges WHERE card_id = ANY(%(ids)s) GROUP BY card_id) r "
+            "     ON r.card_id = c.card_id "
             "WHERE c.card_id = ANY(%(ids)s)", {"ids": self.card_ids}).fetchone()
         self.retire(conn)
         expected = writes * WRITE_AMOUNT
         return {"scratch_cards": len(self.card_ids), "writes": writes, "recharges": row["recharges"],
                 "expected_balance": expected, "balance": int(row["balance"]),
-                "ledger_mismatches": row["ledger_mismatches"],
-                "ok": (row["balance"], row["recharges"], row["ledger_mismatches"]) == (expected, writes, 0)}
+                "balance_mismatches": row["balance_mismatches"],
+                "ok": (row["balance"], row["recharges"], row["balance_mismatches"])
+                == (expected, writes, 0)}
 
 
 @dataclass

@@ -119,8 +119,8 @@ def bench(
     check = result.write_check
     if check and not check["ok"]:
         raise RechargeError(f"write check failed: scratch balances {check['balance']} != "
-                            f"{check['expected_balance']} expected, {check['ledger_mismatches']} "
-                            "card(s) whose balance differs from the ledger")
+                            f"{check['expected_balance']} expected, {check['balance_mismatches']} "
+                            "card(s) whose balance is not the sum of their recharges")
     if check_budgets and not result.analysis.budgets_pass:
         rt.output.error("a performance budget failed (see the budgets above)")
         raise typer.Exit(ExitStatus.CHECK_FAILED)
