@@ -22,6 +22,7 @@ operation's stored function) where `track_functions` counts them.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import math
 import time
 import uuid
@@ -440,7 +441,7 @@ class RawRun:
         during = self.counters[1:-1]
         if len(during) < 3:
             during = self.counters
-        steps = list(zip(during, during[1:], strict=False))
+        steps = list(itertools.pairwise(during))
         rates = [(b.calls - a.calls) / (b.at - a.at) for a, b in steps if b.at > a.at]
         cpus = [(b.seconds - a.seconds) / (b.at - a.at) for a, b in steps if b.at > a.at]
         skipped_ok = rec.skipped <= 0.01 * (rec.operations + rec.skipped)
