@@ -135,17 +135,25 @@ def test_mix_run_cached_and_uncached_with_write_check(cli, conn, tmp_path: Path)
         assert run.whole.pg_calls_per_second > 0 and run.whole.pg_cpu_seconds_per_op > 0
         assert (run.whole.hit_ratio is None) == (run.mode == "no_cache")
     for cached, uncached in zip(saved.cached, saved.no_cache, strict=True):
-        # the same schedule: the same operations, each the same number of times
-        assert {op: s.operations for op, s in cached.operations.items()} == \
-            {op: s.operations for op, s in uncached.operations.items()}
+        # the same schedule: as many operations due; what was sent is the same plan's prefix
+        # (a busy machine may skip a few at the end), so no operation is sent more often
+        assert cached.whole.operations + cached.skipped == \
+            uncached.whole.operations + uncached.skipped
+        fewer, more = sorted((cached, uncached), key=lambda r: r.whole.operations)
+        assert all(s.operations <= more.operations[op].operations
+                   for op, s in fewer.operations.items())
         # a statistic is computed by PostgreSQL on every uncached read, rarely when cached
         assert cached.operations["stats_revenue"].hit_ratio > 0.5
     assert saved.statistics_ttl_seconds == {"stats_revenue": 3, "trips_total": 3,
                                             "active_users": 15}
     assert [s.offered_per_second for s in saved.saving] == [100, 200]
     for s in saved.saving:
-        for r in (s.latency_p50, s.latency_p99, s.pg_calls, s.pg_cpu):
+        for r in (s.latency_p50, s.latency_p99):
             assert r.ci_low <= r.ratio <= r.ci_high or math.isclose(r.ratio, r.ci_low)
+        for r in (s.pg_calls_per_op, s.pg_cpu_per_op):  # point: the totals; interval: per second
+            assert 0 < r.ci_low <= r.ci_high and r.ratio > 0
+        # the statistics computed on every uncached read: fewer PostgreSQL calls per operation
+        assert s.pg_calls_per_op.ratio > 1 and s.pg_load_removed > 0
         assert s.operations_p50["stats_revenue"].ratio > 2  # a hit is far cheaper than SQL
     check = saved.write_check
     writes = {op: sum(r.operations[op].operations for r in saved.runs()) for op in mix.WRITES}
@@ -157,6 +165,12 @@ def test_mix_run_cached_and_uncached_with_write_check(cli, conn, tmp_path: Path)
     assert "## What the cache saved" in report and saved.pg_source in report
     assert (out / "curve-mix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "hit_ratio" in (out / "summary.csv").read_text().splitlines()[0]
+    compared = cli("bench", "compare", str(out), str(out / "results.json"), "--no-plot",
+                   "--out", str(tmp_path / "cmp"))
+    assert compared.exit_code == 0, compared.stderr
+    rows = {r["series"]: r for r in compared.json()}
+    for series in ("mix/cached/mix@100", "mix/no_cache/tap@200", "mix/cached/balance@200"):
+        assert rows[series]["ratio"] == 1 and rows[series]["change"] == "no clear change"
 
 
 def test_hit_ratio_rises_with_skew(cli, tmp_path: Path) -> None:

@@ -90,6 +90,10 @@ def changes(runs: list[dict[str, Any]], fail_if_slower: float | None = None,
                     and not series.startswith("baseline/"):
                 result.regressions.append(row)
         result.rows += _load_rows(first, run)
+        for row in _mix_rows(first, run, fail_if_slower, seed):
+            result.rows.append(row)
+            if row["change"] == "slower" and fail_if_slower is not None:
+                result.regressions.append(row)
     return result
 
 
@@ -130,6 +134,39 @@ def _load_rows(first: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any
              "ratio": other[k]["achieved_per_second"] / base[k]["achieved_per_second"],
              "change": "throughput"}
             for k in base if k in other and base[k]["achieved_per_second"]]
+
+
+def _mix_rows(first: dict[str, Any], run: dict[str, Any], fail_if_slower: float | None,
+              seed: int) -> list[dict[str, Any]]:
+    """The p50 of each operation (and the whole mix) of each mix run both runs made (same
+    mode and offered rate): ratio later/first with a bootstrap interval from the HDR
+    histograms."""
+    from hdrh.histogram import HdrHistogram
+
+    from recharge_cli.bench.mix import MixResult
+
+    if not (first.get("mix") and run.get("mix")):
+        return []
+    def keyed(data: dict[str, Any]) -> dict[tuple[str, float], Any]:
+        return {(r.mode, r.offered_per_second): r for r in MixResult.from_json(data).runs()}
+
+    base, other = keyed(first["mix"]), keyed(run["mix"])
+    rows = []
+    for key in (k for k in base if k in other):
+        b, o = base[key], other[key]
+        pairs = {"mix": (b.histogram, o.histogram),
+                 **{op: (h, o.histograms[op]) for op, h in b.histograms.items()
+                    if op in o.histograms}}
+        for op, (h_base, h_other) in pairs.items():
+            ratio = sampling.histogram_ratio(HdrHistogram.decode(h_other),
+                                             HdrHistogram.decode(h_base), 0.5, seed)
+            rows.append({"series": f"mix/{key[0]}/{op}@{key[1]:g}", "base": first["label"],
+                         "run": run["label"], "base_p50_us": b.operations.get(op, b.whole).p50_us,
+                         "p50_us": o.operations.get(op, o.whole).p50_us, **ratio,
+                         "judged_on": "raw",
+                         "change": verdict(ratio["ci_low"], ratio["ci_high"],
+                                           (fail_if_slower or 0.0) / 100)})
+    return rows
 
 
 def plot(comparison: Comparison, path: Path, fail_if_slower: float | None) -> Path:

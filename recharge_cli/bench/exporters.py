@@ -146,6 +146,10 @@ def _ratio_of(r: Ratio) -> str:
     return f"{r.ratio:.2f}× [{r.ci_low:.2f}, {r.ci_high:.2f}]"
 
 
+def _ms(us: float) -> str:
+    return f"{us / 1000:,.2f}"
+
+
 def _share(value: float | None) -> str:
     return "" if value is None else f"{value:.1%}"
 
@@ -157,7 +161,7 @@ def _mix_table(mix: MixResult) -> str:
             rows.append({
                 "offered/s": f"{run.offered_per_second:,.0f}", "mode": run.mode.replace("_", " "),
                 "operation": op, "ops": s.operations, "achieved/s": f"{s.achieved_per_second:,.0f}",
-                "p50 µs": _us(s.p50_us), "p99 µs": _us(s.p99_us), "p99.9 µs": _us(s.p99_9_us),
+                "p50 ms": _ms(s.p50_us), "p99 ms": _ms(s.p99_us), "p99.9 ms": _ms(s.p99_9_us),
                 "hit ratio": _share(s.hit_ratio),
                 "PG calls/s": _us(s.pg_calls_per_second),
                 "PG ms/op": "" if s.pg_cpu_seconds_per_op is None
@@ -194,8 +198,8 @@ def mix_report(result: RunResult, images: list[Path]) -> list[str]:
                   markdown_table([{"offered/s": f"{s.offered_per_second:,.0f}",
                                    "p50 latency": _ratio_of(s.latency_p50),
                                    "p99 latency": _ratio_of(s.latency_p99),
-                                   "PG calls/s": _ratio_of(s.pg_calls),
-                                   "PG server time/s": _ratio_of(s.pg_cpu),
+                                   "PG calls per op": _ratio_of(s.pg_calls_per_op),
+                                   "PG server time per op": _ratio_of(s.pg_cpu_per_op),
                                    "PG calls removed": _share(s.pg_load_removed)}
                                   for s in mix.saving]), ""]
     lines += ["## Per operation and for the whole mix", "", _mix_table(mix), ""]

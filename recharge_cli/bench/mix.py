@@ -336,14 +336,16 @@ class MixRunSummary:
 
 @dataclass
 class Saving:
-    """What the cache saved at one offered rate: uncached / cached."""
+    """What the cache saved at one offered rate: uncached / cached. PostgreSQL's load is
+    compared per operation (calls and server time for each operation of the mix), so a run
+    that could not keep up and sent fewer operations is not mistaken for a lighter one."""
 
     offered_per_second: float
     latency_p50: Ratio
     latency_p99: Ratio
-    pg_calls: Ratio  # calls per second
-    pg_cpu: Ratio  # server time per second
-    pg_load_removed: float  # 1 − cached / uncached calls per second
+    pg_calls_per_op: Ratio
+    pg_cpu_per_op: Ratio
+    pg_load_removed: float  # 1 − cached / uncached calls per operation
     operations_p50: dict[str, Ratio]
 
 
@@ -466,19 +468,32 @@ def saving(cached: RawRun, uncached: RawRun, cached_summary: MixRunSummary,
     def ratio(values: dict[str, float]) -> Ratio:
         return Ratio(**values)
 
-    calls = sampling.mean_ratio(uncached_summary.pg_interval_calls_per_second or [0.0],
-                                cached_summary.pg_interval_calls_per_second or [1.0], seed)
-    cpu = sampling.mean_ratio(uncached_summary.pg_interval_cpu_per_second or [0.0],
-                              cached_summary.pg_interval_cpu_per_second or [1.0], seed)
-    whole_calls_cached = cached_summary.whole.pg_calls_per_second or 0.0
-    whole_calls_uncached = uncached_summary.whole.pg_calls_per_second or 0.0
-    removed = 1 - whole_calls_cached / whole_calls_uncached if whole_calls_uncached else 0.0
+    # The interval of the calls (and server time) per second, from the per-second samples,
+    # scaled by the exact ratio of the runs' operations/s into one per operation.
+    per_op = cached_summary.whole.achieved_per_second / uncached_summary.whole.achieved_per_second
+
+    def pg(uncached_series: list[float], cached_series: list[float], uncached_total: float,
+           cached_total: float) -> Ratio:
+        boot = sampling.mean_ratio(uncached_series or [uncached_total],
+                                   cached_series or [cached_total], seed)
+        point = uncached_total / cached_total * per_op if cached_total else float("inf")
+        return Ratio(point, boot["ci_low"] * per_op, boot["ci_high"] * per_op)
+
+    c, u = cached_summary.whole, uncached_summary.whole
+    calls = pg(uncached_summary.pg_interval_calls_per_second,
+               cached_summary.pg_interval_calls_per_second, u.pg_calls_per_second or 0.0,
+               c.pg_calls_per_second or 0.0)
+    cpu = pg(uncached_summary.pg_interval_cpu_per_second,
+             cached_summary.pg_interval_cpu_per_second,
+             (u.pg_cpu_seconds_per_op or 0.0) * u.achieved_per_second,
+             (c.pg_cpu_seconds_per_op or 0.0) * c.achieved_per_second)
+    removed = 1 - 1 / calls.ratio if calls.ratio else 0.0
     shared = [op for op in cached.recording.parts if op in uncached.recording.parts]
     return Saving(
         cached.rate,
         ratio(sampling.histogram_ratio(hist(uncached), hist(cached), 0.5, seed)),
         ratio(sampling.histogram_ratio(hist(uncached), hist(cached), 0.99, seed)),
-        ratio(calls), ratio(cpu), removed,
+        calls, cpu, removed,
         {op: ratio(sampling.histogram_ratio(hist(uncached, op), hist(cached, op), 0.5, seed))
          for op in shared})
 

@@ -222,7 +222,7 @@ def mix_curve(result: RunResult) -> Any:
                    r.whole.achieved_per_second, r.kept_up) for r in runs if r.whole.operations])
         for mode, runs in (("cached", mix.cached), ("no_cache", mix.no_cache))}
     weights = ", ".join(f"{k}={v}" for k, v in mix.weights.items())
-    return _curve_figure(series, f"mix {weights}, {mix.distribution} cards: throughput–latency, "
+    return _curve_figure(series, f"mix {weights}\n{mix.distribution} cards, throughput–latency, "
                          f"open loop, {spec.processes} processes, {spec.duration:g} s per "
                          f"rate\n{_what_ran(result)}")
 

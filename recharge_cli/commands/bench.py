@@ -205,8 +205,9 @@ def _show_mix(rt: Runtime, mix: MixResult, out: Path, files: int, partial: bool)
         rt.output.message(
             f"at {s.offered_per_second:,.0f}/s the cache cut p50 latency "
             f"{s.latency_p50.ratio:.2f}× [{s.latency_p50.ci_low:.2f}, {s.latency_p50.ci_high:.2f}] "
-            f"and PostgreSQL calls/s {s.pg_calls.ratio:.2f}× [{s.pg_calls.ci_low:.2f}, "
-            f"{s.pg_calls.ci_high:.2f}] ({s.pg_load_removed:.0%} of the calls removed)")
+            f"and PostgreSQL calls per operation {s.pg_calls_per_op.ratio:.2f}× "
+            f"[{s.pg_calls_per_op.ci_low:.2f}, {s.pg_calls_per_op.ci_high:.2f}] "
+            f"({s.pg_load_removed:.0%} of the calls removed)")
 
 
 MIX_COLUMNS = ("offered_per_second", "mode", "operation", "operations", "p50_us", "p99_us",
