@@ -32,17 +32,18 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from recharge_cli.bench import distributions, load, sampling
+from recharge_cli.bench import distributions, load, runner, sampling
 from recharge_cli.bench.model import from_json, to_json
+from recharge_cli.bench.runner import WriteCheck
+from recharge_cli.bench.sampling import Ratio
 from recharge_cli.errors import InvalidInput
 
 READS = ("balance", "card_trips", "stats_revenue", "trips_total", "active_users")
 WRITES = ("tap", "recharge")
 OPERATIONS = (*READS, *WRITES)
 MODES = ("cached", "no_cache")
-STATISTICS = {"stats_revenue": ("revenue", {"from": None, "to": None, "by": "total"}),
-              "trips_total": ("trips", {"from": None, "to": None, "by": "total"}),
-              "active_users": ("users_active", {"from": None, "to": None})}
+STATISTICS = {"stats_revenue": "revenue", "trips_total": "trips",
+              "active_users": "users_active"}  # operation → the statistic it reads
 # Each operation's own stored function(s), by which pg_stat_user_functions is attributed.
 # (card_trips' miss path also reads the card's version through card_balance, which counts
 # under balance.)
@@ -50,8 +51,6 @@ FUNCTIONS = {"balance": ("card_balance", "card_balances"), "card_trips": ("card_
              "stats_revenue": ("stats_revenue",), "trips_total": ("stats_trips",),
              "active_users": ("stats_users_active",), "tap": ("record_trip",),
              "recharge": ("recharge_card",)}
-RECHARGE_AMOUNT = 1_000
-RECHARGES_PER_CARD = 400  # 400,000 on a card: under the maximum balance (500,000)
 TAP_FUNDING = (200_000, 200_000)  # recharges that fund a tap card before the run
 APPLICATION = "recharge-bench-mix"
 
@@ -174,41 +173,28 @@ def write_cards_needed(names: list[str], ops: np.ndarray, per_card: dict[str, in
 # --- in a load process ------------------------------------------------------------------
 
 def run_job(job: Job) -> dict[str, Any]:
-    """In a load process: connect, then send the planned operations on the schedule."""
-    from recharge_cli import cards, db, stats
+    """In a load process: connect, then send the planned operations on the schedule, each
+    through its target (the read path with the cache, or with the cache disabled)."""
+    from recharge_cli import db
     from recharge_cli.cache import Cache
 
     mode = "cached" if job.cached else "no_cache"
     conn = db.connect(job.dsn, application_name=f"{APPLICATION}-{mode}")
     cache = (Cache.from_url(job.redis_url, job.prefix, cluster=job.cluster) if job.cached
              else Cache(None, job.prefix))
+    targets = {op: runner.target(op, conn, cache, station=job.station, ttl_scale=job.ttl_scale)
+               for op in job.names}
     hits = dict.fromkeys(READS, 0)
     misses = dict.fromkeys(READS, 0)
     written: list[tuple[str, int, int]] = []  # (operation, card, recharge_id or trip_id)
 
-    def key() -> str:
-        return f"bench-mix-{uuid.uuid4().hex}"
-
-    def statistic(op: str, card: int) -> str:
-        name, params = STATISTICS[op]
-        ttl = max(1, round(stats.STATISTICS[name].ttl * job.ttl_scale))
-        return stats.get(conn, cache, name, params, ttl=ttl)["source"]
-
-    actions = {
-        "balance": lambda card: cards.balances(conn, cache, [card])[0]["source"],
-        "card_trips": lambda card: cards.trips(conn, cache, card, 20)["source"],
-        **{op: (lambda card, op=op: statistic(op, card)) for op in STATISTICS},
-        "recharge": lambda card: written.append(("recharge", card, cards.recharge(
-            conn, cache, card, RECHARGE_AMOUNT, key=key())["recharge_id"])),
-        "tap": lambda card: written.append(("tap", card, cards.record_trip(
-            conn, cache, card, job.station, key=key())["trip_id"])),
-    }
-
     def operation(i: int) -> None:
         op, card = job.names[job.ops[i % len(job.ops)]], job.cards[i % len(job.cards)]
-        source = actions[op](card)
-        if op in READS:
-            (hits if source == "cache" else misses)[op] += 1
+        outcome = targets[op].call(mode, card)
+        if op in WRITES:
+            written.append((op, card, outcome))
+        else:
+            (hits if outcome == "cache" else misses)[op] += 1
 
     try:
         start_ns = time.perf_counter_ns() + int((job.start_at - time.time()) * 1e9)
@@ -289,15 +275,6 @@ class PgLoad:
 # --- the typed results ---------------------------------------------------------------------
 
 @dataclass
-class Ratio:
-    """A ratio (uncached / cached) with its bootstrap 95% interval."""
-
-    ratio: float
-    ci_low: float
-    ci_high: float
-
-
-@dataclass
 class OperationSummary:
     """One operation (or the whole mix) in one run."""
 
@@ -347,22 +324,6 @@ class Saving:
     pg_cpu_per_op: Ratio
     pg_load_removed: float  # 1 − cached / uncached calls per operation
     operations_p50: dict[str, Ratio]
-
-
-@dataclass
-class WriteCheck:
-    """Every write that reported success exists exactly once, and nothing else was written
-    to the scratch cards: their balances are their recharges less their fares."""
-
-    scratch_cards: int
-    recharges_reported: int
-    taps_reported: int
-    funding_recharges: int
-    recharges_found: int
-    taps_found: int
-    missing_or_duplicated: int
-    balance_mismatches: int
-    ok: bool
 
 
 @dataclass
@@ -465,9 +426,6 @@ def saving(cached: RawRun, uncached: RawRun, cached_summary: MixRunSummary,
     def hist(run: RawRun, op: str | None = None) -> Any:
         return run.recording.latency if op is None else run.recording.parts[op]
 
-    def ratio(values: dict[str, float]) -> Ratio:
-        return Ratio(**values)
-
     # The interval of the calls (and server time) per second, from the per-second samples,
     # scaled by the exact ratio of the runs' operations/s into one per operation.
     per_op = cached_summary.whole.achieved_per_second / uncached_summary.whole.achieved_per_second
@@ -477,7 +435,7 @@ def saving(cached: RawRun, uncached: RawRun, cached_summary: MixRunSummary,
         boot = sampling.mean_ratio(uncached_series or [uncached_total],
                                    cached_series or [cached_total], seed)
         point = uncached_total / cached_total * per_op if cached_total else float("inf")
-        return Ratio(point, boot["ci_low"] * per_op, boot["ci_high"] * per_op)
+        return Ratio(point, boot.ci_low * per_op, boot.ci_high * per_op)
 
     c, u = cached_summary.whole, uncached_summary.whole
     calls = pg(uncached_summary.pg_interval_calls_per_second,
@@ -491,10 +449,10 @@ def saving(cached: RawRun, uncached: RawRun, cached_summary: MixRunSummary,
     shared = [op for op in cached.recording.parts if op in uncached.recording.parts]
     return Saving(
         cached.rate,
-        ratio(sampling.histogram_ratio(hist(uncached), hist(cached), 0.5, seed)),
-        ratio(sampling.histogram_ratio(hist(uncached), hist(cached), 0.99, seed)),
+        sampling.histogram_ratio(hist(uncached), hist(cached), 0.5, seed),
+        sampling.histogram_ratio(hist(uncached), hist(cached), 0.99, seed),
         calls, cpu, removed,
-        {op: ratio(sampling.histogram_ratio(hist(uncached, op), hist(cached, op), 0.5, seed))
+        {op: sampling.histogram_ratio(hist(uncached, op), hist(cached, op), 0.5, seed)
          for op in shared})
 
 
@@ -620,7 +578,7 @@ class Mixer:
         readable = read_cards(conn, self.spec.distribution, self.seed)
         self.cards = len(readable)
         station, per_tap_card = taps_per_card(conn) if "tap" in names else (0, 1)
-        per_card = {"tap": per_tap_card, "recharge": RECHARGES_PER_CARD}
+        per_card = {"tap": per_tap_card, "recharge": runner.WRITES_PER_CARD}
         plans = [plan_sends(self.spec, readable, rate, self.seconds, self.processes,
                             self.seed * 1_000 + r) for r, rate in enumerate(self.rates)]
         needed: dict[str, int] = {}
@@ -690,7 +648,7 @@ class Mixer:
         written = [w for run in self.runs for w in run.written]
         check = self.scratch.check(conn, written) if conn is not None and self.scratch.card_ids \
             else None
-        ttls = {op: max(1, round(stats.STATISTICS[STATISTICS[op][0]].ttl * self.spec.ttl_scale))
+        ttls = {op: max(1, round(stats.STATISTICS[STATISTICS[op]].ttl * self.spec.ttl_scale))
                 for op in self.spec.weights if op in STATISTICS}
         return MixResult(
             dict(self.spec.weights), self.spec.distribution, self.spec.zipf_theta,

@@ -20,9 +20,7 @@ BASELINE_STYLES = {"baseline/redis_get": ":", "baseline/pg_point_query": "--"}
 
 
 def _what_ran(result: RunResult) -> str:
-    env = result.environment
-    return (f"PostgreSQL {env['postgresql']}, {env['redis_server_kind']} {env['redis_server']}, "
-            f"{env['cpu_count']} CPUs")
+    return result.environment.what_ran()
 
 
 def _targets(result: RunResult) -> list[str]:
@@ -201,11 +199,11 @@ def curve(result: RunResult, target: str) -> Any:
     curve never folds back): above, p50 (solid) and p99 (dashed); below, the operations/s
     achieved, on the diagonal while the path keeps up. One colour per kind; runs that did
     not keep up (past saturation) are hollow, and the offered rates are the x ticks."""
-    rows = [r for r in result.analysis.loads if r["target"] == target and r["mode"] == "open"
-            and r.get("p50_us")]
-    series = {kind: (COLORS[kind], [CurvePoint(r["offered_per_second"], r["p50_us"], r["p99_us"],
-                                               r["achieved_per_second"], r["kept_up"])
-                                    for r in rows if r["kind"] == kind])
+    rows = [r for r in result.analysis.loads if r.target == target and r.mode == "open"
+            and r.p50_us and r.p99_us and r.offered_per_second]
+    series = {kind: (COLORS[kind], [CurvePoint(r.offered_per_second, r.p50_us, r.p99_us,
+                                               r.achieved_per_second, r.kept_up)
+                                    for r in rows if r.kind == kind])
               for kind in SERIES_KINDS}
     spec = result.spec
     return _curve_figure(series, f"{target}: throughput–latency, open loop, {spec.processes} "

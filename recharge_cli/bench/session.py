@@ -13,6 +13,7 @@ import psycopg
 
 from recharge_cli.bench import analysis, environment, load, runner
 from recharge_cli.bench.mix import Mixer, MixResult, MixSpec
+from recharge_cli.bench.results import Progress
 from recharge_cli.render import Output
 
 OPEN_LOOP_PROCESSES = 4  # load processes of an open-loop run unless --concurrency says
@@ -60,28 +61,27 @@ class RunResult:
     samples: runner.Samples
     loads: list[load.LoadRun]
     analysis: analysis.Analysis
-    environment: dict[str, Any]
-    write_check: dict[str, Any] | None = None
+    environment: environment.Environment
+    write_check: runner.WriteCheck | None = None
     partial: bool = False  # interrupted: what was measured before the interrupt
     mix: MixResult | None = None
 
-    def progress(self) -> dict[str, int]:
+    def progress(self) -> Progress:
         """Trials and load runs done, and planned (they differ in a partial run)."""
         if self.spec.mix:
             done = len(self.mix.runs()) if self.mix else 0
-            return {"trials": 0, "trials_planned": 0, "load_runs": done,
-                    "load_runs_planned": len(self.spec.rates) * len(self.spec.mix.modes)}
-        return {"trials": len(self.samples.order), "trials_planned": self.spec.trials,
-                "load_runs": len(self.loads), "load_runs_planned": len(self.spec.load_runs())}
+            return Progress(0, 0, done, len(self.spec.rates) * len(self.spec.mix.modes))
+        return Progress(len(self.samples.order), self.spec.trials, len(self.loads),
+                        len(self.spec.load_runs()))
 
     def progress_text(self) -> str:
         """"523 of 1,300 timed trials, 2 of 8 load runs" (load runs only when planned)."""
         done = self.progress()
         if self.spec.mix:
-            return f"{done['load_runs']} of {done['load_runs_planned']} mix runs"
-        return (f"{done['trials']:,} of {done['trials_planned']:,} timed trials" + (
-            f", {done['load_runs']} of {done['load_runs_planned']} load runs"
-            if done["load_runs_planned"] else ""))
+            return f"{done.load_runs} of {done.load_runs_planned} mix runs"
+        return (f"{done.trials:,} of {done.trials_planned:,} timed trials" + (
+            f", {done.load_runs} of {done.load_runs_planned} load runs"
+            if done.load_runs_planned else ""))
 
 
 def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,

@@ -117,9 +117,9 @@ def bench(
                             f"write(s) missing or duplicated, {mixed_check.balance_mismatches} "
                             "scratch card(s) whose balance is not their recharges less fares")
     check = result.write_check
-    if check and not check["ok"]:
-        raise RechargeError(f"write check failed: scratch balances {check['balance']} != "
-                            f"{check['expected_balance']} expected, {check['balance_mismatches']} "
+    if check and not check.ok:
+        raise RechargeError(f"write check failed: {check.recharges_found} recharges found for "
+                            f"{check.recharges_reported} reported, {check.balance_mismatches} "
                             "card(s) whose balance is not the sum of their recharges")
     if check_budgets and not result.analysis.budgets_pass:
         rt.output.error("a performance budget failed (see the budgets above)")
@@ -158,6 +158,7 @@ def _run(rt: Runtime, spec: RunSpec) -> RunResult:
 
 def _show(rt: Runtime, result: RunResult, out: Path, plots: bool) -> None:
     from recharge_cli.bench import analysis, exporters
+    from recharge_cli.bench.model import to_json
 
     files = exporters.write_all(out, result, plots)
     if result.mix:
@@ -169,26 +170,28 @@ def _show(rt: Runtime, result: RunResult, out: Path, plots: bool) -> None:
     rt.output.message(f"report written to {out}/ ({len(files)} files: results.json, "
                       "summary.csv, report.md" + (", plots" if plots else "") + ")")
     if rt.output.resolved_format == "json":
-        rt.output.emit({"out": str(out), "partial": result.partial, "rows": analysis.summary_rows(a),
-                        "speedups": a.speedups, "budgets": a.budgets, "loads": a.loads,
-                        "saturation": a.saturation, "write_check": result.write_check,
-                        "warnings": a.warnings})
+        loads = [{k: v for k, v in to_json(r).items() if k != "histogram"} for r in a.loads]
+        rt.output.emit({"out": str(out), "partial": result.partial,
+                        "rows": analysis.summary_rows(a), "loads": loads, **to_json({
+                            "speedups": a.speedups, "budgets": a.budgets,
+                            "saturation": a.saturation, "write_check": result.write_check,
+                            "warnings": a.warnings})})
         return
     rt.output.emit(analysis.summary_rows(a))
     for r in a.loads:
-        offered = f"offered {r['offered_per_second']:,.0f}/s, " if r["offered_per_second"] else ""
-        rt.output.message(f"load {r['target']}/{r['kind']} ({r['mode']} loop, {offered}"
-                          f"{r['processes']} processes): {r['achieved_per_second']:,.0f} ops/s, "
-                          f"p50 {r.get('p50_us', 0):,.0f} µs, p99 {r.get('p99_us', 0):,.0f} µs"
-                          + (f", {r['skipped']} skipped" if r["skipped"] else ""))
+        offered = f"offered {r.offered_per_second:,.0f}/s, " if r.offered_per_second else ""
+        rt.output.message(f"load {r.target}/{r.kind} ({r.mode} loop, {offered}"
+                          f"{r.processes} processes): {r.achieved_per_second:,.0f} ops/s, "
+                          f"p50 {r.p50_us or 0:,.0f} µs, p99 {r.p99_us or 0:,.0f} µs"
+                          + (f", {r.skipped} skipped" if r.skipped else ""))
     for s in a.saturation:
-        state = "saturates at" if s["saturated"] else "served up to (not saturated)"
-        rt.output.message(f"{s['target']}/{s['kind']} {state} ≈ {s['ops_per_second']:,.0f} ops/s")
+        state = "saturates at" if s.saturated else "served up to (not saturated)"
+        rt.output.message(f"{s.target}/{s.kind} {state} ≈ {s.ops_per_second:,.0f} ops/s")
     for b in a.budgets:
-        rt.output.message(f"{analysis.budget_verdict(b)}: {b['budget']} (measured "
-                          f"{b['ratio']:.2f} from {b['samples']:,} samples"
-                          + (f"; the budgets need {b['samples_needed']:,}, --iterations "
-                             f"{b['samples_needed']})" if b["status"] == analysis.TOO_FEW else ")"))
+        rt.output.message(f"{b.verdict}: {b.budget} (measured {b.ratio:.2f} from "
+                          f"{b.samples:,} samples"
+                          + (f"; the budgets need {b.samples_needed:,}, --iterations "
+                             f"{b.samples_needed})" if b.status == analysis.TOO_FEW else ")"))
 
 
 def _show_mix(rt: Runtime, mix: MixResult, out: Path, files: int, partial: bool) -> None:
@@ -242,16 +245,17 @@ def compare(
     runs = [comparison.load(path) for path in results]
     found = comparison.changes(runs, fail_if_slower)
     out = writable_folder(out or _default_out("compare-"), "--out")
-    written = [write_csv(out / "compare.csv", found.rows)]
+    rows = [row.as_row() for row in found.rows]
+    written = [write_csv(out / "compare.csv", rows)]
     if not no_plot:
         written.append(comparison.plot(found, out / "compare.png", fail_if_slower))
     for warning in found.warnings:
         rt.output.warn(warning)
-    rt.output.message(f"ratio = later p50 / {runs[0]['label']} p50 (below 1 is faster); "
+    rt.output.message(f"ratio = later p50 / {runs[0].label} p50 (below 1 is faster); "
                       f"written {', '.join(str(p) for p in written)}")
-    rt.output.emit(found.rows)
+    rt.output.emit(rows)
     if found.regressions:
         rt.output.error(f"{len(found.regressions)} series slower by more than "
                         f"{fail_if_slower:g} %: "
-                        + ", ".join(f"{r['series']} ({r['run']})" for r in found.regressions))
+                        + ", ".join(f"{r.series} ({r.run})" for r in found.regressions))
         raise typer.Exit(ExitStatus.CHECK_FAILED)

@@ -116,7 +116,7 @@ def main() -> None:
               f"processes (p50 "
               f"{recording.latency.get_value_at_percentile(50) / 1000:.0f} µs, p99 "
               f"{recording.latency.get_value_at_percentile(99) / 1000:.0f} µs; write check "
-              f"{'ok' if check['ok'] else 'FAILED'})")
+              f"{'ok' if check.ok else 'FAILED'})")
         top = conn.execute("SELECT max(card_id) AS top FROM public.cards WHERE status = 'active' "
                            "AND balance < 400000").fetchone()["top"]
         own = pgbench_tps(args.dsn, args.clients, args.jobs, int(args.seconds),
