@@ -201,8 +201,7 @@ def test_clients_as_threads_in_fewer_processes_write_exactly_once(database: Data
     connections: every recharge they count is in the database, once."""
     scratch = runner.ScratchCards.create(
         conn, load.scratch_cards_needed(4, 1.0, []) * runner.WRITES_PER_CARD)
-    base = {"dsn": database.dsn, "redis_url": database.redis_url, "prefix": database.prefix,
-            "cluster": False}
+    base = load.Endpoint(database.dsn, database.redis_url, database.prefix)
     with load.pool(2) as pool:
         load.warm(pool, 2)
         recording = load.run(load.jobs(base, runner.WRITE_TARGET, runner.WRITE_KIND,

@@ -138,13 +138,20 @@ def drive(operation: Callable[[int], Any], seconds: float,
 
 
 @dataclass(frozen=True)
-class Job:
-    """One process's share of a load run (picklable: it crosses to a spawned process)."""
+class Endpoint:
+    """Where a load process connects, and the cache prefix of the run."""
 
     dsn: str
     redis_url: str
     prefix: str
-    cluster: bool
+    cluster: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    """One process's share of a load run (picklable: it crosses to a spawned process)."""
+
+    endpoint: Endpoint
     target: str
     kind: str
     cards: list[int]
@@ -174,8 +181,9 @@ def _run_client(job: Job, cards: list[int], rate: float | None, seed: int) -> Re
     from recharge_cli import db
     from recharge_cli.cache import Cache
 
-    conn = db.connect(job.dsn, application_name=f"recharge-bench-load-{job.target}")
-    cache = Cache.from_url(job.redis_url, job.prefix, cluster=job.cluster)
+    where = job.endpoint
+    conn = db.connect(where.dsn, application_name=f"recharge-bench-load-{job.target}")
+    cache = Cache.from_url(where.redis_url, where.prefix, cluster=where.cluster)
     try:
         operation, after = runner.operation(conn, cache, job.target, job.kind, cards)
         start_ns = time.perf_counter_ns() + int((job.start_at - time.time()) * 1e9)
@@ -276,12 +284,12 @@ def warm(executor: ProcessPoolExecutor, processes: int) -> None:
         future.result()
 
 
-def jobs(base: dict[str, Any], target: str, kind: str, cards: list[int], processes: int,
+def jobs(endpoint: Endpoint, target: str, kind: str, cards: list[int], processes: int,
          seconds: float, rate: float | None, seed: int, clients: int = 1) -> list[Job]:
     """Split one load run over the processes (of `clients` clients each): each its own slice
     of the cards and of the rate."""
     start_at = time.time() + START_DELAY
-    return [Job(**base, target=target, kind=kind, cards=cards[n::processes] or cards,
+    return [Job(endpoint, target=target, kind=kind, cards=cards[n::processes] or cards,
                 start_at=start_at, seconds=seconds, rate=rate / processes if rate else None,
                 seed=seed + n, clients=clients)
             for n in range(processes)]

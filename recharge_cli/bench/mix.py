@@ -102,10 +102,7 @@ class MixSpec:
 class Job:
     """One process's share of one mix run (picklable: it crosses to a spawned process)."""
 
-    dsn: str
-    redis_url: str
-    prefix: str
-    cluster: bool
+    endpoint: load.Endpoint
     cached: bool
     names: tuple[str, ...]
     ops: list[int]  # index into names of the i-th send
@@ -172,16 +169,17 @@ def write_cards_needed(names: list[str], ops: np.ndarray, per_card: dict[str, in
 
 # --- in a load process ------------------------------------------------------------------
 
-def run_job(job: Job) -> dict[str, Any]:
+def run_job(job: Job) -> JobOutcome:
     """In a load process: connect, then send the planned operations on the schedule, each
     through its target (the read path with the cache, or with the cache disabled)."""
     from recharge_cli import db
     from recharge_cli.cache import Cache
 
     mode = "cached" if job.cached else "no_cache"
-    conn = db.connect(job.dsn, application_name=f"{APPLICATION}-{mode}")
-    cache = (Cache.from_url(job.redis_url, job.prefix, cluster=job.cluster) if job.cached
-             else Cache(None, job.prefix))
+    where = job.endpoint
+    conn = db.connect(where.dsn, application_name=f"{APPLICATION}-{mode}")
+    cache = (Cache.from_url(where.redis_url, where.prefix, cluster=where.cluster) if job.cached
+             else Cache(None, where.prefix))
     targets = {op: runner.target(op, conn, cache, station=job.station, ttl_scale=job.ttl_scale)
                for op in job.names}
     hits = dict.fromkeys(READS, 0)
@@ -203,7 +201,17 @@ def run_job(job: Job) -> dict[str, Any]:
     finally:
         conn.close()
         cache.close()
-    return {"recording": rec.encode(), "hits": hits, "misses": misses, "written": written}
+    return JobOutcome(rec.encode(), hits, misses, written)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a load process hands back (picklable: the recording in its HDR encoding)."""
+
+    recording: dict[str, Any]
+    hits: dict[str, int]
+    misses: dict[str, int]
+    written: list[tuple[str, int, int]]
 
 
 # --- PostgreSQL's load --------------------------------------------------------------------
@@ -426,25 +434,19 @@ def saving(cached: RawRun, uncached: RawRun, cached_summary: MixRunSummary,
     def hist(run: RawRun, op: str | None = None) -> Any:
         return run.recording.latency if op is None else run.recording.parts[op]
 
-    # The interval of the calls (and server time) per second, from the per-second samples,
-    # scaled by the exact ratio of the runs' operations/s into one per operation.
+    # From the per-second samples of calls (and server time) while each run went: the ratio
+    # of their means and its interval, scaled by the exact ratio of the runs' operations/s
+    # into a ratio per operation.
     per_op = cached_summary.whole.achieved_per_second / uncached_summary.whole.achieved_per_second
 
-    def pg(uncached_series: list[float], cached_series: list[float], uncached_total: float,
-           cached_total: float) -> Ratio:
-        boot = sampling.mean_ratio(uncached_series or [uncached_total],
-                                   cached_series or [cached_total], seed)
-        point = uncached_total / cached_total * per_op if cached_total else float("inf")
-        return Ratio(point, boot.ci_low * per_op, boot.ci_high * per_op)
+    def pg(uncached_series: list[float], cached_series: list[float]) -> Ratio:
+        boot = sampling.mean_ratio(uncached_series or [0.0], cached_series or [0.0], seed)
+        return Ratio(boot.ratio * per_op, boot.ci_low * per_op, boot.ci_high * per_op)
 
-    c, u = cached_summary.whole, uncached_summary.whole
     calls = pg(uncached_summary.pg_interval_calls_per_second,
-               cached_summary.pg_interval_calls_per_second, u.pg_calls_per_second or 0.0,
-               c.pg_calls_per_second or 0.0)
+               cached_summary.pg_interval_calls_per_second)
     cpu = pg(uncached_summary.pg_interval_cpu_per_second,
-             cached_summary.pg_interval_cpu_per_second,
-             (u.pg_cpu_seconds_per_op or 0.0) * u.achieved_per_second,
-             (c.pg_cpu_seconds_per_op or 0.0) * c.achieved_per_second)
+             cached_summary.pg_interval_cpu_per_second)
     removed = 1 - 1 / calls.ratio if calls.ratio else 0.0
     shared = [op for op in cached.recording.parts if op in uncached.recording.parts]
     return Saving(
@@ -566,7 +568,7 @@ class Mixer:
     seconds: float
     processes: int
     seed: int
-    connection: dict[str, Any]  # dsn, redis_url, prefix, cluster
+    endpoint: load.Endpoint
     runs: list[RawRun] = field(default_factory=list)
     scratch: Scratch = field(default_factory=Scratch)
     cards: int = 0  # the cards reads choose from
@@ -595,7 +597,7 @@ class Mixer:
             load.warm(pool, self.processes)
             for r, (rate, (ops, cards)) in enumerate(zip(self.rates, plans, strict=True)):
                 for mode in self.spec.modes:
-                    jobs = [Job(**self.connection, cached=mode == "cached", names=tuple(names),
+                    jobs = [Job(self.endpoint, cached=mode == "cached", names=tuple(names),
                                 ops=ops[n].tolist(),
                                 cards=assign_writes(names, ops[n], cards[n], pools,
                                                     per_card).tolist(),
@@ -626,11 +628,11 @@ class Mixer:
         written: list[tuple[str, int, int]] = []
         for future in futures:
             part = future.result()
-            merged.merge(load.Recording.decode(part["recording"]))
+            merged.merge(load.Recording.decode(part.recording))
             for op in READS:
-                hits[op] += part["hits"][op]
-                misses[op] += part["misses"][op]
-            written += [tuple(w) for w in part["written"]]  # type: ignore[misc]
+                hits[op] += part.hits[op]
+                misses[op] += part.misses[op]
+            written += part.written
         return RawRun(mode, rate, self.seconds, self.processes, merged, hits, misses, written,
                       counters)
 

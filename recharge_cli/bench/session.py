@@ -147,7 +147,7 @@ def _load_runs(spec: RunSpec, plan: list[tuple[str, str, float | None]], dsn: st
             if spec.rates else "closed loop")
     output.message(f"load: {len(plan)} run(s), {mode}, {spec.processes} processes × "
                    f"{spec.duration:g} s each …")
-    base = {"dsn": dsn, "redis_url": redis_url, "prefix": prefix, "cluster": spec.cluster}
+    base = load.Endpoint(dsn, redis_url, prefix, spec.cluster)
     with load.pool(spec.processes) as pool, output.progress("Load runs", total=len(plan)) as bar:
         load.warm(pool, spec.processes)
         for n, (target, kind, rate) in enumerate(plan):
@@ -166,7 +166,7 @@ def _run_mix(spec: RunSpec, mix: MixSpec, conn: psycopg.Connection[Any], dsn: st
     from recharge_cli.cache import Cache
 
     mixer = Mixer(mix, list(spec.rates), spec.duration, spec.processes, spec.seed,
-                  {"dsn": dsn, "redis_url": redis_url, "prefix": prefix, "cluster": spec.cluster})
+                  load.Endpoint(dsn, redis_url, prefix, spec.cluster))
     modes = " then ".join(m.replace("_", " ") for m in mix.modes)
     output.message(f"mix {', '.join(f'{k}={v}' for k, v in mix.weights.items())}, "
                    f"{mix.distribution} cards, at {', '.join(f'{r:,.0f}' for r in spec.rates)} "

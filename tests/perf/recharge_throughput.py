@@ -104,7 +104,7 @@ def main() -> None:
               f"balance (cache hit) {cached_p50:.0f} µs")
         scratch = runner.ScratchCards.create(conn, load.scratch_cards_needed(
             args.clients, args.seconds, []) * runner.WRITES_PER_CARD)
-        base = {"dsn": args.dsn, "redis_url": args.redis_url, "prefix": prefix, "cluster": False}
+        base = load.Endpoint(args.dsn, args.redis_url, prefix)
         with load.pool(args.jobs) as pool:
             load.warm(pool, args.jobs)
             recording = load.run(load.jobs(base, runner.WRITE_TARGET, runner.WRITE_KIND,
