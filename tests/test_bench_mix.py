@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -202,3 +203,24 @@ def test_write_check_fails_on_a_write_that_is_not_there(conn) -> None:
         assert not unreported.ok and unreported.recharges_found == 1 + unreported.funding_recharges
     finally:
         scratch.retire(conn)
+
+
+def test_interrupted_mix_retires_its_scratch_cards(database, conn, tmp_path: Path) -> None:
+    """Ctrl-C during the first run: exit 130, no load backend left, no scratch card active."""
+    from tests import faults
+    from tests.test_bench import _interrupt
+
+    active = _active_cards(conn)
+    env = faults.cli_env(database.dsn, database.redis_url, database.prefix, tmp_path / "home")
+    status, _, stderr, seconds = _interrupt(
+        env, conn, f"{mix.APPLICATION}-%", "bench", "--mix", "balance=1,tap=1,recharge=1",
+        "--rate", "50", "--duration", "60", "--out", str(tmp_path / "mix"))
+    assert status == 130, stderr
+    assert seconds < 5, seconds  # the load processes are stopped, not waited for
+    assert _active_cards(conn) == active
+    assert not (tmp_path / "mix").exists()  # nothing measured: the empty folder removed
+    deadline = time.monotonic() + 3  # the backends of the stopped processes end
+    while conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND application_name LIKE %s", (f"{mix.APPLICATION}-%",)).fetchone():
+        assert time.monotonic() < deadline, "a load backend outlived the interrupt"
+        time.sleep(0.05)
