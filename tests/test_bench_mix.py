@@ -151,10 +151,14 @@ def test_mix_run_cached_and_uncached_with_write_check(cli, conn, tmp_path: Path)
     for s in saved.saving:
         for r in (s.latency_p50, s.latency_p99):
             assert r.ci_low <= r.ratio <= r.ci_high or math.isclose(r.ratio, r.ci_low)
-        for r in (s.pg_calls_per_op, s.pg_cpu_per_op):  # point: the totals; interval: per second
-            assert 0 < r.ci_low <= r.ci_high and r.ratio > 0
-        # the statistics computed on every uncached read: fewer PostgreSQL calls per operation
-        assert s.pg_calls_per_op.ratio > 1 and s.pg_load_removed > 0
+        for r in (s.pg_calls_per_op, s.pg_cpu_per_op):  # from a 2 s run's per-second samples
+            assert 0 <= r.ci_low <= r.ci_high and r.ratio > 0
+    for cached, uncached in zip(saved.cached, saved.no_cache, strict=True):
+        # the statistics computed on every uncached read: more PostgreSQL calls per operation
+        def per_op(run: mix.MixRunSummary) -> float:
+            return run.whole.pg_calls_per_second / run.whole.achieved_per_second
+
+        assert per_op(uncached) > per_op(cached)
         assert s.operations_p50["stats_revenue"].ratio > 2  # a hit is far cheaper than SQL
     check = saved.write_check
     writes = {op: sum(r.operations[op].operations for r in saved.runs()) for op in mix.WRITES}
