@@ -26,6 +26,7 @@ import itertools
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,15 +121,6 @@ def sends_bound(rate: float, seconds: float) -> int:
     deviations (a schedule never reaches it; were it reached, the plan would start over)."""
     mean = rate * seconds
     return int(mean + 10 * math.sqrt(mean) + 20)
-
-
-@dataclass
-class Plan:
-    """Every job's operations and read cards, before the write cards are assigned."""
-
-    ops: list[np.ndarray]  # per (run, process)
-    cards: list[np.ndarray]
-    writes: dict[str, int] = field(default_factory=dict)  # scratch cards needed per write op
 
 
 def plan_sends(spec: MixSpec, read_cards: list[int], rate: float, seconds: float,
@@ -575,7 +567,8 @@ class Mixer:
     pg_source: str = ""
     pg_per_operation: bool = False
 
-    def run(self, conn: psycopg.Connection[Any], advance: Any = lambda _n: None) -> None:
+    def run(self, conn: psycopg.Connection[Any],
+            advance: Callable[[int], None] = lambda _n: None) -> None:
         names = list(self.spec.weights)
         readable = read_cards(conn, self.spec.distribution, self.seed)
         self.cards = len(readable)
