@@ -228,3 +228,19 @@ def test_interrupted_mix_retires_its_scratch_cards(database, conn, tmp_path: Pat
                        "AND application_name LIKE %s", (f"{mix.APPLICATION}-%",)).fetchone():
         assert time.monotonic() < deadline, "a load backend outlived the interrupt"
         time.sleep(0.05)
+
+
+def test_results_of_an_earlier_version_are_still_read() -> None:
+    """bench compare reads a results.json whose write check had the earlier fields."""
+    from recharge_cli.bench.results import Results
+
+    earlier = {"samples_ns": {"balance/hit": [1, 2]}, "write_check": {
+        "scratch_cards": 1, "writes": 6, "recharges": 6, "expected_balance": 6000,
+        "balance": 6000, "ledger_mismatches": 0, "ok": True},
+        "summary": {"balance/hit": {"n": 2, "min_us": 1, "p50_us": 1.5, "p90_us": 2,
+                                    "p95_us": 2, "p99_us": 2, "max_us": 2, "mean_us": 1.5,
+                                    "sd_us": 0.7}}}
+    results = Results.from_json(earlier)
+    assert results.write_check is None and results.summary["balance/hit"].p50_us == 1.5
+    with pytest.raises(ValueError):
+        Results.from_json({"samples_ns": {}, "summary": {"balance/hit": {"n": "many"}}})

@@ -70,6 +70,11 @@ class Results:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Results:
+        """A results.json; one written before the write check had its present fields (it
+        counted the ledger) is read without its write check, which `compare` does not use."""
+        check = data.get("write_check")
+        if isinstance(check, dict) and "recharges_reported" not in check:
+            data = {**data, "write_check": None}
         return model.from_json(cls, data)
 
 
