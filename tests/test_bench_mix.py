@@ -244,3 +244,47 @@ def test_results_of_an_earlier_version_are_still_read() -> None:
     assert results.write_check is None and results.summary["balance/hit"].p50_us == 1.5
     with pytest.raises(ValueError):
         Results.from_json({"samples_ns": {}, "summary": {"balance/hit": {"n": "many"}}})
+
+
+def test_pg_load_from_pg_stat_statements_where_it_is_preloaded(tmp_path: Path) -> None:
+    """A private embedded PostgreSQL with pg_stat_statements preloaded and created: the mix
+    reads PostgreSQL's load from it, and finds the uncached mix heavier per operation."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RECHARGE_", "PG")) and k not in ("DATABASE_URL", "REDIS_URL")}
+    env["RECHARGE_HOME"] = str(home)
+
+    def recharge(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "recharge_cli", "--format", "json", *args],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    servers = Path(json.loads(recharge("local", "start"))["server_dir"])
+    try:
+        with (servers / "pg" / "data" / "postgresql.conf").open("a") as conf:
+            conf.write("shared_preload_libraries = 'pg_stat_statements'\n")
+        recharge("local", "stop")
+        status = json.loads(recharge("local", "start"))
+        import psycopg
+
+        with psycopg.connect(host=status["postgresql_socket_dir"], port=status["postgresql_port"],
+                             user="postgres", dbname="recharge", autocommit=True) as admin:
+            admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        body = json.loads(recharge("bench", "--mix", "balance=6,stats_revenue=2,tap=1,recharge=1",
+                                   "--rate", "150", "--duration", "2", "--no-plot",
+                                   "--out", str(tmp_path / "mix")))["mix"]
+    finally:
+        recharge("local", "stop")
+    assert body["pg_source"] == "pg_stat_statements"
+    cached, uncached = body["cached"][0], body["no_cache"][0]
+    for run in (cached, uncached):
+        assert run["whole"]["pg_calls_per_second"] > 0 and run["whole"]["pg_cpu_seconds_per_op"] > 0
+    per_op = [r["whole"]["pg_calls_per_second"] / r["whole"]["achieved_per_second"]
+              for r in (cached, uncached)]
+    assert per_op[1] > per_op[0]
+    assert body["write_check"]["ok"]

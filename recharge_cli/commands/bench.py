@@ -162,7 +162,7 @@ def _show(rt: Runtime, result: RunResult, out: Path, plots: bool) -> None:
 
     files = exporters.write_all(out, result, plots)
     if result.mix:
-        _show_mix(rt, result.mix, out, len(files), result.partial)
+        _show_mix(rt, result.mix, out, len(files), result.partial, plots)
         return
     a = result.analysis
     for warning in a.warnings:
@@ -194,9 +194,10 @@ def _show(rt: Runtime, result: RunResult, out: Path, plots: bool) -> None:
                              f"{b.samples_needed})" if b.status == analysis.TOO_FEW else ")"))
 
 
-def _show_mix(rt: Runtime, mix: MixResult, out: Path, files: int, partial: bool) -> None:
+def _show_mix(rt: Runtime, mix: MixResult, out: Path, files: int, partial: bool,
+              plots: bool) -> None:
     rt.output.message(f"report written to {out}/ ({files} files: results.json, summary.csv, "
-                      "report.md and the figure)")
+                      "report.md" + (", curve-mix.png)" if plots else ")"))
     if rt.output.resolved_format == "json":
         rt.output.emit({"out": str(out), "partial": partial, "mix": mix.to_json()})
         return
