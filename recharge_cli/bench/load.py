@@ -98,11 +98,14 @@ class Recording:
 def drive(operation: Callable[[int], Any], seconds: float,
           rate: float | None = None, start_ns: int | None = None, seed: int = 0,
           after: Callable[[int], Any] = lambda _i: None,
-          label: Callable[[int], str | None] = lambda _i: None) -> Recording:
+          label: Callable[[int], str | None] = lambda _i: None,
+          by_arrival: bool = False) -> Recording:
     """Run `operation(i)` for `seconds` from `start_ns` (perf_counter_ns): back to back
     (closed loop) or on a Poisson schedule of `rate` per second (open loop). `after(i)`
     runs once operation i is timed (outside its latency; in an open loop it may delay the
-    next start, which then counts). `label(i)` names operation i's part of a mix."""
+    next start, which then counts). `label(i)` names operation i's part of a mix. With
+    `by_arrival`, i counts the schedule's arrivals, skipped ones included (operation i is
+    the i-th arrival's, as planned); else the operations sent."""
     rec = Recording()
     start_ns = start_ns or time.perf_counter_ns()
     time.sleep(max(0.0, (start_ns - time.perf_counter_ns()) / 1e9))
@@ -120,6 +123,7 @@ def drive(operation: Callable[[int], Any], seconds: float,
                 time.sleep((intended - now) / 1e9)
             elif now - intended > SKIP_AFTER_NS or now >= deadline:
                 rec.skipped += 1  # too far behind, or due but the run is over: never sent
+                i += by_arrival
                 continue
             began = time.perf_counter_ns()
             rec.late += began - intended > LATE_NS

@@ -189,7 +189,8 @@ def run_job(job: Job) -> JobOutcome:
     try:
         start_ns = time.perf_counter_ns() + int((job.start_at - time.time()) * 1e9)
         rec = load.drive(operation, job.seconds, job.rate, start_ns, job.seed,
-                         label=lambda i: job.names[job.ops[i % len(job.ops)]])
+                         label=lambda i: job.names[job.ops[i % len(job.ops)]],
+                         by_arrival=True)
     finally:
         conn.close()
         cache.close()
