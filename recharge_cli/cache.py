@@ -347,22 +347,6 @@ class Cache:
                   self.card_key(card_id, "trips")],
             args=[version, VERSION_TTL]), 0, writing=True))
 
-    # the benchmark's baselines ----------------------------------------------------------
-    def delete(self, *keys: str) -> None:
-        """Delete keys (each card's keys share a slot; stats keys are deleted one by one)."""
-        for key in keys:
-            self.guard(lambda key=key: self.client.delete(key))
-
-    def raw_set(self, key: str, value: bytes) -> None:
-        self.guard(lambda: self.client.set(key, value))
-
-    def raw_get(self, key: str) -> Any:
-        """A plain GET: the baseline that the cached read paths are compared with."""
-        return self.client.get(key)
-
-    def ping(self) -> Any:
-        return self.client.ping()
-
     # the prefix and its server: the coherence reset and `cache flush` delete alike -------
     def scan_keys(self) -> Iterable[bytes]:
         """Every key under the prefix (on every primary of a Cluster)."""

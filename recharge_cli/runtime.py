@@ -42,7 +42,6 @@ class Runtime:
             self._resolved = self._ready_embedded() if self.settings.embedded else self.settings
         return self._resolved
 
-    servers = ensure_servers  # the name commands/bench.py calls it by
 
     def db(self) -> psycopg.Connection[dict[str, Any]]:
         if self._conn is None:

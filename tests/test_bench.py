@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from recharge_cli.bench import analysis, load, plots, runner, sampling, session
+from recharge_cli.bench import analysis, environment, load, plots, runner, sampling, session
 from tests import faults
 from tests.conftest import Database, run_cli
 
 
 def test_summary_on_known_samples() -> None:
     s = sampling.summarize([1000 * v for v in range(1, 101)])  # 1..100 µs
-    assert s["n"] == 100 and s["min_us"] == 1 and s["max_us"] == 100
-    assert s["p50_us"] == pytest.approx(50.5) and s["p90_us"] == pytest.approx(90.1)
-    assert s["p99_us"] == pytest.approx(99.01) and s["mean_us"] == pytest.approx(50.5)
-    assert s["sd_us"] == pytest.approx(29.011, abs=1e-3)
+    assert s.n == 100 and s.min_us == 1 and s.max_us == 100
+    assert s.p50_us == pytest.approx(50.5) and s.p90_us == pytest.approx(90.1)
+    assert s.p99_us == pytest.approx(99.01) and s.mean_us == pytest.approx(50.5)
+    assert s.sd_us == pytest.approx(29.011, abs=1e-3)
 
 
 def test_bootstrap_interval_contains_the_true_ratio() -> None:
@@ -36,9 +36,9 @@ def test_bootstrap_interval_contains_the_true_ratio() -> None:
     slow = (rng.normal(1000, 50, 400)).astype(int).tolist()
     fast = (rng.normal(100, 5, 400)).astype(int).tolist()
     sp = sampling.speedup(slow, fast, seed=1)
-    assert sp["ci_low"] < 10 < sp["ci_high"]
-    assert sp["ci_low"] <= sp["ratio"] <= sp["ci_high"]
-    assert sp["ci_high"] - sp["ci_low"] < 1
+    assert sp.ci_low < 10 < sp.ci_high
+    assert sp.ci_low <= sp.ratio <= sp.ci_high
+    assert sp.ci_high - sp.ci_low < 1
 
 
 def test_warnings() -> None:
@@ -91,7 +91,8 @@ def test_bench_open_loop_sweep_writes_and_budget_gate(cli, tmp_path: Path) -> No
         assert r["p50_us"] <= r["p99_us"] <= r["p99_9_us"] <= r["max_us"]
     writes = sum(r["operations"] for (t, _, _), r in loads.items() if t == "recharge")
     check = body["write_check"]
-    assert check["ok"] and check["writes"] == 6 + writes == check["recharges"]
+    assert check["ok"] and check["recharges_reported"] == 6 + writes == check["recharges_found"]
+    assert check["missing_or_duplicated"] == check["balance_mismatches"] == 0
     assert {(s["target"], s["kind"]) for s in body["saturation"]} == {
         (t, k) for t, k, _ in loads}
     for name in ("curve-balance.png", "curve-recharge.png", "timeseries.png", "load.csv",
@@ -118,7 +119,7 @@ def test_bench_closed_loop_and_compare(cli, tmp_path: Path) -> None:
     body = result.json()
     writes = [r for r in body["loads"] if r["target"] == "recharge"]
     assert [r["mode"] for r in body["loads"]] == ["closed"] * 4 and writes[0]["operations"] > 0
-    assert body["write_check"]["writes"] == 6 + writes[0]["operations"]
+    assert body["write_check"]["recharges_reported"] == 6 + writes[0]["operations"]
     assert len(json.loads((first / "results.json").read_text())["samples_ns"]["recharge/write"]) == 5
     assert "## Load runs" in (first / "report.md").read_text()
 
@@ -183,9 +184,8 @@ def test_open_loop_counts_late_and_skipped_when_it_cannot_keep_up() -> None:
     assert not run.kept_up and run.achieved < 300
     sat = analysis.saturation([load.LoadRun("balance", "hit", 1, 1, 100.0, _recording(100)),
                                run])
-    assert sat == [{"target": "balance", "kind": "hit", "saturated": True,
-                    "ops_per_second": max(100.0, run.achieved), "first_rate_not_kept_up": 1000.0,
-                    "client_bound": False}]
+    assert sat == [analysis.SaturationPoint("balance", "hit", True, max(100.0, run.achieved),
+                                            1000.0, False)]
 
 
 def _recording(count: int, value_ns: int = 1_000_000, second: int = 0) -> load.Recording:
@@ -201,15 +201,15 @@ def test_clients_as_threads_in_fewer_processes_write_exactly_once(database: Data
     connections: every recharge they count is in the database, once."""
     scratch = runner.ScratchCards.create(
         conn, load.scratch_cards_needed(4, 1.0, []) * runner.WRITES_PER_CARD)
-    base = {"dsn": database.dsn, "redis_url": database.redis_url, "prefix": database.prefix,
-            "cluster": False}
+    base = load.Endpoint(database.dsn, database.redis_url, database.prefix)
     with load.pool(2) as pool:
         load.warm(pool, 2)
         recording = load.run(load.jobs(base, runner.WRITE_TARGET, runner.WRITE_KIND,
                                        scratch.card_ids, 2, 1.0, None, 1, clients=2), pool)
     assert recording.operations > 4
     assert recording.latency.get_total_count() == recording.operations
-    assert scratch.check(conn, recording.operations)["ok"]
+    assert scratch.check(conn, recording.operations).ok
+    assert not scratch.check(conn, recording.operations + 1).ok  # one more than there is
 
 
 def test_hdr_recordings_merge_across_processes() -> None:
@@ -270,18 +270,21 @@ def test_compare_warns_on_baseline_drift_and_gates_regressions(tmp_path: Path) -
 
 # Budgets from too few samples; what the figures show (on made-up runs) ---------------------
 
-def _summary(n: int, hit_us: float) -> dict[str, dict[str, float]]:
-    return {"balance/hit": {"n": n, "p50_us": hit_us}, "baseline/redis_get": {"n": n, "p50_us": 100.0},
-            "balance/db": {"n": n, "p50_us": 100.0}, "baseline/pg_point_query": {"n": n, "p50_us": 100.0}}
+def _summary(n: int, hit_us: float) -> dict[str, sampling.Summary]:
+    def at(p50: float) -> sampling.Summary:
+        return sampling.Summary(n, p50, p50, p50, p50, p50, p50, p50, 0.0)
+
+    return {"balance/hit": at(hit_us), "baseline/redis_get": at(100.0),
+            "balance/db": at(100.0), "baseline/pg_point_query": at(100.0)}
 
 
 def test_budgets_from_too_few_samples_have_no_verdict() -> None:
     few = analysis.budgets(_summary(50, 200.0), cluster=False)
-    assert [b["status"] for b in few] == ["not enough samples"] * 2
-    assert few[0]["samples"] == 50 and few[0]["samples_needed"] == analysis.BUDGET_SAMPLES == 400
+    assert [b.status for b in few] == ["not enough samples"] * 2
+    assert few[0].samples == 50 and few[0].samples_needed == analysis.BUDGET_SAMPLES == 400
     assert analysis.Analysis({}, {}, few).budgets_pass  # --check-budgets does not fail on them
     enough = analysis.budgets(_summary(400, 200.0), cluster=False)
-    assert [b["status"] for b in enough] == ["fail", "pass"]
+    assert [b.status for b in enough] == ["fail", "pass"]
     assert not analysis.Analysis({}, {}, enough).budgets_pass
 
 
@@ -306,8 +309,8 @@ def _made_up_run(targets: list[str], rates: list[float], capacity: float) -> ses
             rec = _recording(int(achieved * 2), 1_000_000 if kept else 50_000_000)
             rec.skipped = 0 if kept else int((rate - achieved) * 2)
             loads.append(load.LoadRun(target, kind, 2, 2.0, rate, rec))
-    env = {"postgresql": "x", "redis_server_kind": "valkey", "redis_server": "x", "cpu_count": 2,
-           "row_counts": {"cards": 1, "trips": 1}}
+    env = environment.Environment("3", "x", 2, "x", "x", "x", "x", "valkey",
+                                  {"cards": 1, "trips": 1}, None, {})
     spec = session.RunSpec(targets, 20, 1, 1, 0, 2.0, rates)
     return session.RunResult(spec, dt.datetime.now(dt.UTC), samples, loads,
                              analysis.analyse(samples, loads, targets, 1), env)

@@ -1,1 +1,2 @@
-"""`recharge bench`: cached vs uncached latency, measured side by side in one process."""
+"""`recharge bench`: cached vs uncached latency side by side in one run — latency trials
+one request at a time in this process, load runs and operation mixes in N load processes."""

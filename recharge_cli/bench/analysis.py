@@ -9,6 +9,7 @@ from typing import Any
 from recharge_cli.bench import sampling
 from recharge_cli.bench.load import LoadRun
 from recharge_cli.bench.runner import BASELINES, KINDS, SERIES_KINDS, TARGETS, Samples
+from recharge_cli.bench.sampling import Ratio, Summary
 
 # The performance budgets (README) that one bench run checks side by side:
 # (budget, measured series, baseline series, limit, applies with Redis Cluster?).
@@ -25,23 +26,80 @@ PASS, FAIL, TOO_FEW = "pass", "fail", "not enough samples"  # a budget's status
 
 
 @dataclass
+class Speedups:
+    """A target's cache speed-ups: ratios of medians with bootstrap 95% intervals."""
+
+    miss_over_hit: Ratio
+    db_over_hit: Ratio
+
+
+@dataclass
+class BudgetCheck:
+    budget: str
+    ratio: float
+    limit: float
+    status: str  # PASS, FAIL or TOO_FEW
+    samples: int
+    samples_needed: int
+
+    @property
+    def verdict(self) -> str:
+        """How the status reads in the summary and report.md."""
+        return {PASS: "pass", FAIL: "FAIL", TOO_FEW: "not enough samples"}[self.status]
+
+
+@dataclass
+class LoadSummary:
+    """One load run: what was offered and served, and its latency (µs) from HDR."""
+
+    target: str
+    kind: str
+    mode: str  # closed or open
+    processes: int
+    seconds: float
+    offered_per_second: float | None
+    achieved_per_second: float
+    operations: int
+    late: int
+    skipped: int
+    kept_up: bool
+    client_busy_share: float
+    p50_us: float | None = None
+    p99_us: float | None = None
+    p99_9_us: float | None = None
+    p99_99_us: float | None = None
+    max_us: float | None = None
+    mean_us: float | None = None
+    slower_than_slo: float | None = None
+    histogram: str = ""  # the HDR histogram, encoded
+
+
+@dataclass
+class SaturationPoint:
+    """Per target and kind of an open-loop sweep: the most operations/s it served, and
+    whether it saturated (some offered rate was not kept up) or may go higher."""
+
+    target: str
+    kind: str
+    saturated: bool
+    ops_per_second: float
+    first_rate_not_kept_up: float | None
+    client_bound: bool
+
+
+@dataclass
 class Analysis:
-    summary: dict[str, dict[str, Any]]  # series → n, min_us, p50_us, …
-    speedups: dict[str, dict[str, dict[str, float]]]  # target → miss_over_hit/db_over_hit → ratio
-    budgets: list[dict[str, Any]]
-    loads: list[dict[str, Any]] = field(default_factory=list)  # one row per load run
-    saturation: list[dict[str, Any]] = field(default_factory=list)  # per target and kind
+    summary: dict[str, Summary]  # by series
+    speedups: dict[str, Speedups]  # by target
+    budgets: list[BudgetCheck]
+    loads: list[LoadSummary] = field(default_factory=list)
+    saturation: list[SaturationPoint] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
     def budgets_pass(self) -> bool:
         """No budget failed (one measured from too few samples has no verdict)."""
-        return all(b["status"] != FAIL for b in self.budgets)
-
-
-def budget_verdict(budget: dict[str, Any]) -> str:
-    """How a budget's status reads in the summary and report.md."""
-    return {PASS: "pass", FAIL: "FAIL", TOO_FEW: "not enough samples"}[budget["status"]]
+        return all(b.status != FAIL for b in self.budgets)
 
 
 def latency_percentiles(run: LoadRun) -> dict[str, float]:
@@ -66,48 +124,51 @@ def share_slower(values_ns: list[int] | Any, slo_ms: float) -> float:
     return (total - within) / total if total else 0.0
 
 
-def load_row(run: LoadRun, slo_ms: float | None) -> dict[str, Any]:
+def load_summary(run: LoadRun, slo_ms: float | None) -> LoadSummary:
     rec = run.recording
-    row: dict[str, Any] = {
-        "target": run.target, "kind": run.kind,
-        "mode": "closed" if run.offered is None else "open", "processes": run.processes,
-        "seconds": run.seconds, "offered_per_second": run.offered,
-        "achieved_per_second": run.achieved, "operations": rec.operations, "late": rec.late,
-        "skipped": rec.skipped, "kept_up": run.kept_up, "client_busy_share": rec.busy_share,
-        **latency_percentiles(run)}
-    if slo_ms is not None:
-        row["slower_than_slo"] = share_slower(rec.latency, slo_ms)
-    return row
+    return LoadSummary(
+        run.target, run.kind, "closed" if run.offered is None else "open", run.processes,
+        run.seconds, run.offered, run.achieved, rec.operations, rec.late, rec.skipped,
+        run.kept_up, rec.busy_share, **latency_percentiles(run),
+        slower_than_slo=None if slo_ms is None else share_slower(rec.latency, slo_ms),
+        histogram=rec.latency.encode().decode())
 
 
-def saturation(runs: list[LoadRun]) -> list[dict[str, Any]]:
-    """Per target and kind of an open-loop sweep: the most operations/s it served, and
-    whether it saturated (some offered rate was not kept up) or may go higher."""
+def saturation(runs: list[LoadRun]) -> list[SaturationPoint]:
     found = []
     for target, kind in dict.fromkeys((r.target, r.kind) for r in runs if r.offered):
         series = sorted((r for r in runs if (r.target, r.kind) == (target, kind) and r.offered),
                         key=lambda r: r.offered or 0)
         failed = next((r for r in series if not r.kept_up), None)
         best = max(series, key=lambda r: r.achieved)
-        found.append({"target": target, "kind": kind, "saturated": failed is not None,
-                      "ops_per_second": best.achieved,
-                      "first_rate_not_kept_up": failed.offered if failed else None,
-                      "client_bound": any(r.client_bound for r in series if not r.kept_up)})
+        found.append(SaturationPoint(
+            target, kind, failed is not None, best.achieved, failed.offered if failed else None,
+            any(r.client_bound for r in series if not r.kept_up)))
     return found
 
 
-def budgets(summary: dict[str, dict[str, Any]], cluster: bool) -> list[dict[str, Any]]:
+def budgets(summary: dict[str, Summary], cluster: bool) -> list[BudgetCheck]:
     checked = []
     for text, measured, baseline, limit, for_cluster in BUDGETS:
         if for_cluster not in (None, cluster) or measured not in summary \
                 or baseline not in summary:
             continue
-        ratio = summary[measured]["p50_us"] / summary[baseline]["p50_us"]
-        samples = min(summary[measured]["n"], summary[baseline]["n"])
+        ratio = summary[measured].p50_us / summary[baseline].p50_us
+        samples = min(summary[measured].n, summary[baseline].n)
         status = TOO_FEW if samples < BUDGET_SAMPLES else PASS if ratio <= limit else FAIL
-        checked.append({"budget": text, "ratio": ratio, "limit": limit, "status": status,
-                        "samples": samples, "samples_needed": BUDGET_SAMPLES})
+        checked.append(BudgetCheck(text, ratio, limit, status, samples, BUDGET_SAMPLES))
     return checked
+
+
+def _warnings(samples: Samples, loads: list[LoadRun]) -> list[str]:
+    warnings = [w for series, values in samples.values.items()
+                for w in sampling.warnings_for(series, values)]
+    return warnings + [
+        f"{r.target}/{r.kind} at {r.offered:,.0f}/s: the load processes were busy on "
+        f"their CPUs {r.recording.busy_share:.0%} of the time; the client, not the "
+        "server, may be what could not keep up (use fewer targets per run or a "
+        "bigger machine for the client)"
+        for r in loads if r.offered and not r.kept_up and r.client_bound]
 
 
 def analyse(samples: Samples, loads: list[LoadRun], targets: list[str], seed: int,
@@ -115,35 +176,31 @@ def analyse(samples: Samples, loads: list[LoadRun], targets: list[str], seed: in
     summary = {series: sampling.summarize(values) for series, values in samples.values.items()}
     if slo_ms is not None:
         for series, values in samples.values.items():
-            summary[series]["slower_than_slo"] = share_slower(values, slo_ms)
+            summary[series].slower_than_slo = share_slower(values, slo_ms)
     speedups = {}
     for target in (t for t in targets if t in TARGETS and all(
             f"{t}/{kind}" in samples.values for kind in KINDS)):  # partial runs
         hit = samples.values[f"{target}/hit"]
-        speedups[target] = {
-            "miss_over_hit": sampling.speedup(samples.values[f"{target}/miss"], hit, seed),
-            "db_over_hit": sampling.speedup(samples.values[f"{target}/db"], hit, seed)}
-    warnings = [w for series, values in samples.values.items()
-                for w in sampling.warnings_for(series, values)]
-    warnings += [f"{r.target}/{r.kind} at {r.offered:,.0f}/s: the load processes were busy on "
-                 f"their CPUs {r.recording.busy_share:.0%} of the time; the client, not the "
-                 "server, may be what could not keep up (use fewer targets per run or a "
-                 "bigger machine for the client)"
-                 for r in loads if r.offered and not r.kept_up and r.client_bound]
+        speedups[target] = Speedups(
+            sampling.speedup(samples.values[f"{target}/miss"], hit, seed),
+            sampling.speedup(samples.values[f"{target}/db"], hit, seed))
     return Analysis(summary, speedups, budgets(summary, cluster),
-                    [load_row(r, slo_ms) for r in loads], saturation(loads), warnings)
+                    [load_summary(r, slo_ms) for r in loads], saturation(loads),
+                    _warnings(samples, loads))
 
 
 def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
-    """One row per series: its latency summary and, on miss rows, the speed-ups (numbers)."""
+    """One row per series for the CSV and the screen: its latency summary and, on miss
+    rows, the speed-ups (numbers)."""
     rows = []
     for series, s in analysis.summary.items():
         target, kind = series.split("/")
-        row: dict[str, Any] = {"target": target, "kind": kind, **s}
+        row: dict[str, Any] = {"target": target, "kind": kind, **{
+            k: v for k, v in vars(s).items() if v is not None}}
         if kind == "miss" and target in analysis.speedups:
-            for name, sp in analysis.speedups[target].items():
-                row.update({name: sp["ratio"], f"{name}_ci_low": sp["ci_low"],
-                            f"{name}_ci_high": sp["ci_high"]})
+            for name, sp in vars(analysis.speedups[target]).items():
+                row.update({name: sp.ratio, f"{name}_ci_low": sp.ci_low,
+                            f"{name}_ci_high": sp.ci_high})
         rows.append(row)
     order = {k: i for i, k in enumerate((*SERIES_KINDS, *BASELINES))}
     return sorted(rows, key=lambda r: (r["target"] == "baseline", r["target"], order[r["kind"]]))

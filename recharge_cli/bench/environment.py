@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,26 @@ def git_revision() -> str | None:
         return None
 
 
-def probe(conn: Any, cache: Cache, parameters: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class Environment:
+    python: str
+    platform: str
+    cpu_count: int | None
+    psycopg: str
+    redis_py: str
+    postgresql: str
+    redis_server: str | None
+    redis_server_kind: str
+    row_counts: dict[str, int]
+    git_revision: str | None
+    parameters: dict[str, Any]  # the run's options, as given
+
+    def what_ran(self) -> str:
+        return (f"PostgreSQL {self.postgresql}, {self.redis_server_kind} {self.redis_server}, "
+                f"{self.cpu_count} CPUs")
+
+
+def probe(conn: Any, cache: Cache, parameters: dict[str, Any]) -> Environment:
     import psycopg
     import redis
 
@@ -27,11 +47,9 @@ def probe(conn: Any, cache: Cache, parameters: dict[str, Any]) -> dict[str, Any]
                           "(SELECT count(*) FROM public.trips) AS trips, "
                           "(SELECT count(*) FROM public.recharges) AS recharges").fetchone()
     info = cache.server_info()
-    return {
-        "python": platform.python_version(), "platform": platform.platform(),
-        "cpu_count": os.cpu_count(), "psycopg": psycopg.__version__, "redis_py": redis.__version__,
-        "postgresql": conn.execute("SHOW server_version").fetchone()["server_version"],
-        "redis_server": info.get("valkey_version") or info.get("redis_version"),
-        "redis_server_kind": "valkey" if "valkey_version" in info else "redis",
-        "row_counts": dict(counts), "git_revision": git_revision(), "parameters": parameters,
-    }
+    return Environment(
+        platform.python_version(), platform.platform(), os.cpu_count(), psycopg.__version__,
+        redis.__version__, conn.execute("SHOW server_version").fetchone()["server_version"],
+        info.get("valkey_version") or info.get("redis_version"),
+        "valkey" if "valkey_version" in info else "redis", dict(counts), git_revision(),
+        parameters)

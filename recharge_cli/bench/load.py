@@ -54,10 +54,13 @@ class Recording:
     late: int = 0
     skipped: int = 0
     busy_share: float = 0.0  # client CPU time / wall time (max over processes when merged)
+    parts: dict[str, HdrHistogram] = field(default_factory=dict)  # by operation, in a mix
 
-    def record(self, second: int, latency_ns: int) -> None:
+    def record(self, second: int, latency_ns: int, label: str | None = None) -> None:
         latency_ns = min(max(latency_ns, LOWEST_NS), HIGHEST_NS)
         self.latency.record_value(latency_ns)
+        if label is not None:
+            self.parts.setdefault(label, histogram()).record_value(latency_ns)
         if second not in self.per_second:
             self.per_second[second] = histogram(2)
         self.per_second[second].record_value(latency_ns)
@@ -67,13 +70,15 @@ class Recording:
         """A picklable, JSON-able form (HDR's compressed base64 encoding)."""
         return {"latency": self.latency.encode().decode(), "operations": self.operations,
                 "late": self.late, "skipped": self.skipped, "busy_share": self.busy_share,
-                "per_second": {s: h.encode().decode() for s, h in self.per_second.items()}}
+                "per_second": {s: h.encode().decode() for s, h in self.per_second.items()},
+                "parts": {k: h.encode().decode() for k, h in self.parts.items()}}
 
     @classmethod
     def decode(cls, data: dict[str, Any]) -> Recording:
         return cls(HdrHistogram.decode(data["latency"]),
                    {int(s): HdrHistogram.decode(h) for s, h in data["per_second"].items()},
-                   data["operations"], data["late"], data["skipped"], data["busy_share"])
+                   data["operations"], data["late"], data["skipped"], data["busy_share"],
+                   {k: HdrHistogram.decode(h) for k, h in data.get("parts", {}).items()})
 
     def merge(self, other: Recording) -> None:
         self.latency.add(other.latency)
@@ -86,15 +91,21 @@ class Recording:
         self.late += other.late
         self.skipped += other.skipped
         self.busy_share = max(self.busy_share, other.busy_share)
+        for label, h in other.parts.items():
+            self.parts.setdefault(label, histogram()).add(h)
 
 
 def drive(operation: Callable[[int], Any], seconds: float,
           rate: float | None = None, start_ns: int | None = None, seed: int = 0,
-          after: Callable[[int], Any] = lambda _i: None) -> Recording:
+          after: Callable[[int], Any] = lambda _i: None,
+          label: Callable[[int], str | None] = lambda _i: None,
+          by_arrival: bool = False) -> Recording:
     """Run `operation(i)` for `seconds` from `start_ns` (perf_counter_ns): back to back
     (closed loop) or on a Poisson schedule of `rate` per second (open loop). `after(i)`
     runs once operation i is timed (outside its latency; in an open loop it may delay the
-    next start, which then counts)."""
+    next start, which then counts). `label(i)` names operation i's part of a mix. With
+    `by_arrival`, i counts the schedule's arrivals, skipped ones included (operation i is
+    the i-th arrival's, as planned); else the operations sent."""
     rec = Recording()
     start_ns = start_ns or time.perf_counter_ns()
     time.sleep(max(0.0, (start_ns - time.perf_counter_ns()) / 1e9))
@@ -112,6 +123,7 @@ def drive(operation: Callable[[int], Any], seconds: float,
                 time.sleep((intended - now) / 1e9)
             elif now - intended > SKIP_AFTER_NS or now >= deadline:
                 rec.skipped += 1  # too far behind, or due but the run is over: never sent
+                i += by_arrival
                 continue
             began = time.perf_counter_ns()
             rec.late += began - intended > LATE_NS
@@ -120,7 +132,8 @@ def drive(operation: Callable[[int], Any], seconds: float,
             if began >= deadline:
                 break
         operation(i)
-        rec.record((intended - start_ns) // 1_000_000_000, time.perf_counter_ns() - intended)
+        rec.record((intended - start_ns) // 1_000_000_000, time.perf_counter_ns() - intended,
+                   label(i))
         after(i)
         i += 1
     wall = time.perf_counter_ns() - wall_start
@@ -129,13 +142,20 @@ def drive(operation: Callable[[int], Any], seconds: float,
 
 
 @dataclass(frozen=True)
-class Job:
-    """One process's share of a load run (picklable: it crosses to a spawned process)."""
+class Endpoint:
+    """Where a load process connects, and the cache prefix of the run."""
 
     dsn: str
     redis_url: str
     prefix: str
-    cluster: bool
+    cluster: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    """One process's share of a load run (picklable: it crosses to a spawned process)."""
+
+    endpoint: Endpoint
     target: str
     kind: str
     cards: list[int]
@@ -165,8 +185,9 @@ def _run_client(job: Job, cards: list[int], rate: float | None, seed: int) -> Re
     from recharge_cli import db
     from recharge_cli.cache import Cache
 
-    conn = db.connect(job.dsn, application_name=f"recharge-bench-load-{job.target}")
-    cache = Cache.from_url(job.redis_url, job.prefix, cluster=job.cluster)
+    where = job.endpoint
+    conn = db.connect(where.dsn, application_name=f"recharge-bench-load-{job.target}")
+    cache = Cache.from_url(where.redis_url, where.prefix, cluster=where.cluster)
     try:
         operation, after = runner.operation(conn, cache, job.target, job.kind, cards)
         start_ns = time.perf_counter_ns() + int((job.start_at - time.time()) * 1e9)
@@ -267,12 +288,12 @@ def warm(executor: ProcessPoolExecutor, processes: int) -> None:
         future.result()
 
 
-def jobs(base: dict[str, Any], target: str, kind: str, cards: list[int], processes: int,
+def jobs(endpoint: Endpoint, target: str, kind: str, cards: list[int], processes: int,
          seconds: float, rate: float | None, seed: int, clients: int = 1) -> list[Job]:
     """Split one load run over the processes (of `clients` clients each): each its own slice
     of the cards and of the rate."""
     start_at = time.time() + START_DELAY
-    return [Job(**base, target=target, kind=kind, cards=cards[n::processes] or cards,
+    return [Job(endpoint, target=target, kind=kind, cards=cards[n::processes] or cards,
                 start_at=start_at, seconds=seconds, rate=rate / processes if rate else None,
                 seed=seed + n, clients=clients)
             for n in range(processes)]

@@ -4,6 +4,7 @@ its axes with units and has a legend that covers every series without hiding dat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from recharge_cli.bench.runner import SERIES_KINDS
@@ -12,15 +13,14 @@ from recharge_cli.charts import pyplot
 if TYPE_CHECKING:
     from recharge_cli.bench.session import RunResult
 
+MIX_COLORS = {"cached": "#2a9d8f", "no_cache": "#264653"}
 COLORS = {"hit": "#2a9d8f", "miss": "#e76f51", "db": "#264653", "write": "#8a5a9e"}
 BASELINE_COLOR = "#cccccc"
 BASELINE_STYLES = {"baseline/redis_get": ":", "baseline/pg_point_query": "--"}
 
 
 def _what_ran(result: RunResult) -> str:
-    env = result.environment
-    return (f"PostgreSQL {env['postgresql']}, {env['redis_server_kind']} {env['redis_server']}, "
-            f"{env['cpu_count']} CPUs")
+    return result.environment.what_ran()
 
 
 def _targets(result: RunResult) -> list[str]:
@@ -130,40 +130,45 @@ def timeline(result: RunResult) -> Any:
     return fig
 
 
-def curve(result: RunResult, target: str) -> Any:
-    """Throughput–latency of one target's open-loop sweep against the offered rate (so the
-    curve never folds back): above, p50 (solid) and p99 (dashed); below, the operations/s
-    achieved, on the diagonal while the path keeps up. One colour per kind; runs that did
-    not keep up (past saturation) are hollow, and the offered rates are the x ticks."""
-    plt = pyplot()
-    fig, (latency, served) = plt.subplots(2, 1, figsize=(9, 7), sharex=True,
-                                          gridspec_kw={"height_ratios": (3, 2)})
-    rows = [r for r in result.analysis.loads if r["target"] == target and r["mode"] == "open"]
-    for kind in SERIES_KINDS:
-        points = sorted((r for r in rows if r["kind"] == kind and r.get("p50_us")),
-                        key=lambda r: r["offered_per_second"])
-        if not points:
-            continue
-        color, xs = COLORS[kind], [r["offered_per_second"] for r in points]
-        for axis, ys, style, label in ((latency, [r["p50_us"] for r in points], "o-", "p50"),
-                                       (latency, [r["p99_us"] for r in points], "s--", "p99"),
-                                       (served, [r["achieved_per_second"] for r in points], "o-",
-                                        "achieved")):
-            axis.plot(xs, ys, style, color=color, label=f"{kind} {label}")
-            past = [(x, y) for x, y, r in zip(xs, ys, points, strict=True) if not r["kept_up"]]
-            if past:
-                axis.plot(*zip(*past, strict=True), style[0], markersize=11, color=color,
-                          markerfacecolor="white", markeredgewidth=1.5, zorder=3)
-    offered = sorted({r["offered_per_second"] for r in rows})
+@dataclass(frozen=True)
+class CurvePoint:
+    """One open-loop run on a throughput–latency curve."""
+
+    offered: float
+    p50_us: float
+    p99_us: float
+    achieved: float
+    kept_up: bool
+
+
+def _plot_curve(latency: Any, served: Any, points: list[CurvePoint], color: str,
+                name: str) -> None:
+    """One series: p50 (solid) and p99 (dashed) above, achieved below; hollow past saturation."""
+    points = sorted(points, key=lambda p: p.offered)
+    xs = [p.offered for p in points]
+    for axis, ys, style, label in ((latency, [p.p50_us for p in points], "o-", "p50"),
+                                   (latency, [p.p99_us for p in points], "s--", "p99"),
+                                   (served, [p.achieved for p in points], "o-", "achieved")):
+        axis.plot(xs, ys, style, color=color, label=f"{name} {label}")
+        past = [(x, y) for x, y, p in zip(xs, ys, points, strict=True) if not p.kept_up]
+        if past:
+            axis.plot(*zip(*past, strict=True), style[0], markersize=11, color=color,
+                      markerfacecolor="white", markeredgewidth=1.5, zorder=3)
+
+
+def _curve_axes(latency: Any, served: Any, points: list[CurvePoint]) -> None:
+    """The offered rates as ticks of both axes below (achieved ≤ offered), the diagonal of
+    a path that keeps up, log scales for a wide sweep, labels and legends."""
+    offered = sorted({p.offered for p in points})
     served.plot(offered, offered, color="grey", linewidth=1, linestyle=":",
                 label="offered (kept up)")
-    if any(not r["kept_up"] for r in rows):
+    if any(not p.kept_up for p in points):
         served.plot([], [], "o", color="grey", markerfacecolor="white", markersize=9,
                     label="past saturation (not kept up)")
     if offered and offered[-1] > 10 * offered[0]:
         served.set_xscale("log")
         served.set_yscale("log")
-    for axis in (served.xaxis, served.yaxis):  # achieved ≤ offered: the rates serve as both
+    for axis in (served.xaxis, served.yaxis):
         axis.set_ticks(offered, [f"{t:,.0f}" for t in offered], fontsize=9)
         axis.set_minor_formatter("")
     latency.set_yscale("log")
@@ -174,11 +179,50 @@ def curve(result: RunResult, target: str) -> Any:
     for axis in (latency, served):
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    spec = result.spec
-    latency.set_title(f"{target}: throughput–latency, open loop, {spec.processes} processes, "
-                      f"{spec.duration:g} s per rate\n{_what_ran(result)}", fontsize=10)
+
+
+def _curve_figure(series: dict[str, tuple[str, list[CurvePoint]]], title: str) -> Any:
+    plt = pyplot()
+    fig, (latency, served) = plt.subplots(2, 1, figsize=(9, 7), sharex=True,
+                                          gridspec_kw={"height_ratios": (3, 2)})
+    for name, (color, points) in series.items():
+        if points:
+            _plot_curve(latency, served, points, color, name)
+    _curve_axes(latency, served, [p for _, points in series.values() for p in points])
+    latency.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def curve(result: RunResult, target: str) -> Any:
+    """Throughput–latency of one target's open-loop sweep against the offered rate (so the
+    curve never folds back): above, p50 (solid) and p99 (dashed); below, the operations/s
+    achieved, on the diagonal while the path keeps up. One colour per kind; runs that did
+    not keep up (past saturation) are hollow, and the offered rates are the x ticks."""
+    rows = [r for r in result.analysis.loads if r.target == target and r.mode == "open"
+            and r.p50_us and r.p99_us and r.offered_per_second]
+    series = {kind: (COLORS[kind], [CurvePoint(r.offered_per_second, r.p50_us, r.p99_us,
+                                               r.achieved_per_second, r.kept_up)
+                                    for r in rows if r.kind == kind])
+              for kind in SERIES_KINDS}
+    spec = result.spec
+    return _curve_figure(series, f"{target}: throughput–latency, open loop, {spec.processes} "
+                         f"processes, {spec.duration:g} s per rate\n{_what_ran(result)}")
+
+
+def mix_curve(result: RunResult) -> Any:
+    """Throughput–latency of the whole mix, cached and without the cache, as `curve` draws
+    one target's."""
+    mix, spec = result.mix, result.spec
+    assert mix is not None
+    series = {mode.replace("_", " "): (MIX_COLORS[mode], [
+        CurvePoint(r.offered_per_second, r.whole.p50_us, r.whole.p99_us,
+                   r.whole.achieved_per_second, r.kept_up) for r in runs if r.whole.operations])
+        for mode, runs in (("cached", mix.cached), ("no_cache", mix.no_cache))}
+    weights = ", ".join(f"{k}={v}" for k, v in mix.weights.items())
+    return _curve_figure(series, f"mix {weights}\n{mix.distribution} cards, throughput–latency, "
+                         f"open loop, {spec.processes} processes, {spec.duration:g} s per "
+                         f"rate\n{_what_ran(result)}")
 
 
 def _rate(rate: float | None) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 import psycopg
 
 from recharge_cli.bench import analysis, environment, load, runner
+from recharge_cli.bench.mix import Mixer, MixResult, MixSpec
+from recharge_cli.bench.results import Progress
 from recharge_cli.render import Output
 
 OPEN_LOOP_PROCESSES = 4  # load processes of an open-loop run unless --concurrency says
@@ -28,6 +30,7 @@ class RunSpec:
     rates: list[float] = field(default_factory=list)  # open-loop operations/s, one run each
     slo_ms: float | None = None
     cluster: bool = False
+    mix: MixSpec | None = None  # a weighted mix instead of the targets one by one
 
     @property
     def processes(self) -> int:
@@ -35,13 +38,16 @@ class RunSpec:
 
     @property
     def trials(self) -> int:
-        """Timed latency trials: every series of every target, and the baselines."""
+        """Timed latency trials: every series of every target, and the baselines (none in a
+        mix run)."""
+        if self.mix:
+            return 0
         return self.iterations * (sum(len(runner.kinds_of(t)) for t in self.targets)
                                   + len(runner.BASELINES))
 
     def load_runs(self) -> list[tuple[str, str, float | None]]:
         """(target, kind, offered rate or None for a closed loop) of every load run."""
-        if not self.processes:
+        if not self.processes or self.mix:
             return []
         rates: list[float | None] = list(self.rates) or [None]
         return [(target, kind, rate) for target in self.targets
@@ -55,21 +61,27 @@ class RunResult:
     samples: runner.Samples
     loads: list[load.LoadRun]
     analysis: analysis.Analysis
-    environment: dict[str, Any]
-    write_check: dict[str, Any] | None = None
+    environment: environment.Environment
+    write_check: runner.WriteCheck | None = None
     partial: bool = False  # interrupted: what was measured before the interrupt
+    mix: MixResult | None = None
 
-    def progress(self) -> dict[str, int]:
+    def progress(self) -> Progress:
         """Trials and load runs done, and planned (they differ in a partial run)."""
-        return {"trials": len(self.samples.order), "trials_planned": self.spec.trials,
-                "load_runs": len(self.loads), "load_runs_planned": len(self.spec.load_runs())}
+        if self.spec.mix:
+            done = len(self.mix.runs()) if self.mix else 0
+            return Progress(0, 0, done, len(self.spec.rates) * len(self.spec.mix.modes))
+        return Progress(len(self.samples.order), self.spec.trials, len(self.loads),
+                        len(self.spec.load_runs()))
 
     def progress_text(self) -> str:
         """"523 of 1,300 timed trials, 2 of 8 load runs" (load runs only when planned)."""
         done = self.progress()
-        return (f"{done['trials']:,} of {done['trials_planned']:,} timed trials" + (
-            f", {done['load_runs']} of {done['load_runs_planned']} load runs"
-            if done["load_runs_planned"] else ""))
+        if self.spec.mix:
+            return f"{done.load_runs} of {done.load_runs_planned} mix runs"
+        return (f"{done.trials:,} of {done.trials_planned:,} timed trials" + (
+            f", {done.load_runs} of {done.load_runs_planned} load runs"
+            if done.load_runs_planned else ""))
 
 
 def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
@@ -82,6 +94,8 @@ def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
         demo.load(conn, output=output)
     started = dt.datetime.now(dt.UTC)
     prefix = f"{cache_prefix}bench:{started:%H%M%S%f}:"
+    if spec.mix:
+        return _run_mix(spec, spec.mix, conn, dsn, redis_url, prefix, started, output)
     conns = runner.open_connections(dsn, redis_url, prefix, spec.targets, spec.cluster)
     scratch = runner.ScratchCards([])
     plan = spec.load_runs()
@@ -133,7 +147,7 @@ def _load_runs(spec: RunSpec, plan: list[tuple[str, str, float | None]], dsn: st
             if spec.rates else "closed loop")
     output.message(f"load: {len(plan)} run(s), {mode}, {spec.processes} processes × "
                    f"{spec.duration:g} s each …")
-    base = {"dsn": dsn, "redis_url": redis_url, "prefix": prefix, "cluster": spec.cluster}
+    base = load.Endpoint(dsn, redis_url, prefix, spec.cluster)
     with load.pool(spec.processes) as pool, output.progress("Load runs", total=len(plan)) as bar:
         load.warm(pool, spec.processes)
         for n, (target, kind, rate) in enumerate(plan):
@@ -143,3 +157,42 @@ def _load_runs(spec: RunSpec, plan: list[tuple[str, str, float | None]], dsn: st
             runs.append(load.LoadRun(target, kind, spec.processes, spec.duration, rate,
                                      load.run(jobs, pool)))
             bar.advance(1)
+
+
+def _run_mix(spec: RunSpec, mix: MixSpec, conn: psycopg.Connection[Any], dsn: str,
+             redis_url: str, prefix: str, started: dt.datetime, output: Output) -> RunResult:
+    """The mix at every rate, cached and (unless skipped) uncached in turn; the scratch
+    cards checked, then retired whatever happens."""
+    from recharge_cli.cache import Cache
+
+    mixer = Mixer(mix, list(spec.rates), spec.duration, spec.processes, spec.seed,
+                  load.Endpoint(dsn, redis_url, prefix, spec.cluster))
+    modes = " then ".join(m.replace("_", " ") for m in mix.modes)
+    output.message(f"mix {', '.join(f'{k}={v}' for k, v in mix.weights.items())}, "
+                   f"{mix.distribution} cards, at {', '.join(f'{r:,.0f}' for r in spec.rates)} "
+                   f"operations/s ({modes} at each), {spec.processes} processes × "
+                   f"{spec.duration:g} s …")
+    cache = Cache.from_url(redis_url, prefix, cluster=spec.cluster)
+    partial = False
+    try:
+        try:
+            with output.progress("Mix runs", total=len(spec.rates) * len(mix.modes)) as bar:
+                mixer.run(conn, bar.advance)
+        except KeyboardInterrupt:
+            if not mixer.runs:
+                raise
+            partial = True
+        if mixer.scratch.card_ids:
+            output.message(f"the writes went to {len(mixer.scratch.card_ids)} new scratch "
+                           "card(s), retired (inactive) afterwards")
+        result = mixer.result(None if partial else conn)
+        return RunResult(spec, started, runner.Samples(), [], analysis.analyse(
+                             runner.Samples(), [], [], spec.seed, spec.cluster, spec.slo_ms),
+                         environment.probe(conn, cache, {**asdict(spec),
+                                                         "processes": spec.processes}),
+                         None, partial, result)
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            mixer.scratch.retire(conn)
+        cache.flush()
+        cache.close()

@@ -10,12 +10,16 @@ from typing import TYPE_CHECKING
 import typer
 
 from recharge_cli import parsers
+from recharge_cli.bench.distributions import DISTRIBUTIONS, ZIPF_THETA
 from recharge_cli.bench.runner import ALL_TARGETS
-from recharge_cli.commands import choice, runtime, writable_folder
+from recharge_cli.commands.options import choice
+from recharge_cli.commands.shared import runtime
 from recharge_cli.errors import ExitStatus, InvalidInput, RechargeError
+from recharge_cli.inputs import writable_folder
 from recharge_cli.runtime import Runtime
 
 if TYPE_CHECKING:
+    from recharge_cli.bench.mix import MixResult, MixSpec
     from recharge_cli.bench.session import RunResult, RunSpec
 
 app = typer.Typer(invoke_without_command=True, help="Cached vs uncached latency, load curves, "
@@ -41,6 +45,19 @@ SLO_MS = typer.Option(None, "--slo-ms", min=0.001,
 CHECK_BUDGETS = typer.Option(False, "--check-budgets",
                              help="exit 1 when a performance budget fails")
 OUT = typer.Option(None, "--out", help="report folder (default reports/<UTC time>)")
+MIX = typer.Option(None, "--mix", metavar="OP=W,…", help="a weighted mix of balance, "
+                   "card_trips, stats_revenue, trips_total, active_users, tap and recharge, "
+                   "open loop at --rate/--rates, instead of the targets one by one")
+DISTRIBUTION = choice("zipfian", "--distribution", DISTRIBUTIONS,
+                      "how a mix's reads choose cards (YCSB's definitions)")
+ZIPF_THETA = typer.Option(ZIPF_THETA, "--zipf-theta", min=0.01, max=0.999,
+                          help="the zipfian constant of --distribution zipfian/latest")
+TTL_SCALE = typer.Option(1.0, "--ttl-scale", min=0.001, max=1.0, metavar="F",
+                         help="a mix's statistics expire after F × their TTLs (a short run "
+                         "sees expiries)")
+NO_CACHE_BASELINE = typer.Option(True, "--no-cache-baseline/--skip-no-cache-baseline",
+                                 help="run the same mix without the cache, in turn, on the "
+                                 "same schedule")
 
 
 @app.callback()
@@ -54,6 +71,8 @@ def bench(
     duration: float = DURATION, slo_ms: float | None = SLO_MS, check_budgets: bool = CHECK_BUDGETS,
     out: Path | None = OUT,
     no_plot: bool = typer.Option(False, "--no-plot", help="skip the PNG plots"),
+    mix: str | None = MIX, distribution: str = DISTRIBUTION, zipf_theta: float = ZIPF_THETA,
+    ttl_scale: float = TTL_SCALE, no_cache_baseline: bool = NO_CACHE_BASELINE,
 ) -> None:
     """Cached vs uncached latency of each target, with baselines, load runs, plots and a report.
 
@@ -62,6 +81,8 @@ def bench(
       recharge bench --iterations 200
       recharge bench --target balance --target stats_revenue --rates 500,1000,2000,4000
       recharge bench --target recharge --concurrency 8 --duration 10 --check-budgets
+      recharge bench --mix balance=70,card_trips=5,stats_revenue=5,tap=15,recharge=5 \\
+        --distribution zipfian --rates 250,500,1000,2000
     """
     if ctx.invoked_subcommand:
         return
@@ -72,9 +93,11 @@ def bench(
     if unknown:
         raise InvalidInput(f"unknown --target {', '.join(unknown)}: choose from "
                            f"{', '.join(ALL_TARGETS)}")
+    offered = sorted({*parsers.rates(rates), *([rate] if rate else [])})
+    mixed = _mix_spec(mix, target, offered, distribution, zipf_theta, ttl_scale,
+                      no_cache_baseline)
     spec = session.RunSpec(target or list(runner.TARGETS), iterations, warmup, seed, concurrency,
-                           duration, sorted({*parsers.rates(rates), *([rate] if rate else [])}),
-                           slo_ms, rt.servers().redis_cluster)
+                           duration, offered, slo_ms, rt.ensure_servers().redis_cluster, mixed)
     out = out or _default_out()
     created = not out.exists()
     writable_folder(out, "--out")
@@ -91,20 +114,44 @@ def bench(
         rt.output.error(f"interrupted: the report in {out}/ is partial "
                         f"({result.progress_text()})")
         raise typer.Exit(ExitStatus.INTERRUPTED)
+    mixed_check = result.mix.write_check if result.mix else None
+    if mixed_check and not mixed_check.ok:
+        raise RechargeError(f"write check failed: {mixed_check.missing_or_duplicated} reported "
+                            f"write(s) missing or duplicated, {mixed_check.balance_mismatches} "
+                            "scratch card(s) whose balance is not their recharges less fares")
     check = result.write_check
-    if check and not check["ok"]:
-        raise RechargeError(f"write check failed: scratch balances {check['balance']} != "
-                            f"{check['expected_balance']} expected, {check['ledger_mismatches']} "
-                            "card(s) whose balance differs from the ledger")
+    if check and not check.ok:
+        raise RechargeError(f"write check failed: {check.recharges_found} recharges found for "
+                            f"{check.recharges_reported} reported, {check.balance_mismatches} "
+                            "card(s) whose balance is not the sum of their recharges")
     if check_budgets and not result.analysis.budgets_pass:
         rt.output.error("a performance budget failed (see the budgets above)")
         raise typer.Exit(ExitStatus.CHECK_FAILED)
 
 
+def _mix_spec(text: str | None, target: list[str] | None, offered: list[float],
+              distribution: str, zipf_theta: float, ttl_scale: float,
+              no_cache_baseline: bool) -> MixSpec | None:
+    """The --mix options checked (exit 2, one line, on a mistake)."""
+    from recharge_cli.bench import mix
+
+    if text is None:
+        return None
+    weights = mix.parse(text)
+    if target:
+        raise InvalidInput("--mix replaces --target: give the operations in --mix")
+    if not offered:
+        raise InvalidInput("--mix runs open loop: give --rate R or --rates R1,R2,…")
+    if distribution not in DISTRIBUTIONS:
+        raise InvalidInput(f"unknown --distribution {distribution}: choose from "
+                           f"{', '.join(DISTRIBUTIONS)}")
+    return mix.MixSpec(weights, distribution, zipf_theta, ttl_scale, no_cache_baseline)
+
+
 def _run(rt: Runtime, spec: RunSpec) -> RunResult:
     from recharge_cli.bench import session
 
-    servers = rt.servers()
+    servers = rt.ensure_servers()
     if not servers.redis_url:
         raise InvalidInput("bench compares the Redis cache with PostgreSQL and needs Redis: give "
                            "--redis-url or RECHARGE_REDIS_URL")
@@ -114,34 +161,64 @@ def _run(rt: Runtime, spec: RunSpec) -> RunResult:
 
 def _show(rt: Runtime, result: RunResult, out: Path, plots: bool) -> None:
     from recharge_cli.bench import analysis, exporters
+    from recharge_cli.bench.model import to_json
 
     files = exporters.write_all(out, result, plots)
+    if result.mix:
+        _show_mix(rt, result.mix, out, len(files), result.partial, plots)
+        return
     a = result.analysis
     for warning in a.warnings:
         rt.output.warn(warning)
     rt.output.message(f"report written to {out}/ ({len(files)} files: results.json, "
                       "summary.csv, report.md" + (", plots" if plots else "") + ")")
     if rt.output.resolved_format == "json":
-        rt.output.emit({"out": str(out), "partial": result.partial, "rows": analysis.summary_rows(a),
-                        "speedups": a.speedups, "budgets": a.budgets, "loads": a.loads,
-                        "saturation": a.saturation, "write_check": result.write_check,
-                        "warnings": a.warnings})
+        loads = [{k: v for k, v in to_json(r).items() if k != "histogram"} for r in a.loads]
+        rt.output.emit({"out": str(out), "partial": result.partial,
+                        "rows": analysis.summary_rows(a), "loads": loads, **to_json({
+                            "speedups": a.speedups, "budgets": a.budgets,
+                            "saturation": a.saturation, "write_check": result.write_check,
+                            "warnings": a.warnings})})
         return
     rt.output.emit(analysis.summary_rows(a))
     for r in a.loads:
-        offered = f"offered {r['offered_per_second']:,.0f}/s, " if r["offered_per_second"] else ""
-        rt.output.message(f"load {r['target']}/{r['kind']} ({r['mode']} loop, {offered}"
-                          f"{r['processes']} processes): {r['achieved_per_second']:,.0f} ops/s, "
-                          f"p50 {r.get('p50_us', 0):,.0f} µs, p99 {r.get('p99_us', 0):,.0f} µs"
-                          + (f", {r['skipped']} skipped" if r["skipped"] else ""))
+        offered = f"offered {r.offered_per_second:,.0f}/s, " if r.offered_per_second else ""
+        rt.output.message(f"load {r.target}/{r.kind} ({r.mode} loop, {offered}"
+                          f"{r.processes} processes): {r.achieved_per_second:,.0f} ops/s, "
+                          f"p50 {r.p50_us or 0:,.0f} µs, p99 {r.p99_us or 0:,.0f} µs"
+                          + (f", {r.skipped} skipped" if r.skipped else ""))
     for s in a.saturation:
-        state = "saturates at" if s["saturated"] else "served up to (not saturated)"
-        rt.output.message(f"{s['target']}/{s['kind']} {state} ≈ {s['ops_per_second']:,.0f} ops/s")
+        state = "saturates at" if s.saturated else "served up to (not saturated)"
+        rt.output.message(f"{s.target}/{s.kind} {state} ≈ {s.ops_per_second:,.0f} ops/s")
     for b in a.budgets:
-        rt.output.message(f"{analysis.budget_verdict(b)}: {b['budget']} (measured "
-                          f"{b['ratio']:.2f} from {b['samples']:,} samples"
-                          + (f"; the budgets need {b['samples_needed']:,}, --iterations "
-                             f"{b['samples_needed']})" if b["status"] == analysis.TOO_FEW else ")"))
+        rt.output.message(f"{b.verdict}: {b.budget} (measured {b.ratio:.2f} from "
+                          f"{b.samples:,} samples"
+                          + (f"; the budgets need {b.samples_needed:,}, --iterations "
+                             f"{b.samples_needed})" if b.status == analysis.TOO_FEW else ")"))
+
+
+def _show_mix(rt: Runtime, mix: MixResult, out: Path, files: int, partial: bool,
+              plots: bool) -> None:
+    rt.output.message(f"report written to {out}/ ({files} files: results.json, summary.csv, "
+                      "report.md" + (", curve-mix.png)" if plots else ")"))
+    if rt.output.resolved_format == "json":
+        rt.output.emit({"out": str(out), "partial": partial, "mix": mix.to_json()})
+        return
+    from recharge_cli.bench import exporters
+
+    rt.output.emit([{k: v for k, v in row.items() if k in MIX_COLUMNS}
+                    for row in exporters.mix_rows(mix)])
+    for s in mix.saving:
+        rt.output.message(
+            f"at {s.offered_per_second:,.0f}/s the cache cut p50 latency "
+            f"{s.latency_p50.ratio:.2f}× [{s.latency_p50.ci_low:.2f}, {s.latency_p50.ci_high:.2f}] "
+            f"and PostgreSQL calls per operation {s.pg_calls_per_op.ratio:.2f}× "
+            f"[{s.pg_calls_per_op.ci_low:.2f}, {s.pg_calls_per_op.ci_high:.2f}] "
+            f"({s.pg_load_removed:.0%} of the calls removed)")
+
+
+MIX_COLUMNS = ("offered_per_second", "mode", "operation", "operations", "p50_us", "p99_us",
+               "p99_9_us", "hit_ratio", "pg_calls_per_second", "pg_cpu_seconds_per_op")
 
 
 @app.command("compare")
@@ -172,16 +249,17 @@ def compare(
     runs = [comparison.load(path) for path in results]
     found = comparison.changes(runs, fail_if_slower)
     out = writable_folder(out or _default_out("compare-"), "--out")
-    written = [write_csv(out / "compare.csv", found.rows)]
+    rows = [row.as_row() for row in found.rows]
+    written = [write_csv(out / "compare.csv", rows)]
     if not no_plot:
         written.append(comparison.plot(found, out / "compare.png", fail_if_slower))
     for warning in found.warnings:
         rt.output.warn(warning)
-    rt.output.message(f"ratio = later p50 / {runs[0]['label']} p50 (below 1 is faster); "
+    rt.output.message(f"ratio = later p50 / {runs[0].label} p50 (below 1 is faster); "
                       f"written {', '.join(str(p) for p in written)}")
-    rt.output.emit(found.rows)
+    rt.output.emit(rows)
     if found.regressions:
         rt.output.error(f"{len(found.regressions)} series slower by more than "
                         f"{fail_if_slower:g} %: "
-                        + ", ".join(f"{r['series']} ({r['run']})" for r in found.regressions))
+                        + ", ".join(f"{r.series} ({r.run})" for r in found.regressions))
         raise typer.Exit(ExitStatus.CHECK_FAILED)

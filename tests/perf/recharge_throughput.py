@@ -113,7 +113,7 @@ def main() -> None:
               f"balance (cache hit) {cached_p50:.0f} µs")
         scratch = runner.ScratchCards.create(conn, load.scratch_cards_needed(
             args.clients, args.seconds, []) * runner.WRITES_PER_CARD)
-        base = {"dsn": args.dsn, "redis_url": args.redis_url, "prefix": prefix, "cluster": False}
+        base = load.Endpoint(args.dsn, args.redis_url, prefix)
         with load.pool(args.jobs) as pool:
             load.warm(pool, args.jobs)
             recording = load.run(load.jobs(base, runner.WRITE_TARGET, runner.WRITE_KIND,
@@ -125,7 +125,7 @@ def main() -> None:
               f"processes (p50 "
               f"{recording.latency.get_value_at_percentile(50) / 1000:.0f} µs, p99 "
               f"{recording.latency.get_value_at_percentile(99) / 1000:.0f} µs; write check "
-              f"{'ok' if check['ok'] else 'FAILED'})")
+              f"{'ok' if check.ok else 'FAILED'})")
         top = conn.execute("SELECT max(card_id) AS top FROM public.cards WHERE status = 'active' "
                            "AND balance < 400000").fetchone()["top"]
         own = {name: pgbench_tps(args.dsn, args.clients, args.jobs, int(args.seconds),
