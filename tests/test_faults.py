@@ -178,7 +178,7 @@ def test_flush_between_a_readers_get_and_its_set(private_db: Database) -> None:
     conn = private_db.connect()
     cards.recharge(conn, private_db.cache(), 2, 1000, key=f"open-{uuid.uuid4()}")
     reader_cache, writer_cache = private_db.cache(), private_db.cache()
-    reader_cache.delete(reader_cache.card_key(2, "balance"))
+    reader_cache.client.delete(reader_cache.card_key(2, "balance"))
     read_done, flushed = threading.Event(), threading.Event()
     original_fill = reader_cache.card_fill
 
@@ -256,11 +256,11 @@ def test_cache_prefix_with_glob_specials_flushes_its_own_keys(database: Database
     cache = Cache.from_url(database.redis_url, prefix)
     neighbour = Cache.from_url(database.redis_url, prefix.replace("\\", "/"))
     try:
-        cache.raw_set(cache.card_key(1, "balance"), b"1")
-        neighbour.raw_set(neighbour.card_key(1, "balance"), b"1")
+        cache.client.set(cache.card_key(1, "balance"), b"1")
+        neighbour.client.set(neighbour.card_key(1, "balance"), b"1")
         assert cache.flush() == 1
-        assert cache.raw_get(cache.card_key(1, "balance")) is None
-        assert neighbour.raw_get(neighbour.card_key(1, "balance")) == b"1"
+        assert cache.client.get(cache.card_key(1, "balance")) is None
+        assert neighbour.client.get(neighbour.card_key(1, "balance")) == b"1"
     finally:
         neighbour.flush()
         cache.close()
@@ -364,8 +364,8 @@ def test_while_another_process_cleans_the_cache_reads_skip_it_and_writes_go_thro
     card = new_card(conn, balance=1000)
     env = cli_env(database.dsn, database.redis_url, database.prefix, tmp_path)
     cache = database.cache()
-    cache.raw_set(f"{database.prefix}epoch", b"0:stale")
-    cache.raw_set(f"{database.prefix}reset-lock", b"held-by-another-process")
+    cache.client.set(f"{database.prefix}epoch", b"0:stale")
+    cache.client.set(f"{database.prefix}reset-lock", b"held-by-another-process")
     epoch = conn.execute("SELECT epoch FROM cache_state").fetchone()["epoch"]
     try:
         wrote = cli(env, "recharge", "--card", str(card), "--amount", "2000")
@@ -375,7 +375,7 @@ def test_while_another_process_cleans_the_cache_reads_skip_it_and_writes_go_thro
         assert cache.get(cache.card_key(card, "balance"))["balance"] == 3000
         assert conn.execute("SELECT epoch FROM cache_state").fetchone()["epoch"] == epoch
     finally:
-        cache.delete(f"{database.prefix}reset-lock")
+        cache.client.delete(f"{database.prefix}reset-lock")
     read = cli(env, "balance", "--card", str(card))  # the lock is free: this one cleans
     assert '"balance": 3000' in read.stdout
     cache.close()
