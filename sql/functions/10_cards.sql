@@ -150,6 +150,20 @@ LANGUAGE sql IMMUTABLE AS $$
                 ELSE 'balance' END
 $$;
 
+-- A refused tap's outcome (tap_core): the tap as it was sent, the SQLSTATE and the message.
+CREATE OR REPLACE FUNCTION tap_refused(p_card_id bigint, p_station_id integer,
+                                       p_route_id integer, p_at timestamptz, p_code text,
+                                       p_error text)
+RETURNS TABLE (card_id bigint, trip_id bigint, station_id integer, route_id integer,
+               boarding_time timestamptz, fare_charged bigint, is_transfer boolean,
+               transfer_group bigint, leg_number smallint, balance bigint, version bigint,
+               paid_by text, replayed boolean, error_code text, error text)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint, NULL::boolean,
+           NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false, p_code,
+           p_error
+$$;
+
 -- A boarding tap, judged as of its boarding time (validators forward taps late and in
 -- batches): one row with the leg and its charge, or an error code and message instead
 -- (RC002 invalid, RC003 not found, RC004 refused by a rule, RC005 key reused), having
@@ -200,42 +214,42 @@ DECLARE
     v_benefit text;
 BEGIN
     IF NOT coalesce(public.is_idempotency_key(p_key), false) THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC002', 'invalid idempotency key: use 1-128 letters, digits or ._:-';
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC002',
+            'invalid idempotency key: use 1-128 letters, digits or ._:-');
         RETURN;
     END IF;
     SELECT * INTO v_limits FROM public.limits;
     IF v_at > now() + make_interval(mins => v_limits.max_future_minutes) THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC002', format('boarding time %s is in the future (beyond the allowed clock skew '
-                            'of %s minutes)', v_at, v_limits.max_future_minutes);
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC002',
+            format('boarding time %s is in the future (beyond the allowed clock skew '
+                            'of %s minutes)', v_at, v_limits.max_future_minutes));
         RETURN;
     END IF;
     SELECT s.station_type INTO v_station_type FROM public.stations s
     WHERE s.station_id = p_station_id;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC003', format('station %s not found', p_station_id);
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC003',
+            format('station %s not found', p_station_id));
         RETURN;
     END IF;
     IF p_route_id IS NOT NULL THEN
         SELECT r.route_type INTO v_route_type FROM public.routes r WHERE r.route_id = p_route_id;
         IF NOT FOUND THEN
-            RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at,
-                NULL::bigint, NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint,
-                NULL::bigint, NULL::text, false, 'RC003', format('route %s not found', p_route_id);
+            RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC003',
+            format('route %s not found', p_route_id));
             RETURN;
         END IF;
     END IF;
     v_service := public.leg_service(v_station_type, v_route_type);
     SELECT * INTO v_card FROM public.cards c WHERE c.card_id = p_card_id FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC003', format('card %s not found', p_card_id);
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC003',
+            format('card %s not found', p_card_id));
         RETURN;
     END IF;
     -- the card charged: this one, or the end of its chain of replacements (locked in the
@@ -255,10 +269,9 @@ BEGIN
         IF v_done.kind <> 'fare' OR v_done.station_id <> p_station_id
            OR v_done.route_id IS DISTINCT FROM p_route_id
            OR (p_at IS NOT NULL AND v_done.boarding_time <> p_at) THEN
-            RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at,
-                NULL::bigint, NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint,
-                NULL::bigint, NULL::text, false, 'RC005',
-                format('idempotency key %s was already used with different parameters', p_key);
+            RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC005',
+            format('idempotency key %s was already used with different parameters', p_key));
             RETURN;
         END IF;
         RETURN QUERY SELECT v_done.card_id, v_done.entry_id, v_done.station_id, v_done.route_id,
@@ -270,9 +283,9 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM public.idempotency_keys k
                WHERE k.card_id = p_card_id AND k.idempotency_key = p_key) THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC005', format('idempotency key %s was already used with different parameters', p_key);
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC005',
+            format('idempotency key %s was already used with different parameters', p_key));
         RETURN;
     END IF;
     -- what the card was at the boarding time: its last status change before it
@@ -284,24 +297,24 @@ BEGIN
         INTO v_status;
     END IF;
     IF v_status <> 'active' THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC004', CASE WHEN p_at IS NULL THEN format('card %s is %s', p_card_id, v_status)
-                          ELSE format('card %s was %s at %s', p_card_id, v_status, v_at) END;
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC004',
+            CASE WHEN p_at IS NULL THEN format('card %s is %s', p_card_id, v_status)
+                          ELSE format('card %s was %s at %s', p_card_id, v_status, v_at) END);
         RETURN;
     END IF;
     IF v_at < v_card.issued_at THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC004', format('boarding time %s is before card %s was issued (%s)', v_at,
-                            p_card_id, v_card.issued_at);
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC004',
+            format('boarding time %s is before card %s was issued (%s)', v_at,
+                            p_card_id, v_card.issued_at));
         RETURN;
     END IF;
     IF v_at < now() - make_interval(days => v_limits.max_tap_age_days) THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC004', format('boarding time %s is older than %s days: too late to charge', v_at,
-                            v_limits.max_tap_age_days);
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC004',
+            format('boarding time %s is older than %s days: too late to charge', v_at,
+                            v_limits.max_tap_age_days));
         RETURN;
     END IF;
     SELECT * INTO v_window FROM public.transfer_windows w
@@ -331,9 +344,9 @@ BEGIN
       AND f.valid_from <= v_at AND (f.valid_to IS NULL OR v_at < f.valid_to)
     ORDER BY f.valid_from DESC LIMIT 1;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC004', format('no fare is valid at %s', v_at);
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC004',
+            format('no fare is valid at %s', v_at));
         RETURN;
     END IF;
     v_month := date_trunc('month', v_at)::date;
@@ -345,17 +358,17 @@ BEGIN
     -- Trips on credit are for personalised cards only: an anonymous card cannot be traced
     -- to anyone who would pay the debt back.
     IF v_charged.user_id IS NULL AND v_balance < 0 THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC004', format('insufficient balance: %s for a fare of %s (an anonymous card gets '
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC004',
+            format('insufficient balance: %s for a fare of %s (an anonymous card gets '
                             'no credit; register it to a user for up to %s on credit)',
-                            v_charged.balance, v_fare, v_limits.credit_allowance);
+                            v_charged.balance, v_fare, v_limits.credit_allowance));
         RETURN;
     ELSIF v_balance < -v_limits.credit_allowance THEN
-        RETURN QUERY SELECT p_card_id, NULL::bigint, p_station_id, p_route_id, p_at, NULL::bigint,
-            NULL::boolean, NULL::bigint, NULL::smallint, NULL::bigint, NULL::bigint, NULL::text, false,
-            'RC004', format('insufficient balance: %s with a credit allowance of %s, fare %s',
-                            v_charged.balance, v_limits.credit_allowance, v_fare);
+        RETURN QUERY SELECT * FROM public.tap_refused(
+            p_card_id, p_station_id, p_route_id, p_at, 'RC004',
+            format('insufficient balance: %s with a credit allowance of %s, fare %s',
+                            v_charged.balance, v_limits.credit_allowance, v_fare));
         RETURN;
     END IF;
     v_entry_id := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));

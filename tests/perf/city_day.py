@@ -32,10 +32,10 @@ from pathlib import Path
 
 import psycopg
 import redis
+from bulk_throughput import pgbench_tps  # (the same TPC-B anchor: this folder's script)
 from psycopg import conninfo
 
 RECHARGE = [sys.executable, "-m", "recharge_cli"]
-PGBENCH = Path("/usr/lib/postgresql/15/bin/pgbench")
 # weekday journeys by hour (the demo's curve, 20_seed.sql)
 HOURS = [1, 1, 1, 1, 4, 14, 22, 20, 11, 7, 6, 6, 7, 7, 6, 7, 11, 19, 17, 10, 6, 4, 3, 2]
 # the service of a first leg and the stations and routes of each (as the demo's ids)
@@ -112,16 +112,6 @@ def stage(name: str, conn: psycopg.Connection, rows: int, command: list[str], en
 
 
 STAGES: dict[str, float] = {}
-
-
-def pgbench_tps(dsn: str) -> float:
-    parts = conninfo.conninfo_to_dict(dsn)
-    args = [str(PGBENCH), "-h", parts.get("host", "127.0.0.1"), "-p", str(parts.get("port", 5432)),
-            "-U", parts.get("user", "postgres"), parts["dbname"]]
-    subprocess.run([*args[:-1], "-i", "-q", "-s", "8", args[-1]], check=True, capture_output=True)
-    out = subprocess.run([*args[:-1], "-c", "8", "-j", "2", "-T", "10", args[-1]], check=True,
-                         capture_output=True, text=True).stdout
-    return float(out.split("tps = ")[1].split()[0])
 
 
 def main() -> int:
