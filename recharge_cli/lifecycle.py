@@ -21,6 +21,7 @@ STATUS_ACTIONS = ("block", "unblock", "lost")
 STATUSES = ("active", "inactive", "blocked", "lost")
 MAX_LIMIT = 10_000
 MAX_LIMIT_PESOS = 2**62  # the largest recharge or balance limit accepted
+MAX_TAP_AGE_DAYS = 3650  # how late an offline tap may ever be accepted
 FOLLOW_INTERVAL = 0.5  # seconds between polls of `audit list --follow` when nothing is new
 # The WHATWG HTML standard's "valid e-mail address" (what an <input type="email"> accepts), as
 # public.email_is_valid in sql/ checks it: a malformed email is refused before a key is drawn.
@@ -177,15 +178,20 @@ def set_limits(conn: psycopg.Connection[Row], values: dict[str, int | None], who
                key: str | None = None, announce: Announce | None = None) -> Row:
     if all(v is None for v in values.values()):
         raise InvalidInput("give at least one of --min-recharge, --max-recharge, --max-balance, "
-                           "--credit-allowance")
+                           "--credit-allowance, --max-tap-age-days")
     for name, value in values.items():
-        if value is not None and not 0 <= value <= MAX_LIMIT_PESOS:
+        if name == "max_tap_age_days":
+            if value is not None and not 1 <= value <= MAX_TAP_AGE_DAYS:
+                raise InvalidInput(f"--max-tap-age-days must be between 1 and {MAX_TAP_AGE_DAYS} "
+                                   f"days, got {value}")
+        elif value is not None and not 0 <= value <= MAX_LIMIT_PESOS:
             raise InvalidInput(f"--{name.replace('_', '-')} must be between 0 and "
                                f"{MAX_LIMIT_PESOS:,} pesos, got {value}")
     key = idempotency_key(key, announce)
     row = db.write(conn, "public.limits_set",
                    (values["min_recharge"], values["max_recharge"], values["max_balance"],
-                    values["credit_allowance"], operator(who), key), key)
+                    values["credit_allowance"], values.get("max_tap_age_days"), operator(who),
+                    key), key)
     return {**row, "idempotency_key": key}
 
 

@@ -100,12 +100,14 @@ def test_trip_charges_fare_then_transfer(cli, conn) -> None:
     too_old = cli("trips", "record", "--card", str(card), "--station", "5",
                   "--at", "2025-06-01T07:00:00")  # beyond limits.max_tap_age_days (30)
     assert too_old.exit_code == 4 and "older than 30 days" in too_old.stderr
-    conn.execute("UPDATE limits SET max_tap_age_days = 3650")
+    for bad in ("0", "3651"):
+        assert cli("limits", "set", "--max-tap-age-days", bad).exit_code == 2
+    assert cli("limits", "set", "--max-tap-age-days", "3650").json()["max_tap_age_days"] == 3650
     try:
         earlier = cli("trips", "record", "--card", str(card), "--station", "5",
                       "--at", "2025-06-01T07:00:00").json()  # charged by the 2025 rules
     finally:
-        conn.execute("UPDATE limits SET max_tap_age_days = 30")
+        assert cli("limits", "set", "--max-tap-age-days", "30").exit_code == 0
     assert earlier["fare_charged"] == 3200
     assert earlier["balance"] == ledger_sum(conn, card) == 20_000 - 3 * 3550 - 3200
     listed = cli("trips", "list", "--card", str(card), "--limit", "2")

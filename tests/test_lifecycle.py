@@ -142,7 +142,7 @@ def test_fares_and_limits(cli, conn) -> None:
                ).exit_code == 3
     shown = cli("limits", "show").json()
     assert set(shown) >= {"min_recharge", "max_recharge", "max_balance", "credit_allowance",
-                          "transfer_window_minutes", "max_transfers"}
+                          "transfer_window_minutes", "max_transfers", "max_tap_age_days"}
     assert shown["transfer_window_minutes"] == 125 and shown["min_recharge"] == 500
     changed = cli("limits", "set", "--credit-allowance", str(shown["credit_allowance"] + 1))
     assert changed.exit_code == 0 and changed.json()["credit_allowance"] == \

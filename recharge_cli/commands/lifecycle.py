@@ -162,11 +162,15 @@ def limits_set(ctx: typer.Context,
                max_balance: int | None = typer.Option(None, "--max-balance", parser=whole_number),
                credit_allowance: int | None = typer.Option(None, "--credit-allowance",
                                                            parser=whole_number),
+               max_tap_age_days: int | None = typer.Option(
+                   None, "--max-tap-age-days", parser=whole_number,
+                   help="refuse taps boarded longer ago than this (offline validators' uploads)"),
                operator: str | None = OPERATOR, key: str | None = KEY) -> None:
     """Change limits (audited); options left out keep their value."""
     rt = runtime(ctx)
     values = {"min_recharge": min_recharge, "max_recharge": max_recharge,
-              "max_balance": max_balance, "credit_allowance": credit_allowance}
+              "max_balance": max_balance, "credit_allowance": credit_allowance,
+              "max_tap_age_days": max_tap_age_days}
     rt.output.emit(lifecycle.set_limits(rt.db(), values, operator, key, announce_key(rt)))
 
 

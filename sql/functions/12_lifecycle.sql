@@ -441,33 +441,40 @@ BEGIN
     RETURN QUERY SELECT p_code, p_amount, p_from, NULL::timestamptz, false;
 END $$;
 
-CREATE OR REPLACE FUNCTION limits_show()
+DROP FUNCTION IF EXISTS limits_set(bigint, bigint, bigint, bigint, text, text);  -- (tap age)
+DROP FUNCTION IF EXISTS limits_show();  -- (max_tap_age_days)
+CREATE FUNCTION limits_show()
 RETURNS TABLE (min_recharge bigint, max_recharge bigint, max_balance bigint,
                credit_allowance bigint, transfer_window_minutes integer, max_transfers smallint,
-               max_future_minutes integer)
+               max_future_minutes integer, max_tap_age_days integer)
 LANGUAGE plpgsql STABLE
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
         SELECT l.min_recharge, l.max_recharge, l.max_balance, l.credit_allowance,
-               w.window_minutes, w.max_transfers, l.max_future_minutes
+               w.window_minutes, w.max_transfers, l.max_future_minutes, l.max_tap_age_days
         FROM public.limits l
         LEFT JOIN public.transfer_windows w
                ON w.valid_from <= now() AND (w.valid_to IS NULL OR now() < w.valid_to);
 END $$;
 
-CREATE OR REPLACE FUNCTION limits_set(p_min bigint, p_max bigint, p_max_balance bigint,
-                                      p_credit bigint, p_operator text, p_key text)
+-- (a key's request names max_tap_age_days only when it is given, so keys of limit changes
+-- made before it existed still replay)
+CREATE FUNCTION limits_set(p_min bigint, p_max bigint, p_max_balance bigint, p_credit bigint,
+                           p_max_tap_age_days integer, p_operator text, p_key text)
 RETURNS TABLE (min_recharge bigint, max_recharge bigint, max_balance bigint,
                credit_allowance bigint, transfer_window_minutes integer, max_transfers smallint,
-               max_future_minutes integer, replayed boolean)
+               max_future_minutes integer, max_tap_age_days integer, replayed boolean)
 LANGUAGE plpgsql
     SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     v_request jsonb := jsonb_build_object('min_recharge', p_min, 'max_recharge', p_max,
-                                          'max_balance', p_max_balance, 'credit_allowance', p_credit);
+                                          'max_balance', p_max_balance, 'credit_allowance', p_credit)
+        || CASE WHEN p_max_tap_age_days IS NOT NULL
+                THEN jsonb_build_object('max_tap_age_days', p_max_tap_age_days)
+                ELSE '{}'::jsonb END;
     v_done jsonb := public.claimed_admin_key(p_key, 'limits', v_request);
     v_before public.limits;
 BEGIN
@@ -478,10 +485,12 @@ BEGIN
             SET min_recharge = coalesce(p_min, l.min_recharge),
                 max_recharge = coalesce(p_max, l.max_recharge),
                 max_balance = coalesce(p_max_balance, l.max_balance),
-                credit_allowance = coalesce(p_credit, l.credit_allowance);
+                credit_allowance = coalesce(p_credit, l.credit_allowance),
+                max_tap_age_days = coalesce(p_max_tap_age_days, l.max_tap_age_days);
         EXCEPTION WHEN check_violation THEN
             RAISE EXCEPTION 'inconsistent limits: need 0 < min-recharge <= max-recharge <= '
-                            'max-balance and credit-allowance >= 0' USING ERRCODE = 'RC002';
+                            'max-balance, credit-allowance >= 0 and max-tap-age-days > 0'
+                USING ERRCODE = 'RC002';
         END;
         PERFORM public.audit(0, p_operator, 'limits', NULL,
                              jsonb_build_object('before', to_jsonb(v_before), 'set', v_request));

@@ -23,7 +23,7 @@ GRANT EXECUTE ON FUNCTION
     recharge_reverse(bigint, bigint, text, text, text), card_show(bigint, integer),
     cards_list(text, bigint, integer, bigint), card_statement(bigint, date, date),
     fares_list(timestamptz), fare_set(text, bigint, timestamptz, text, text), limits_show(),
-    limits_set(bigint, bigint, bigint, bigint, text, text), audit_list(bigint, integer, bigint, bigint),
+    limits_set(bigint, bigint, bigint, bigint, integer, text, text), audit_list(bigint, integer, bigint, bigint),
     audit_horizon(bigint), audit_tail(bigint, integer),
     stations_list(text, text, text, integer, integer), station_show(integer),
     routes_list(text, text, integer, integer), route_show(integer),
