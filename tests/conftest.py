@@ -110,7 +110,7 @@ def own_database(servers: Servers, seeded: bool, migrate: bool = True) -> Iterat
         yield test_db
     finally:
         cache = test_db.cache()
-        cache.flush()
+        cache.flush(everything=True)  # the run's prefix, versions and markers too
         cache.close()
         drop_database(servers, name)
 
