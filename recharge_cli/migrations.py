@@ -84,7 +84,8 @@ def status(conn: psycopg.Connection[Any]) -> list[MigrationState]:
 
 def migrate(conn: psycopg.Connection[Any]) -> list[str]:
     """Apply what is pending, all in one transaction, so no writer ever meets new tables with
-    old functions (or the reverse); returns the names applied."""
+    old functions (or the reverse), and every function file after a changed one; returns
+    the names applied."""
     done: list[str] = []
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
     try:
@@ -97,8 +98,12 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
                 "migrations are forward-only, add a new one instead"
             )
         with conn.transaction():
+            function_applied = False
             for item in states:
-                if item.state == "applied":
+                # a function file that runs may replace functions the later ones act on (a
+                # dropped and re-created function loses its grants): those run again too
+                function_applied |= item.migration.kind == "repeatable" and item.state != "applied"
+                if item.state == "applied" and not function_applied:
                     continue
                 conn.execute(item.migration.sql)
                 conn.execute(

@@ -95,10 +95,11 @@ def record_file(connect: Callable[[], psycopg.Connection[Any]], cache: Cache, pa
     rejected (with `dry_run` every chunk runs with all its rules and is rolled back)."""
     summary = BulkSummary(dry_run=dry_run, amount_label="fares_charged")
     rejects = Rejects(rejects_path, output, REJECT_COLUMNS)
-    connections = [connect() for _ in range(WORKERS)]
+    connections: list[psycopg.Connection[Any]] = []
     try:
         with checked(path, read) as (digest, total, fh), interrupts.deferred():
-            upload = f"{digest}"
+            connections.extend(connect() for _ in range(WORKERS))  # once the file is sound
+            upload = digest
             conn = connections[0]
             conn.execute("SELECT public.tap_upload_begin(%s)", (upload,))
             with output.progress("Staging taps", total=total, unit="rows") as bar:

@@ -318,3 +318,22 @@ def test_a_tap_before_its_card_was_issued_is_refused(cli, conn) -> None:
     assert early.exit_code == 4 and "before card" in early.stderr and "was issued" in early.stderr
     later = cli("trips", "record", "--card", str(card), "--station", "5", "--at", "2026-11-20T13:00Z")
     assert later.exit_code == 0, later.stderr
+
+
+def test_a_changed_function_file_runs_the_later_ones_again(empty_database: Database) -> None:
+    """A function file that drops and re-creates a function (its result type changed) takes
+    its grant with it: the grants file after it runs again, even when it did not change."""
+    with empty_database.connect() as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'changed' "
+                     "WHERE name = 'functions/10_cards.sql'")
+        conn.execute("DROP FUNCTION record_trip(bigint, integer, integer, timestamptz, text)")
+        conn.execute("CREATE FUNCTION record_trip(bigint, integer, integer, timestamptz, text) "
+                     "RETURNS integer LANGUAGE sql AS 'SELECT 1'")  # as an older version had it
+        applied = migrations.migrate(conn)
+        assert "functions/10_cards.sql" in applied and "functions/90_grants.sql" in applied
+        granted = conn.execute(
+            "SELECT has_function_privilege('recharge_app', "
+            "'record_trip(bigint, integer, integer, timestamptz, text)', 'EXECUTE') AS ok"
+        ).fetchone()["ok"]
+        assert granted
+        assert migrations.migrate(conn) == []

@@ -181,7 +181,7 @@ $$;
 --   of the boarding's month (the rider's balance is untouched: the city pays that fare);
 --   a free transfer leg spends none. paid_by: benefit, transfer (nothing to pay) or balance.
 DROP FUNCTION IF EXISTS tap_core(bigint, integer, integer, timestamptz, text);  -- (paid_by)
-CREATE FUNCTION tap_core(
+CREATE OR REPLACE FUNCTION tap_core(
     p_card_id bigint, p_station_id integer, p_route_id integer, p_at timestamptz, p_key text)
 RETURNS TABLE (card_id bigint, trip_id bigint, station_id integer, route_id integer,
                boarding_time timestamptz, fare_charged bigint, is_transfer boolean,
@@ -395,7 +395,7 @@ BEGIN
 END $$;
 
 DROP FUNCTION IF EXISTS record_trip(bigint, integer, integer, timestamptz, text);  -- (paid_by)
-CREATE FUNCTION record_trip(
+CREATE OR REPLACE FUNCTION record_trip(
     p_card_id bigint, p_station_id integer, p_route_id integer, p_at timestamptz, p_key text)
 RETURNS TABLE (card_id bigint, trip_id bigint, station_id integer, route_id integer,
                boarding_time timestamptz, fare_charged bigint, is_transfer boolean,

@@ -302,7 +302,7 @@ END $$;
 -- benefit_trips: the benefit trips left this month (0 when the card holds none of this
 -- month's); benefit_expires: the last day they can be used.
 DROP FUNCTION IF EXISTS card_show(bigint, integer);  -- (benefit trips)
-CREATE FUNCTION card_show(p_card_id bigint, p_movements integer)
+CREATE OR REPLACE FUNCTION card_show(p_card_id bigint, p_movements integer)
 RETURNS TABLE (card_id bigint, user_id bigint, status text, balance bigint, version bigint,
                issued_at timestamptz, last_movement_at timestamptz, replaced_by bigint,
                replaces bigint, benefit_trips integer, benefit_expires date, movements jsonb)
@@ -443,7 +443,7 @@ END $$;
 
 DROP FUNCTION IF EXISTS limits_set(bigint, bigint, bigint, bigint, text, text);  -- (tap age)
 DROP FUNCTION IF EXISTS limits_show();  -- (max_tap_age_days)
-CREATE FUNCTION limits_show()
+CREATE OR REPLACE FUNCTION limits_show()
 RETURNS TABLE (min_recharge bigint, max_recharge bigint, max_balance bigint,
                credit_allowance bigint, transfer_window_minutes integer, max_transfers smallint,
                max_future_minutes integer, max_tap_age_days integer)
@@ -461,7 +461,7 @@ END $$;
 
 -- (a key's request names max_tap_age_days only when it is given, so keys of limit changes
 -- made before it existed still replay)
-CREATE FUNCTION limits_set(p_min bigint, p_max bigint, p_max_balance bigint, p_credit bigint,
+CREATE OR REPLACE FUNCTION limits_set(p_min bigint, p_max bigint, p_max_balance bigint, p_credit bigint,
                            p_max_tap_age_days integer, p_operator text, p_key text)
 RETURNS TABLE (min_recharge bigint, max_recharge bigint, max_balance bigint,
                credit_allowance bigint, transfer_window_minutes integer, max_transfers smallint,

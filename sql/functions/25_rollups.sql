@@ -51,7 +51,7 @@ $$;
 -- (a reversal carries the point of the recharge it reverses); a point's locality and
 -- channel follow from the point.
 DROP FUNCTION IF EXISTS revenue_rows(timestamptz, timestamptz);  -- (without reversals before 0019)
-CREATE FUNCTION revenue_rows(p_lo timestamptz, p_hi timestamptz)
+CREATE OR REPLACE FUNCTION revenue_rows(p_lo timestamptz, p_hi timestamptz)
 RETURNS TABLE (day date, point_id integer, recharged bigint, recharges bigint, reversed bigint,
                reversals bigint)
 LANGUAGE sql STABLE AS $$
@@ -77,7 +77,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 DROP FUNCTION IF EXISTS trip_rows(timestamptz, timestamptz, text);  -- (benefit fares, 0023)
-CREATE FUNCTION trip_rows(p_lo timestamptz, p_hi timestamptz, p_dimension text)
+CREATE OR REPLACE FUNCTION trip_rows(p_lo timestamptz, p_hi timestamptz, p_dimension text)
 RETURNS TABLE (day date, dimension text, key integer, legs bigint, journeys bigint,
                transfers bigint, completed bigint, fares bigint, benefit_fares bigint)
 LANGUAGE sql STABLE AS $$
@@ -103,7 +103,7 @@ $$;
 -- trip_rows() of the four dimensions at once, in one pass over the trips (the build's
 -- form: the same rows, without `completed`, which is not stored)
 DROP FUNCTION IF EXISTS trip_rows_all(timestamptz, timestamptz);  -- (benefit fares, 0023)
-CREATE FUNCTION trip_rows_all(p_lo timestamptz, p_hi timestamptz)
+CREATE OR REPLACE FUNCTION trip_rows_all(p_lo timestamptz, p_hi timestamptz)
 RETURNS TABLE (day date, dimension text, key integer, legs bigint, journeys bigint,
                transfers bigint, fares bigint, benefit_fares bigint)
 LANGUAGE sql STABLE AS $$

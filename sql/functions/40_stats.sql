@@ -9,7 +9,7 @@
 -- Money in is reported gross (recharged), corrected (reversed: reversals of recharges, on
 -- the day they were made) and net (recharged - reversed).
 DROP FUNCTION IF EXISTS stats_revenue(date, date, text);  -- (without reversals before 0019)
-CREATE FUNCTION stats_revenue(p_from date, p_to date, p_by text)
+CREATE OR REPLACE FUNCTION stats_revenue(p_from date, p_to date, p_by text)
 RETURNS TABLE (bucket text, recharged bigint, reversed bigint, net bigint, fares bigint,
                benefit_fares bigint, recharges bigint, reversals bigint, legs bigint)
 LANGUAGE plpgsql STABLE SET jit = off
