@@ -137,6 +137,7 @@ class RechargeGroup(TyperGroup):
         finally:
             if RechargeGroup.runtime is not None:
                 RechargeGroup.runtime.close()
+            interrupts.reset()  # nothing is delivered again once the status is chosen
         _write_metrics(int(status), time.perf_counter() - started)
         if standalone_mode:
             sys.exit(int(status))

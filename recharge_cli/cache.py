@@ -116,6 +116,17 @@ class Cache:
         if self.client is not None:
             self.client.close()
 
+    def discard_connections(self) -> None:
+        """Close the pooled connections (the next command opens a new one): an interrupt
+        that fell between a command and its reply leaves that reply unread on its
+        connection, to be taken for the next command's."""
+        if self.client is None:
+            return
+        if self.is_cluster:
+            self.client.disconnect_connection_pools()
+        else:
+            self.client.connection_pool.disconnect()
+
     # keys -----------------------------------------------------------------
     def card_key(self, card_id: int, kind: str) -> str:
         return f"{self.prefix}{{card:{card_id}}}:{kind}"
@@ -140,6 +151,9 @@ class Cache:
         except (redis.RedisError, OSError) as exc:
             self._degrade(exc, writing)
             return default
+        except KeyboardInterrupt:
+            self.discard_connections()
+            raise
         self.wrote = self.wrote or writing
         return result
 

@@ -116,6 +116,8 @@ def run(spec: RunSpec, conn: psycopg.Connection[Any], dsn: str, redis_url: str,
             _load_runs(spec, plan, dsn, redis_url, prefix, card_ids, scratch.card_ids, loads,
                        output)
         except KeyboardInterrupt:
+            for cache in conns.caches.values():  # a trial's reply may be left unread
+                cache.discard_connections()
             if not samples.values:
                 raise  # nothing measured: nothing to report
             partial = True
