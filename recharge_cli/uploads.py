@@ -203,6 +203,8 @@ def _account(results: list[tuple[Any, ...]], cache: Cache, summary: BulkSummary,
         else:
             summary.ok += 1
             summary.total_amount += fare
+            if card_id in written and written[card_id][1] > version:
+                continue  # the card's newest state goes to the cache
             written[card_id] = (card_id, version, cards.balance_payload(
                 {"card_id": card_id, "balance": balance, "version": version,
                  "boarding_time": at}))

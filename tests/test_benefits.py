@@ -171,3 +171,55 @@ def test_benefits_grant_on_the_command_line(town, empty_database: Database,
     for bad, code in (("2026-13", 2), ("next", 2), (_month(town, 1).strftime("%Y-%m"), 4)):
         refused = run_cli("benefits", "grant", "--month", bad)
         assert refused.exit_code == code and refused.stderr.count("error:") == 1
+
+
+def test_an_upload_spends_trips_as_the_same_taps_one_by_one(town, empty_database: Database,
+                                                           tmp_path, monkeypatch) -> None:
+    """Twin beneficiaries (2 trips each), one of each pair's cards since replaced (its taps,
+    made before, charge the replacement): the upload charges and spends what the same taps
+    cost one by one."""
+    conn = town
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    start = now - dt.timedelta(minutes=150)
+    if start < now.replace(day=1, hour=0, minute=0, second=0):
+        pytest.skip("the month began less than 150 minutes ago")
+    pairs = []
+    for pair in range(2):
+        cards_ = []
+        for twin in range(2):
+            card = _card(conn, _user(conn, f"CC4{pair}{twin}", disability=True,
+                                     sisben_group="D"))
+            conn.execute("UPDATE cards SET issued_at = now() - interval '1 day' "
+                         "WHERE card_id = %s", (card,))
+            cards_.append(card)
+        pairs.append(cards_)
+    benefits.grant(conn, _month(conn))
+    charged = {card: card for pair in pairs for card in pair}
+    for card in pairs[1]:
+        lifecycle.set_status(conn, _nocache(), card, "lost", None, "test")
+        charged[card] = lifecycle.replace(conn, _nocache(), card, "lost", "test")["new_card_id"]
+    legs = [(5, None, 0), (160, 300, 5), (5, None, 130), (160, 300, 140), (5, None, 145)]
+    upload = tmp_path / "taps.csv"
+    upload.write_text("".join(f"{pair[0]},{station},{route or ''},"
+                              f"{(start + dt.timedelta(minutes=m)).isoformat()}\n"
+                              for pair in pairs for station, route, m in reversed(legs)))
+    monkeypatch.setenv("RECHARGE_DSN", empty_database.dsn)
+    monkeypatch.setenv("RECHARGE_REDIS_URL", empty_database.redis_url)
+    result = run_cli("--format", "json", "trips", "record", "--from-csv", str(upload))
+    assert result.exit_code == 0 and result.json()["ok"] == 2 * len(legs), result.stderr
+    for pair in pairs:
+        for n, (station, route, m) in enumerate(legs):
+            cards.record_trip(conn, _nocache(), pair[1], station, route,
+                              at=(start + dt.timedelta(minutes=m)).isoformat(), key=f"one-{n}")
+
+    def spent(card: int) -> list[tuple[Any, ...]]:
+        return [tuple(r.values()) for r in conn.execute(
+            "SELECT station_id, boarding_time, fare_charged, leg_number, balance_after, "
+            "paid_by, benefit FROM trips WHERE card_id = %s ORDER BY boarding_time",
+            (charged[card],)).fetchall()]
+
+    for uploaded, single in pairs:
+        assert spent(uploaded) == spent(single)
+        assert [leg[5] for leg in spent(uploaded)].count("benefit") == 2
+        assert lifecycle.show(conn, charged[uploaded], 1)["benefit_trips"] == 0
+    assert verify.run(conn, full=True).violations == []

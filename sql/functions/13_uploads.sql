@@ -1,7 +1,7 @@
 -- Validator uploads: stage a file's taps (tap_upload_begin, tap_upload_stage), cut them into
 -- chunks of whole cards (tap_upload_chunks), apply each chunk in one transaction
--- (tap_upload_apply: each card's taps in boarding-time order, each through tap_core with
--- every rule and key of a single tap), then drop the staged rows (tap_upload_end).
+-- (tap_upload_apply: each card's taps in boarding-time order, with the rules and keys of a
+-- single tap), then drop the staged rows (tap_upload_end).
 -- Chunks hold disjoint cards, so they can be applied side by side on several connections.
 
 -- A new upload (or a rerun of the same file): its earlier staged rows go, and so do the
@@ -50,8 +50,88 @@ LANGUAGE sql STABLE
     FROM numbered n GROUP BY n.chunk ORDER BY 1
 $$;
 
--- One chunk: every staged tap of the cards in [p_first, p_last], card by card in boarding-
--- time order (then line order), one outcome per tap (error_code: the SQLSTATE of a refusal).
+-- Round p_round of a chunk: each card's p_round-th staged tap (in boarding-time, then line
+-- order), judged as tap_core judges it, with its charge. `fast` is true when the tap is
+-- charged plainly to its own active card (no replay, refusal, or replacement chain): those
+-- are written set-based; the others go through tap_core one by one.
+CREATE OR REPLACE FUNCTION tap_upload_round(p_upload text, p_first bigint, p_last bigint,
+                                            p_round bigint)
+RETURNS TABLE (line integer, card_id bigint, station_id integer, route_id integer,
+               boarding_time timestamptz, idempotency_key text, service text, fare_id smallint,
+               fare bigint, balance bigint, transfer_group bigint, leg_number smallint,
+               benefit text, trips_month date, fast boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT t.line, t.card_id, t.station_id, t.route_id, t.boarding_time, t.idempotency_key,
+           t.service, f.fare_id, f.amount - (b.benefit IS NOT NULL)::integer * f.amount,
+           c.balance - f.amount + (b.benefit IS NOT NULL)::integer * f.amount,
+           CASE WHEN tr.fare_code IS NOT NULL THEN p.transfer_group END,
+           CASE WHEN tr.fare_code IS NOT NULL THEN p.leg_number + 1 ELSE 1 END::smallint,
+           coalesce(b.benefit, CASE WHEN tr.fare_code IS NOT NULL AND f.amount = 0
+                                    THEN p.benefit END),
+           CASE WHEN b.benefit IS NOT NULL THEN b.month END,
+           coalesce(public.is_idempotency_key(t.idempotency_key)
+           AND t.boarding_time <= now() + make_interval(mins => lim.max_future_minutes)
+           AND t.boarding_time >= now() - make_interval(days => lim.max_tap_age_days)
+           AND t.station_type IS NOT NULL AND (t.route_id IS NULL OR t.route_type IS NOT NULL)
+           AND c.status = 'active' AND c.replaced_by IS NULL
+           AND t.boarding_time >= c.issued_at
+           AND f.fare_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM public.ledger l
+                           WHERE l.card_id = t.card_id AND l.idempotency_key = t.idempotency_key)
+           AND NOT EXISTS (SELECT 1 FROM public.idempotency_keys k
+                           WHERE k.card_id = t.card_id AND k.idempotency_key = t.idempotency_key)
+           AND c.balance - f.amount + (b.benefit IS NOT NULL)::integer * f.amount
+               >= CASE WHEN c.user_id IS NULL THEN 0 ELSE -lim.credit_allowance END, false)
+    FROM (
+        SELECT u.line, u.card_id, u.station_id, u.route_id, u.boarding_time, u.idempotency_key,
+               s.station_type, r.route_type, public.leg_service(s.station_type, r.route_type)
+                   AS service
+        FROM (SELECT u.*, row_number() OVER (PARTITION BY u.card_id
+                                             ORDER BY u.boarding_time, u.line) AS round
+              FROM public.tap_uploads u
+              WHERE u.upload_id = p_upload AND u.card_id BETWEEN p_first AND p_last) u
+        LEFT JOIN public.stations s ON s.station_id = u.station_id
+        LEFT JOIN public.routes r ON r.route_id = u.route_id
+        WHERE u.round = p_round
+    ) t
+    CROSS JOIN public.limits lim
+    LEFT JOIN public.cards c ON c.card_id = t.card_id
+    LEFT JOIN public.transfer_windows w
+           ON w.valid_from <= t.boarding_time
+          AND (w.valid_to IS NULL OR t.boarding_time < w.valid_to)
+    -- the leg before: a boarding within the window of its journey's first leg is a transfer
+    LEFT JOIN LATERAL (
+        SELECT l.leg_number, l.transfer_group, l.service, l.benefit FROM public.ledger l
+        WHERE l.card_id = t.card_id AND l.kind = 'fare' AND l.boarding_time <= t.boarding_time
+        ORDER BY l.boarding_time DESC, l.entry_id DESC LIMIT 1
+    ) p ON c.user_id IS NOT NULL AND w.valid_from IS NOT NULL
+    LEFT JOIN public.ledger g
+           ON g.card_id = t.card_id AND g.entry_id = p.transfer_group
+          AND p.leg_number <= w.max_transfers
+    LEFT JOIN public.transfer_rules tr
+           ON g.entry_id IS NOT NULL
+          AND t.boarding_time - g.boarding_time <= make_interval(mins => w.window_minutes)
+          AND tr.from_service = p.service AND tr.to_service = t.service
+    LEFT JOIN LATERAL (
+        SELECT f.fare_id, f.amount FROM public.fares f
+        WHERE f.code = coalesce(tr.fare_code, CASE t.service WHEN 'CABLE' THEN 'CABLE'
+                                                             ELSE 'STANDARD' END)
+          AND f.valid_from <= t.boarding_time
+          AND (f.valid_to IS NULL OR t.boarding_time < f.valid_to)
+        ORDER BY f.valid_from DESC LIMIT 1
+    ) f ON true
+    -- a leg that costs a fare spends a benefit trip of the boarding's month, if any is left
+    LEFT JOIN LATERAL (
+        SELECT c.benefit_criterion AS benefit, c.benefit_month AS month
+        WHERE f.amount > 0 AND c.benefit_trips > 0
+          AND c.benefit_month = date_trunc('month', t.boarding_time)::date
+    ) b ON true
+$$;
+
+-- One chunk: every staged tap of the cards in [p_first, p_last], one outcome per tap
+-- (error_code: the SQLSTATE of a refusal). Each card's taps are charged in boarding-time
+-- order (then line order), in rounds: round n charges every card's n-th tap, the plain
+-- ones in three statements (tap_upload_round), the others through tap_core.
 CREATE OR REPLACE FUNCTION tap_upload_apply(p_upload text, p_first bigint, p_last bigint)
 RETURNS TABLE (line integer, card_id bigint, station_id integer, route_id integer,
                boarding_time timestamptz, idempotency_key text, trip_id bigint,
@@ -61,21 +141,65 @@ LANGUAGE plpgsql
     SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
+    v_rounds bigint;
+    v_others integer[];
     v_tap record;
 BEGIN
-    FOR v_tap IN
-        SELECT u.line, u.card_id, u.station_id, u.route_id, u.boarding_time, u.idempotency_key
-        FROM public.tap_uploads u
-        WHERE u.upload_id = p_upload AND u.card_id BETWEEN p_first AND p_last
-        ORDER BY u.card_id, u.boarding_time, u.line
-    LOOP
+    PERFORM 1 FROM public.cards c
+    WHERE c.card_id IN (SELECT u.card_id FROM public.tap_uploads u
+                        WHERE u.upload_id = p_upload AND u.card_id BETWEEN p_first AND p_last)
+    ORDER BY c.card_id FOR UPDATE;
+    SELECT max(n.taps) INTO v_rounds
+    FROM (SELECT count(*) AS taps FROM public.tap_uploads u
+          WHERE u.upload_id = p_upload AND u.card_id BETWEEN p_first AND p_last
+          GROUP BY u.card_id) n;
+    FOR v_round IN 1 .. coalesce(v_rounds, 0) LOOP
+        SELECT coalesce(array_agg(j.line), '{}') INTO v_others
+        FROM public.tap_upload_round(p_upload, p_first, p_last, v_round) j WHERE NOT j.fast;
         RETURN QUERY
-            SELECT v_tap.line, coalesce(t.card_id, v_tap.card_id), v_tap.station_id,
-                   v_tap.route_id, v_tap.boarding_time, v_tap.idempotency_key, t.trip_id,
-                   t.fare_charged, t.is_transfer, t.balance, t.version, t.replayed,
-                   t.error_code, t.error
-            FROM public.tap_core(v_tap.card_id, v_tap.station_id, v_tap.route_id,
-                                 v_tap.boarding_time, v_tap.idempotency_key) t;
+            WITH plain AS MATERIALIZED (
+                SELECT j.*, nextval(pg_get_serial_sequence('public.ledger', 'entry_id'))
+                                AS entry_id
+                FROM public.tap_upload_round(p_upload, p_first, p_last, v_round) j
+                WHERE j.line <> ALL (v_others)
+            ), written AS (
+                INSERT INTO public.ledger (card_id, entry_id, kind, amount, balance_after,
+                                           created_at, station_id, route_id, service,
+                                           boarding_time, fare_id, transfer_group, leg_number,
+                                           idempotency_key, trips, trips_month, benefit)
+                SELECT p.card_id, p.entry_id, 'fare', -p.fare, p.balance, now(), p.station_id,
+                       p.route_id, p.service, p.boarding_time, p.fare_id,
+                       coalesce(p.transfer_group, p.entry_id), p.leg_number, p.idempotency_key,
+                       CASE WHEN p.trips_month IS NOT NULL THEN -1 END, p.trips_month,
+                       p.benefit
+                FROM plain p
+            ), charged AS (
+                UPDATE public.cards c
+                SET balance = p.balance, version = c.version + 1, last_movement_at = now(),
+                    benefit_trips = c.benefit_trips - (p.trips_month IS NOT NULL)::integer
+                FROM plain p WHERE c.card_id = p.card_id
+                RETURNING c.card_id, c.version
+            )
+            SELECT p.line, p.card_id, p.station_id, p.route_id, p.boarding_time,
+                   p.idempotency_key, p.entry_id, p.fare, p.leg_number > 1, p.balance,
+                   ch.version, false, NULL::text, NULL::text
+            FROM plain p JOIN charged ch ON ch.card_id = p.card_id;
+        FOR v_tap IN
+            SELECT u.line, u.card_id, u.station_id, u.route_id, u.boarding_time,
+                   u.idempotency_key
+            FROM public.tap_uploads u
+            WHERE u.upload_id = p_upload AND u.card_id BETWEEN p_first AND p_last
+              AND u.line = ANY (v_others)
+            ORDER BY u.card_id
+        LOOP
+            RETURN QUERY
+                SELECT v_tap.line, coalesce(t.card_id, v_tap.card_id), v_tap.station_id,
+                       v_tap.route_id, v_tap.boarding_time, v_tap.idempotency_key, t.trip_id,
+                       t.fare_charged, t.is_transfer, t.balance, t.version, t.replayed,
+                       t.error_code, t.error
+                FROM public.tap_core(v_tap.card_id, v_tap.station_id, v_tap.route_id,
+                                     v_tap.boarding_time, v_tap.idempotency_key) t;
+        END LOOP;
     END LOOP;
 END $$;
 
