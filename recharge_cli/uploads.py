@@ -4,9 +4,10 @@ same taps one by one would be, card by card in boarding-time order.
 The file is read twice, streaming: once to check every line (bulk.checked: a malformed
 line refuses the whole file before anything moves), then to stage its rows in PostgreSQL
 (tap_upload_stage, STAGE_ROWS per call). The staged taps are applied in chunks of whole
-cards (tap_upload_chunks), each chunk in one transaction (tap_upload_apply: each card's
-taps in boarding-time order through tap_core, with every rule and key of a single tap), on
-bulk.WORKERS connections side by side (chunks share no card). Keys are derived from the
+cards (tap_upload_chunks), each chunk in one transaction (tap_upload_apply: in rounds, each
+card's n-th tap in boarding-time order, set-based when it is plainly charged to its own
+card, else through tap_core; every rule and key of a single tap), on bulk.WORKERS
+connections side by side (chunks share no card). Keys are derived from the
 file and line when a row has none, so a rerun replays what was applied and applies the
 rest.
 """

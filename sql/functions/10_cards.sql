@@ -164,6 +164,23 @@ LANGUAGE sql IMMUTABLE AS $$
            p_error
 $$;
 
+-- Why a fare cannot be paid from a balance, or NULL when it can. Trips on credit are for
+-- personalised cards only: an anonymous card cannot be traced to anyone who would pay the
+-- debt back.
+CREATE OR REPLACE FUNCTION unaffordable(p_user_id bigint, p_balance bigint, p_fare bigint,
+                                        p_credit_allowance bigint) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN p_user_id IS NULL AND p_balance - p_fare < 0 THEN
+            format('insufficient balance: %s for a fare of %s (an anonymous card gets no '
+                   'credit; register it to a user for up to %s on credit)', p_balance, p_fare,
+                   p_credit_allowance)
+        WHEN p_balance - p_fare < -p_credit_allowance THEN
+            format('insufficient balance: %s with a credit allowance of %s, fare %s',
+                   p_balance, p_credit_allowance, p_fare)
+    END
+$$;
+
 -- A boarding tap, judged as of its boarding time (validators forward taps late and in
 -- batches): one row with the leg and its charge, or an error code and message instead
 -- (RC002 invalid, RC003 not found, RC004 refused by a rule, RC005 key reused), having
@@ -212,6 +229,7 @@ DECLARE
     v_balance bigint;
     v_month date;
     v_benefit text;
+    v_unaffordable text;
 BEGIN
     IF NOT coalesce(public.is_idempotency_key(p_key), false) THEN
         RETURN QUERY SELECT * FROM public.tap_refused(
@@ -355,20 +373,11 @@ BEGIN
         v_fare := 0;
     END IF;
     v_balance := v_charged.balance - v_fare;
-    -- Trips on credit are for personalised cards only: an anonymous card cannot be traced
-    -- to anyone who would pay the debt back.
-    IF v_charged.user_id IS NULL AND v_balance < 0 THEN
+    v_unaffordable := public.unaffordable(v_charged.user_id, v_charged.balance, v_fare,
+                                          v_limits.credit_allowance);
+    IF v_unaffordable IS NOT NULL THEN
         RETURN QUERY SELECT * FROM public.tap_refused(
-            p_card_id, p_station_id, p_route_id, p_at, 'RC004',
-            format('insufficient balance: %s for a fare of %s (an anonymous card gets '
-                            'no credit; register it to a user for up to %s on credit)',
-                            v_charged.balance, v_fare, v_limits.credit_allowance));
-        RETURN;
-    ELSIF v_balance < -v_limits.credit_allowance THEN
-        RETURN QUERY SELECT * FROM public.tap_refused(
-            p_card_id, p_station_id, p_route_id, p_at, 'RC004',
-            format('insufficient balance: %s with a credit allowance of %s, fare %s',
-                            v_charged.balance, v_limits.credit_allowance, v_fare));
+            p_card_id, p_station_id, p_route_id, p_at, 'RC004', v_unaffordable);
         RETURN;
     END IF;
     v_entry_id := nextval(pg_get_serial_sequence('public.ledger', 'entry_id'));

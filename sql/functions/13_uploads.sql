@@ -51,15 +51,16 @@ LANGUAGE sql STABLE
 $$;
 
 -- Round p_round of a chunk: each card's p_round-th staged tap (in boarding-time, then line
--- order), judged as tap_core judges it, with its charge. `fast` is true when the tap is
--- charged plainly to its own active card (no replay, refusal, or replacement chain): those
--- are written set-based; the others go through tap_core one by one.
+-- order), judged as tap_core judges it, with its charge. `judged` is true when the tap is
+-- charged plainly to its own active card, or refused only for want of balance
+-- (`unaffordable`, the message): those are settled set-based; a replay, a key conflict,
+-- any other refusal and a replaced card's tap (judged false) go through tap_core.
 CREATE OR REPLACE FUNCTION tap_upload_round(p_upload text, p_first bigint, p_last bigint,
                                             p_round bigint)
 RETURNS TABLE (line integer, card_id bigint, station_id integer, route_id integer,
                boarding_time timestamptz, idempotency_key text, service text, fare_id smallint,
                fare bigint, balance bigint, transfer_group bigint, leg_number smallint,
-               benefit text, trips_month date, fast boolean)
+               benefit text, trips_month date, judged boolean, unaffordable text)
 LANGUAGE sql STABLE AS $$
     SELECT t.line, t.card_id, t.station_id, t.route_id, t.boarding_time, t.idempotency_key,
            t.service, f.fare_id, f.amount - (b.benefit IS NOT NULL)::integer * f.amount,
@@ -79,9 +80,11 @@ LANGUAGE sql STABLE AS $$
            AND NOT EXISTS (SELECT 1 FROM public.ledger l
                            WHERE l.card_id = t.card_id AND l.idempotency_key = t.idempotency_key)
            AND NOT EXISTS (SELECT 1 FROM public.idempotency_keys k
-                           WHERE k.card_id = t.card_id AND k.idempotency_key = t.idempotency_key)
-           AND c.balance - f.amount + (b.benefit IS NOT NULL)::integer * f.amount
-               >= CASE WHEN c.user_id IS NULL THEN 0 ELSE -lim.credit_allowance END, false)
+                           WHERE k.card_id = t.card_id AND k.idempotency_key = t.idempotency_key),
+                    false),
+           public.unaffordable(c.user_id, c.balance,
+                               f.amount - (b.benefit IS NOT NULL)::integer * f.amount,
+                               lim.credit_allowance)
     FROM (
         SELECT u.line, u.card_id, u.station_id, u.route_id, u.boarding_time, u.idempotency_key,
                s.station_type, r.route_type, public.leg_service(s.station_type, r.route_type)
@@ -130,8 +133,9 @@ $$;
 
 -- One chunk: every staged tap of the cards in [p_first, p_last], one outcome per tap
 -- (error_code: the SQLSTATE of a refusal). Each card's taps are charged in boarding-time
--- order (then line order), in rounds: round n charges every card's n-th tap, the plain
--- ones in three statements (tap_upload_round), the others through tap_core.
+-- order (then line order), in rounds: round n settles every card's n-th tap, the plain ones
+-- set-based (tap_upload_round, judged once into the session's temporary table tap_round),
+-- the others through tap_core.
 CREATE OR REPLACE FUNCTION tap_upload_apply(p_upload text, p_first bigint, p_last bigint)
 RETURNS TABLE (line integer, card_id bigint, station_id integer, route_id integer,
                boarding_time timestamptz, idempotency_key text, trip_id bigint,
@@ -142,9 +146,13 @@ LANGUAGE plpgsql
 #variable_conflict use_column
 DECLARE
     v_rounds bigint;
-    v_others integer[];
     v_tap record;
 BEGIN
+    IF to_regclass('pg_temp.tap_round') IS NULL THEN
+        CREATE TEMPORARY TABLE tap_round ON COMMIT DELETE ROWS AS
+            SELECT j.*, 0::bigint AS entry_id
+            FROM public.tap_upload_round(NULL, NULL, NULL, NULL) j WITH NO DATA;
+    END IF;
     PERFORM 1 FROM public.cards c
     WHERE c.card_id IN (SELECT u.card_id FROM public.tap_uploads u
                         WHERE u.upload_id = p_upload AND u.card_id BETWEEN p_first AND p_last)
@@ -154,43 +162,42 @@ BEGIN
           WHERE u.upload_id = p_upload AND u.card_id BETWEEN p_first AND p_last
           GROUP BY u.card_id) n;
     FOR v_round IN 1 .. coalesce(v_rounds, 0) LOOP
-        SELECT coalesce(array_agg(j.line), '{}') INTO v_others
-        FROM public.tap_upload_round(p_upload, p_first, p_last, v_round) j WHERE NOT j.fast;
+        DELETE FROM pg_temp.tap_round;
+        INSERT INTO pg_temp.tap_round
+        SELECT j.*, CASE WHEN j.judged AND j.unaffordable IS NULL
+                         THEN nextval(pg_get_serial_sequence('public.ledger', 'entry_id')) END
+        FROM public.tap_upload_round(p_upload, p_first, p_last, v_round) j;
+        INSERT INTO public.ledger (card_id, entry_id, kind, amount, balance_after, created_at,
+                                   station_id, route_id, service, boarding_time, fare_id,
+                                   transfer_group, leg_number, idempotency_key, trips,
+                                   trips_month, benefit)
+        SELECT p.card_id, p.entry_id, 'fare', -p.fare, p.balance, now(), p.station_id,
+               p.route_id, p.service, p.boarding_time, p.fare_id,
+               coalesce(p.transfer_group, p.entry_id), p.leg_number, p.idempotency_key,
+               CASE WHEN p.trips_month IS NOT NULL THEN -1 END, p.trips_month, p.benefit
+        FROM pg_temp.tap_round p WHERE p.entry_id IS NOT NULL;
         RETURN QUERY
-            WITH plain AS MATERIALIZED (
-                SELECT j.*, nextval(pg_get_serial_sequence('public.ledger', 'entry_id'))
-                                AS entry_id
-                FROM public.tap_upload_round(p_upload, p_first, p_last, v_round) j
-                WHERE j.line <> ALL (v_others)
-            ), written AS (
-                INSERT INTO public.ledger (card_id, entry_id, kind, amount, balance_after,
-                                           created_at, station_id, route_id, service,
-                                           boarding_time, fare_id, transfer_group, leg_number,
-                                           idempotency_key, trips, trips_month, benefit)
-                SELECT p.card_id, p.entry_id, 'fare', -p.fare, p.balance, now(), p.station_id,
-                       p.route_id, p.service, p.boarding_time, p.fare_id,
-                       coalesce(p.transfer_group, p.entry_id), p.leg_number, p.idempotency_key,
-                       CASE WHEN p.trips_month IS NOT NULL THEN -1 END, p.trips_month,
-                       p.benefit
-                FROM plain p
-            ), charged AS (
+            WITH charged AS (
                 UPDATE public.cards c
                 SET balance = p.balance, version = c.version + 1, last_movement_at = now(),
                     benefit_trips = c.benefit_trips - (p.trips_month IS NOT NULL)::integer
-                FROM plain p WHERE c.card_id = p.card_id
+                FROM pg_temp.tap_round p
+                WHERE p.entry_id IS NOT NULL AND c.card_id = p.card_id
                 RETURNING c.card_id, c.version
             )
             SELECT p.line, p.card_id, p.station_id, p.route_id, p.boarding_time,
                    p.idempotency_key, p.entry_id, p.fare, p.leg_number > 1, p.balance,
                    ch.version, false, NULL::text, NULL::text
-            FROM plain p JOIN charged ch ON ch.card_id = p.card_id;
+            FROM pg_temp.tap_round p JOIN charged ch ON ch.card_id = p.card_id;
+        RETURN QUERY
+            SELECT p.line, p.card_id, p.station_id, p.route_id, p.boarding_time,
+                   p.idempotency_key, NULL::bigint, NULL::bigint, NULL::boolean, NULL::bigint,
+                   NULL::bigint, false, 'RC004'::text, p.unaffordable
+            FROM pg_temp.tap_round p WHERE p.judged AND p.unaffordable IS NOT NULL;
         FOR v_tap IN
-            SELECT u.line, u.card_id, u.station_id, u.route_id, u.boarding_time,
-                   u.idempotency_key
-            FROM public.tap_uploads u
-            WHERE u.upload_id = p_upload AND u.card_id BETWEEN p_first AND p_last
-              AND u.line = ANY (v_others)
-            ORDER BY u.card_id
+            SELECT p.line, p.card_id, p.station_id, p.route_id, p.boarding_time,
+                   p.idempotency_key
+            FROM pg_temp.tap_round p WHERE NOT p.judged ORDER BY p.card_id
         LOOP
             RETURN QUERY
                 SELECT v_tap.line, coalesce(t.card_id, v_tap.card_id), v_tap.station_id,
