@@ -107,12 +107,17 @@ def histogram_ratio(slow: Any, fast: Any, q: float = 0.5, seed: int = 0,
 def mean_ratio(slow: list[float], fast: list[float], seed: int = 0,
                resamples: int = 2000) -> Ratio:
     """Ratio of means slow/fast (e.g. per-interval rates) with a percentile-bootstrap 95%
-    interval."""
+    interval. A resample whose fast mean is 0 (every interval it drew saw nothing move, as
+    in a run of a few seconds) has no ratio and is left out of the interval."""
     rng = np.random.default_rng(seed)
     a, b = np.asarray(slow, dtype=np.float64), np.asarray(fast, dtype=np.float64)
     point = float(a.mean() / b.mean()) if b.mean() else float("inf")
     boot_a = rng.choice(a, (resamples, a.size)).mean(axis=1)
     boot_b = rng.choice(b, (resamples, b.size)).mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        low, high = np.percentile(boot_a / boot_b, [2.5, 97.5])
+        ratios = boot_a / boot_b
+    ratios = ratios[np.isfinite(ratios)]
+    if not ratios.size:
+        return Ratio(point, point, point)
+    low, high = np.percentile(ratios, [2.5, 97.5])
     return Ratio(point, float(low), float(high))
