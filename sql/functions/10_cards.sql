@@ -169,7 +169,7 @@ $$;
 -- debt back.
 CREATE OR REPLACE FUNCTION unaffordable(p_user_id bigint, p_balance bigint, p_fare bigint,
                                         p_credit_allowance bigint) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$  -- (as format is: then it is inlined into a query)
     SELECT CASE
         WHEN p_user_id IS NULL AND p_balance - p_fare < 0 THEN
             format('insufficient balance: %s for a fare of %s (an anonymous card gets no '

@@ -19,6 +19,7 @@ in one file per channel. Every stage runs the real command, as cron would.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import os
@@ -100,14 +101,26 @@ def size(conn: psycopg.Connection) -> int:
 
 
 def stage(name: str, conn: psycopg.Connection, rows: int, command: list[str], env: dict) -> None:
+    """Run one command as cron would; print its time, rate, bytes added and peak RSS."""
     before, started = size(conn), time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode not in (0, 4):  # 4: some rows rejected by a rule (counted below)
-        sys.exit(f"{name} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
+        peak = 0  # the child's VmHWM (its rusage would count this big process's pages)
+        while child.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                status = Path(f"/proc/{child.pid}/status").read_text()
+                peak = max(peak, int(status.split("VmHWM:")[1].split()[0]))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().strip(), err.read().strip()
+    if child.returncode not in (0, 4):  # 4: some rows rejected by a rule (counted below)
+        sys.exit(f"{name} failed ({child.returncode}): {stderr[-500:]}")
     rate = f"{rows / seconds:,.0f} rows/s" if rows else ""
     print(f"{name:<28} {seconds:8.1f} s  {rate:>16}  +{(size(conn) - before) / 1e6:8.1f} MB"
-          + (f"  {done.stdout.strip()[:160]}" if done.stdout.strip().startswith("{") else ""))
+          f"  RSS {peak / 1024:5.0f} MB"
+          + (f"  {stdout[:160]}" if stdout.startswith("{") else ""), flush=True)
     STAGES[name] = seconds
 
 
