@@ -252,9 +252,7 @@ BEGIN
                (r.legs, r.journeys, r.transfers, r.fares, r.benefit_fares)::text
         FROM (SELECT * FROM public.daily_trips s
               WHERE p_days IS NULL OR s.day = ANY (p_days)) s
-        FULL JOIN (SELECT t.* FROM ranges g,
-                          unnest(ARRAY['hour', 'locality', 'route', 'beneficiary']) d (dimension),
-                   LATERAL public.trip_rows(g.lo, g.hi, d.dimension) t) r
+        FULL JOIN (SELECT t.* FROM ranges g, LATERAL public.trip_rows_all(g.lo, g.hi) t) r
                ON r.day = s.day AND r.dimension = s.dimension AND coalesce(r.key, -1) = coalesce(s.key, -1)
         WHERE (s.legs, s.journeys, s.transfers, s.fares, s.benefit_fares)
               IS DISTINCT FROM (r.legs, r.journeys, r.transfers, r.fares, r.benefit_fares)

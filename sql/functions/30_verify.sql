@@ -282,6 +282,8 @@ BEGIN
             full_run = excluded.full_run, verified_at = excluded.verified_at;
 END $$;
 
+-- (work_mem: a day's new entries are sorted and hashed in memory; 4 MB would spill them
+-- to disk. It is memory a verify run may take per sort or hash, not memory it holds.)
 -- The invariants over what changed after the checkpoint (entries after p_entry, cards after
 -- p_card, and the cards and days those touched); one row per violation, as verify_ledger.
 -- Entries after the horizon that are already visible are checked too (a card's entries
@@ -292,7 +294,7 @@ CREATE OR REPLACE FUNCTION verify_changes(p_entry bigint, p_card bigint)
 RETURNS TABLE (invariant integer, check_name text, card_id bigint, expected bigint,
                actual bigint, detail text)
 LANGUAGE plpgsql
-    SECURITY DEFINER SET search_path = public, pg_temp SET jit = off AS $$
+    SECURITY DEFINER SET search_path = public, pg_temp SET jit = off SET work_mem = '256MB' AS $$
 #variable_conflict use_column
 DECLARE
     v_check public.verify_checkpoint;
@@ -316,18 +318,18 @@ BEGIN
     -- 2. each new entry chains to its card's previous entry
     WITH before AS (  -- each touched card's last entry up to the checkpoint
         SELECT t.card_id, p.balance_after FROM verify_cards t
-        CROSS JOIN LATERAL (SELECT l.balance_after FROM public.ledger l
-                            WHERE l.card_id = t.card_id AND l.entry_id <= p_entry
-                            ORDER BY l.entry_id DESC LIMIT 1) p
+        LEFT JOIN LATERAL (SELECT l.balance_after FROM public.ledger l
+                           WHERE l.card_id = t.card_id AND l.entry_id <= p_entry
+                           ORDER BY l.entry_id DESC LIMIT 1) p ON true
     ), chained AS (
         SELECT n.card_id, n.entry_id, n.kind, n.amount, n.balance_after,
                coalesce(lag(n.balance_after) OVER (PARTITION BY n.card_id ORDER BY n.entry_id),
-                        b.balance_after, 0) AS before
+                        b.balance_after, 0) AS before,
+               row_number() OVER (PARTITION BY n.card_id ORDER BY n.entry_id DESC) AS from_last
         FROM verify_new n LEFT JOIN before b ON b.card_id = n.card_id
-    ), last_entries AS (
-        SELECT t.card_id, p.balance_after FROM verify_cards t
-        LEFT JOIN LATERAL (SELECT l.balance_after FROM public.ledger l
-                           WHERE l.card_id = t.card_id ORDER BY l.entry_id DESC LIMIT 1) p ON true
+    ), last_entries AS (  -- each touched card's last entry: a new one, else the one before
+        SELECT b.card_id, coalesce(x.balance_after, b.balance_after) AS balance_after
+        FROM before b LEFT JOIN chained x ON x.card_id = b.card_id AND x.from_last = 1
     )
     SELECT 2, 'entry balance chains to the previous entry', x.card_id, x.before + x.amount,
            x.balance_after, 'entry ' || x.entry_id || ' (' || x.kind || ')'

@@ -107,7 +107,7 @@ def stage(name: str, conn: psycopg.Connection, rows: int, command: list[str], en
         child = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
         peak = 0  # the child's VmHWM (its rusage would count this big process's pages)
         while child.poll() is None:
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, IndexError):  # (a zombie has none)
                 status = Path(f"/proc/{child.pid}/status").read_text()
                 peak = max(peak, int(status.split("VmHWM:")[1].split()[0]))
             time.sleep(0.05)
