@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from recharge_cli import db
 
@@ -44,10 +47,12 @@ def violations(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     return db.call(conn, "public.verify_ledger")
 
 
-def run(conn: psycopg.Connection[Any], full: bool = False) -> Run:
+def run(conn: psycopg.Connection[Any], full: bool = False,
+        connect: Callable[[], psycopg.Connection[Any]] | None = None) -> Run:
     """Check what changed since the last clean run (everything with `full`, or when there
     was none), in one consistent snapshot; a clean run moves the checkpoint to the horizon
-    up to which every entry is final."""
+    up to which every entry is final. With `connect`, the touched days' rollups are checked
+    on a second connection in the same snapshot, side by side with the rest."""
     horizon = db.call_one(conn, "public.verify_horizon", (HORIZON_WAIT_SECONDS,))
     last = db.call_one(conn, "public.verify_checkpoint")
     full = full or last is None
@@ -57,13 +62,30 @@ def run(conn: psycopg.Connection[Any], full: bool = False) -> Run:
             found = db.call(conn, "public.verify_ledger")
         else:
             assert last is not None
-            found = db.call(conn, "public.verify_changes", (last["entry_id"], last["cards_up_to"]))
+            since = (last["entry_id"], last["cards_up_to"])
+            if connect is None:
+                found = db.call(conn, "public.verify_changes", since)
+            else:
+                snapshot = conn.execute("SELECT pg_export_snapshot() AS id").fetchone()
+                assert snapshot is not None
+                with ThreadPoolExecutor(1, "recharge-verify") as pool:
+                    rollups = pool.submit(_touched_rollups, connect, snapshot["id"], since[0])
+                    found = db.call(conn, "public.verify_changes", (*since, False))
+                    found += rollups.result()
         high = horizon and horizon["verify_horizon"]
         moved = None
         if not found and high is not None:
             db.call(conn, "public.verify_checkpoint_set", (high, full))
             moved = high
     return Run(found, full, 0 if full else int(last["entry_id"]), moved)
+
+
+def _touched_rollups(connect: Callable[[], psycopg.Connection[Any]], snapshot: str,
+                     entry: int) -> list[dict[str, Any]]:
+    with connect() as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot))
+        return db.call(conn, "public.verify_touched_rollups", (entry,))
 
 
 def record(conn: psycopg.Connection[Any], found: list[dict[str, Any]],

@@ -4,6 +4,7 @@ only after a clean run."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import psycopg
@@ -90,3 +91,26 @@ def test_the_checkpoint_never_passes_an_entry_still_being_written(
         entry = conn.execute("SELECT entry_id FROM ledger WHERE idempotency_key = 'open'"
                              ).fetchone()["entry_id"]
         assert after.violations == [] and after.checkpoint >= entry
+
+
+def test_a_rollup_of_a_touched_day_is_checked_side_by_side(empty_database: Database) -> None:
+    """The touched days' rollups, checked on a second connection in the run's snapshot,
+    find what the one-connection run finds."""
+    cache = empty_database.cache()
+    with empty_database.connect() as conn:
+        conn.execute("INSERT INTO localities VALUES (99, 'Test') ON CONFLICT DO NOTHING")
+        conn.execute("INSERT INTO stations VALUES (5, 'Portal', 'PORTAL', 99)")
+        card = new_card(conn, balance=20_000)
+        assert verify.run(conn).violations == []
+        earlier = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)  # (a day rolled up)
+        cards.record_trip(conn, cache, card, 5, at=earlier, key="tap")
+        conn.execute("SELECT rollup_build()")
+        assert verify.run(conn, connect=empty_database.connect).violations == []
+        cards.record_trip(conn, cache, card, 5, at=earlier + dt.timedelta(hours=1), key="tap-2")
+        conn.execute("SELECT rollup_build()")
+        changed = conn.execute("UPDATE daily_trips SET fares = fares + 100 WHERE dimension = 'hour'")
+        assert changed.rowcount >= 1
+        alone = verify.run(conn)
+        side_by_side = verify.run(conn, connect=empty_database.connect)
+        assert _names(alone) == _names(side_by_side) == {(6, "rollup equals recomputation")}
+        assert alone.checkpoint is None and side_by_side.checkpoint is None

@@ -24,7 +24,7 @@ def verify(ctx: typer.Context,
       recharge verify --full
     """
     rt = runtime(ctx)
-    done = ledger.run(rt.db(), full)
+    done = ledger.run(rt.db(), full, rt.more_db)
     found = done.violations
     ledger.record(rt.db(), found, {"full": done.full, "since_entry": done.since_entry,
                                    "checkpoint": done.checkpoint})

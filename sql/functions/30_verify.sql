@@ -282,6 +282,24 @@ BEGIN
             full_run = excluded.full_run, verified_at = excluded.verified_at;
 END $$;
 
+-- Invariant 6 over the days the entries after p_entry touched: their rollups equal the
+-- recomputation (rows as verify_changes').
+CREATE OR REPLACE FUNCTION verify_touched_rollups(p_entry bigint)
+RETURNS TABLE (invariant integer, check_name text, card_id bigint, expected bigint,
+               actual bigint, detail text)
+LANGUAGE sql
+    SECURITY DEFINER SET search_path = public, pg_temp SET jit = off SET work_mem = '256MB' AS $$
+    SELECT 6, 'rollup equals recomputation', NULL::bigint, NULL::bigint, NULL::bigint,
+           v.day || ' ' || v.rollup || ': stored ' || coalesce(v.stored, 'nothing')
+             || ', recomputed ' || coalesce(v.recomputed, 'nothing')
+    FROM public.verify_rollups((
+        SELECT coalesce(array_agg(DISTINCT (coalesce(l.boarding_time, l.created_at)
+                                            AT TIME ZONE s.time_zone)::date), '{}')
+        FROM public.ledger l CROSS JOIN public.rollup_state s
+        WHERE l.entry_id / 65536 >= p_entry / 65536 AND l.entry_id > p_entry
+          AND l.kind IN ('recharge', 'fare', 'correction'))) v
+$$;
+
 -- (work_mem: a day's new entries are sorted and hashed in memory; 4 MB would spill them
 -- to disk. It is memory a verify run may take per sort or hash, not memory it holds.)
 -- The invariants over what changed after the checkpoint (entries after p_entry, cards after
@@ -290,7 +308,11 @@ END $$;
 -- commit in the order of their ids, the card's lock orders them); the checkpoint moves only
 -- to the horizon. Balances equal the sum of the entries by induction: every entry chains
 -- to its card's previous one, and the card's balance is its last entry's balance_after.
-CREATE OR REPLACE FUNCTION verify_changes(p_entry bigint, p_card bigint)
+-- With p_rollups false the rollups are left to verify_touched_rollups, which a second
+-- connection runs in the same snapshot, side by side.
+DROP FUNCTION IF EXISTS verify_changes(bigint, bigint);
+CREATE OR REPLACE FUNCTION verify_changes(p_entry bigint, p_card bigint,
+                                          p_rollups boolean DEFAULT true)
 RETURNS TABLE (invariant integer, check_name text, card_id bigint, expected bigint,
                actual bigint, detail text)
 LANGUAGE plpgsql
@@ -298,8 +320,6 @@ LANGUAGE plpgsql
 #variable_conflict use_column
 DECLARE
     v_check public.verify_checkpoint;
-    v_zone text := (SELECT s.time_zone FROM public.rollup_state s);
-    v_days date[];
 BEGIN
     SELECT * INTO v_check FROM public.verify_checkpoint;
     DROP TABLE IF EXISTS pg_temp.verify_new, pg_temp.verify_cards;
@@ -310,9 +330,6 @@ BEGIN
         SELECT DISTINCT n.card_id FROM verify_new n
         UNION SELECT c.card_id FROM public.cards c WHERE c.card_id > p_card;
     ANALYZE verify_new, verify_cards;
-    SELECT coalesce(array_agg(DISTINCT (coalesce(n.boarding_time, n.created_at)
-                                        AT TIME ZONE v_zone)::date), '{}')
-    INTO v_days FROM verify_new n WHERE n.kind IN ('recharge', 'fare', 'correction');
 
     RETURN QUERY
     -- 2. each new entry chains to its card's previous entry
@@ -408,10 +425,7 @@ BEGIN
                  x (what, expected, actual)
     WHERE x.expected <> x.actual
     UNION ALL
-    SELECT 6, 'rollup equals recomputation', NULL, NULL, NULL,
-           v.day || ' ' || v.rollup || ': stored ' || coalesce(v.stored, 'nothing')
-             || ', recomputed ' || coalesce(v.recomputed, 'nothing')
-    FROM public.verify_rollups(v_days) v
+    SELECT * FROM public.verify_touched_rollups(p_entry) WHERE p_rollups
     UNION ALL
     -- 7. a new reversal reverses one recharge of its card, by its whole amount
     SELECT 7, 'reversal reverses one recharge', n.card_id, -r.amount, n.amount,
