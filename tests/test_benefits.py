@@ -163,6 +163,7 @@ def test_benefits_grant_on_the_command_line(town, empty_database: Database,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECHARGE_DSN", empty_database.dsn)
     monkeypatch.setenv("RECHARGE_REDIS_URL", empty_database.redis_url)
+    monkeypatch.setenv("RECHARGE_CACHE_PREFIX", empty_database.prefix)
     _user(town, "CC30", sisben_group="B")
     month = _month(town).strftime("%Y-%m")
     result = run_cli("--format", "json", "benefits", "grant", "--month", month)
@@ -205,6 +206,7 @@ def test_an_upload_spends_trips_as_the_same_taps_one_by_one(town, empty_database
                               for pair in pairs for station, route, m in reversed(legs)))
     monkeypatch.setenv("RECHARGE_DSN", empty_database.dsn)
     monkeypatch.setenv("RECHARGE_REDIS_URL", empty_database.redis_url)
+    monkeypatch.setenv("RECHARGE_CACHE_PREFIX", empty_database.prefix)
     result = run_cli("--format", "json", "trips", "record", "--from-csv", str(upload))
     assert result.exit_code == 0 and result.json()["ok"] == 2 * len(legs), result.stderr
     for pair in pairs:

@@ -44,6 +44,7 @@ def test_changed_migration_is_an_error(empty_database: Database, monkeypatch) ->
                      "WHERE name = 'migrations/0001_schema.sql'")
     monkeypatch.setenv("RECHARGE_DSN", empty_database.dsn)
     monkeypatch.setenv("RECHARGE_REDIS_URL", empty_database.redis_url)
+    monkeypatch.setenv("RECHARGE_CACHE_PREFIX", empty_database.prefix)
     status = run_cli("db", "status")
     assert status.exit_code == 1
     assert "0001_schema.sql" in status.stderr and "changed" in status.stderr
@@ -285,6 +286,7 @@ def test_verify_names_incoherent_times(empty_database: Database, monkeypatch) ->
                      (10, "recharge before its card was issued", 2)}  # one row per movement
     monkeypatch.setenv("RECHARGE_DSN", empty_database.dsn)
     monkeypatch.setenv("RECHARGE_REDIS_URL", empty_database.redis_url)
+    monkeypatch.setenv("RECHARGE_CACHE_PREFIX", empty_database.prefix)
     result = run_cli("--format", "json", "verify")
     assert result.exit_code == 1
     assert "violation of invariant 10 (recharge before its card was issued): card 2" in result.stderr
