@@ -84,7 +84,7 @@ def _touched_rollups(connect: Callable[[], psycopg.Connection[Any]], snapshot: s
                      entry: int) -> list[dict[str, Any]]:
     with connect() as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot))
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
         return db.call(conn, "public.verify_touched_rollups", (entry,))
 
 

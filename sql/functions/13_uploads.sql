@@ -125,8 +125,9 @@ BEGIN
                    AND NOT EXISTS (SELECT 1 FROM public.idempotency_keys k
                                    WHERE k.card_id = t.card_id
                                      AND k.idempotency_key = t.idempotency_key),
-                            false),
+                            false) AS judged,
                    public.unaffordable(c.user_id, c.balance, paid.fare, lim.credit_allowance)
+                       AS unaffordable
             FROM pg_temp.tap_chunk t
             CROSS JOIN public.limits lim
             LEFT JOIN public.cards c ON c.card_id = t.card_id
@@ -168,9 +169,7 @@ BEGIN
             ) paid
             WHERE t.round = v_round
             OFFSET 0  -- (each tap judged once: the outer query names judged twice)
-        ) j (line, card_id, station_id, route_id, boarding_time, idempotency_key, service,
-             fare_id, fare, balance, transfer_group, leg_number, benefit, trips_month, judged,
-             unaffordable);
+        ) j;
         INSERT INTO public.ledger (card_id, entry_id, kind, amount, balance_after, created_at,
                                    station_id, route_id, service, boarding_time, fare_id,
                                    transfer_group, leg_number, idempotency_key, trips,
